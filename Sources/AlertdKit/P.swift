@@ -1,0 +1,2 @@
+import CAlertdShims
+public enum P2 {}

@@ -1,0 +1,42 @@
+#ifndef ALERTD_SHIMS_H
+#define ALERTD_SHIMS_H
+
+/*
+ * Typed, one-line wrappers for the parts of libcurl and libesmtp that Swift cannot call:
+ * variadic functions (curl_easy_setopt, curl_easy_getinfo, smtp_set_header) and macros
+ * (smtp_set_message_str). Every decision about what to set lives in Swift.
+ */
+
+#include <stddef.h>
+#include <curl/curl.h>
+#include <libesmtp.h>
+
+/* curl_easy_setopt, one function per argument type the option takes. */
+CURLcode alertd_curl_easy_setopt_long(CURL *handle, CURLoption option, long value);
+CURLcode alertd_curl_easy_setopt_off_t(CURL *handle, CURLoption option, curl_off_t value);
+CURLcode alertd_curl_easy_setopt_string(CURL *handle, CURLoption option, const char *value);
+CURLcode alertd_curl_easy_setopt_pointer(CURL *handle, CURLoption option, void *value);
+CURLcode alertd_curl_easy_setopt_slist(CURL *handle, CURLoption option, struct curl_slist *value);
+CURLcode alertd_curl_easy_setopt_write_function(CURL *handle, curl_write_callback callback);
+CURLcode alertd_curl_easy_setopt_header_function(CURL *handle, curl_write_callback callback);
+CURLcode alertd_curl_easy_setopt_opensocket_function(CURL *handle, curl_opensocket_callback callback);
+
+/* curl_easy_getinfo, one function per result type. */
+CURLcode alertd_curl_easy_getinfo_long(CURL *handle, CURLINFO info, long *value);
+CURLcode alertd_curl_easy_getinfo_double(CURL *handle, CURLINFO info, double *value);
+CURLcode alertd_curl_easy_getinfo_off_t(CURL *handle, CURLINFO info, curl_off_t *value);
+CURLcode alertd_curl_easy_getinfo_string(CURL *handle, CURLINFO info, const char **value);
+CURLcode alertd_curl_easy_getinfo_pointer(CURL *handle, CURLINFO info, void **value);
+
+/* curl_multi_setopt is variadic as well. */
+CURLMcode alertd_curl_multi_setopt_long(CURLM *multi, CURLMoption option, long value);
+
+/* smtp_set_header for headers whose value is one string (Subject, Message-ID, ...). */
+int alertd_smtp_set_header_string(smtp_message_t message, const char *header, const char *value);
+/* smtp_set_header for address headers (From, To): a phrase, which may be NULL, and a mailbox. */
+int alertd_smtp_set_header_address(smtp_message_t message, const char *header,
+                                   const char *phrase, const char *mailbox);
+/* smtp_set_message_str is a macro; the string must stay alive until smtp_start_session returns. */
+int alertd_smtp_set_message_string(smtp_message_t message, const char *text);
+
+#endif
