@@ -1,2 +1,0 @@
-import CAlertdShims
-public enum P2 {}
