@@ -190,8 +190,8 @@ enum PostgresArrayLiteral {
 }
 
 /// PostgreSQL's ISO text form of timestamps: `2025-11-22 10:30:00.123456+00`.
-enum PostgresTimestamp {
-    static func format(_ date: Date) -> String {
+public enum PostgresTimestamp {
+    public static func format(_ date: Date) -> String {
         let microseconds = (date.timeIntervalSince1970 * 1_000_000).rounded()
         let seconds = Int64((microseconds / 1_000_000).rounded(.down))
         let fraction = Int64(microseconds) - seconds * 1_000_000
@@ -205,7 +205,7 @@ enum PostgresTimestamp {
         )
     }
 
-    static func parse(_ text: String) -> Date? {
+    public static func parse(_ text: String) -> Date? {
         // yyyy-mm-dd[ T]hh:mm:ss[.ffffff][(+|-)hh[:mm[:ss]]]
         let scalars = Array(text.utf8)
         func number(_ range: Range<Int>) -> Int? {

@@ -1,0 +1,12 @@
+import AlertdKit
+import ArgumentParser
+
+@main
+struct Alertd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "alertd",
+        abstract: "Turns sync-run outcomes in the ETL platform's database into email and webhook alerts.",
+        version: AlertdVersion.string,
+        subcommands: [DatabaseCommand.self]
+    )
+}
