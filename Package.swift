@@ -58,13 +58,22 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Real servers for the tests: throwaway databases on the cluster deploy/dev/pg.sh starts.
+        .target(
+            name: "AlertdTestSupport",
+            dependencies: [
+                "AlertdKit",
+                "AlertdPostgres",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "AlertdPostgresTests",
-            dependencies: ["AlertdPostgres"]
+            dependencies: ["AlertdPostgres", "AlertdTestSupport"]
         ),
         .testTarget(
             name: "AlertdKitTests",
-            dependencies: ["AlertdKit", "AlertdPostgres", "CAlertdShims"],
+            dependencies: ["AlertdKit", "AlertdPostgres", "AlertdTestSupport", "CAlertdShims", "CCurl", "CESMTP"],
             exclude: ["Fixtures"]
         ),
     ],

@@ -26,8 +26,12 @@ final class BlockingWorker: @unchecked Sendable {
         jobs.append(job)
         if !started {
             started = true
-            let thread = Thread { [self] in self.loop() }
-            thread.name = name
+            // Named from inside: on Linux a name set before start() is not applied, and the
+            // thread would carry the name of the pool thread that created it.
+            let thread = Thread { [self] in
+                Thread.current.name = self.name
+                self.loop()
+            }
             thread.start()
         }
         condition.signal()

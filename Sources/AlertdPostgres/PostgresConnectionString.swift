@@ -111,3 +111,11 @@ public struct PostgresConnectionString: Sendable, CustomStringConvertible {
         return secrets.filter { !$0.isEmpty }
     }
 }
+
+extension PostgresConnectionString {
+    /// The connection string in full, password included, for handing to a child process such as
+    /// psql or pg_dump. Never log it.
+    package var conninfoForChildProcesses: String {
+        parameters.map { "\($0.keyword)=\(Self.quote($0.value))" }.joined(separator: " ")
+    }
+}

@@ -129,10 +129,10 @@ final class ListenLoop: @unchecked Sendable {
 
     func start() {
         let thread = Thread { [self] in
+            Thread.current.name = "alertd-listen"
             self.loop()
             self.markFinished()
         }
-        thread.name = "alertd-listen"
         thread.start()
     }
 

@@ -1,0 +1,135 @@
+import AlertdKit
+import AlertdPostgres
+import Foundation
+import Logging
+
+/// Throwaway databases on the PostgreSQL cluster that `deploy/dev/test.sh` starts.
+///
+/// The cluster's superuser URL comes from `ALERTD_TEST_DATABASE_URL`. Without it, or when the
+/// server does not answer, every test that needs it fails with a message saying so: none skips.
+public enum TestPostgres {
+    public static let variable = "ALERTD_TEST_DATABASE_URL"
+
+    public static let logger: Logger = {
+        var logger = Logger(label: "alertd.tests")
+        logger.logLevel = .warning
+        return logger
+    }()
+
+    public static func serverConnectionString() throws -> PostgresConnectionString {
+        guard let url = ProcessInfo.processInfo.environment[variable], !url.isEmpty else {
+            throw TestSetupError(
+                "\(variable) is not set. Run the tests with deploy/dev/test.sh, which starts PostgreSQL, or export the URL printed by deploy/dev/pg.sh start."
+            )
+        }
+        return try PostgresConnectionString(url)
+    }
+
+    /// The checkout's root folder.
+    public static let packageRoot: URL = URL(filePath: #filePath)
+        .deletingLastPathComponent().appending(path: "../..").standardized
+
+    public static var sqlDirectory: SQLDirectory {
+        SQLDirectory(url: packageRoot.appending(path: "deploy"))
+    }
+
+    /// What a new test database gets before the test runs.
+    public enum Setup: Sendable {
+        /// Nothing: an empty database.
+        case empty
+        /// The platform's tables and Supabase's pieces (`alertd db init-platform`).
+        case platform
+        /// The platform and every alertd migration (`alertd db migrate`).
+        case migrated
+    }
+
+    /// Creates a database, prepares it, runs `body`, and drops the database afterwards, also when
+    /// `body` throws.
+    @discardableResult
+    public static func withDatabase<T: Sendable>(
+        _ setup: Setup = .migrated,
+        _ body: (TestDatabase) async throws -> T
+    ) async throws -> T {
+        let server = try serverConnectionString()
+        let name = "alertd_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
+        let admin = try await PostgresConnection.connect(server, logger: logger)
+        try await admin.execute("CREATE DATABASE \(name)")
+        let database = TestDatabase(name: String(name), connectionString: server.withDatabase(String(name)))
+        do {
+            let connection = try await database.connect()
+            switch setup {
+            case .empty:
+                break
+            case .platform:
+                try await PlatformFixture(connection: connection, sql: PlatformFixture.load(from: sqlDirectory)).apply { _ in }
+            case .migrated:
+                try await PlatformFixture(connection: connection, sql: PlatformFixture.load(from: sqlDirectory)).apply { _ in }
+                try await Migrator(connection: connection, migrations: Migration.load(from: sqlDirectory)).migrate { _ in }
+            }
+            await connection.close()
+            let result = try await body(database)
+            try await admin.execute("DROP DATABASE \(name) WITH (FORCE)")
+            await admin.close()
+            return result
+        } catch {
+            _ = try? await admin.execute("DROP DATABASE \(name) WITH (FORCE)")
+            await admin.close()
+            throw error
+        }
+    }
+}
+
+/// One throwaway database.
+public struct TestDatabase: Sendable {
+    public let name: String
+    public let connectionString: PostgresConnectionString
+
+    public func connect() async throws -> PostgresConnection {
+        try await PostgresConnection.connect(connectionString, logger: TestPostgres.logger)
+    }
+
+    /// Connects, runs `body`, and closes the connection.
+    @discardableResult
+    public func withConnection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        let connection = try await connect()
+        do {
+            let result = try await body(connection)
+            await connection.close()
+            return result
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
+
+    /// The database URL with its password, for child processes (psql, pg_dump, alertd).
+    public var url: String { connectionString.conninfoForChildProcesses }
+
+    /// `pg_dump --schema-only`, without alertd's own bookkeeping schema and without the random
+    /// `\restrict` key newer pg_dump versions write, so that two dumps of one schema are equal.
+    public func schemaDump() throws -> String {
+        let result = try TestProcess.run("/usr/bin/pg_dump", ["--schema-only", "--exclude-schema=alertd", "--dbname", url])
+        guard result.status == 0 else {
+            throw TestSetupError("pg_dump failed: \(result.standardError)")
+        }
+        return result.standardOutput
+            .split(separator: "\n", omittingEmptySubsequences: false)
+            .filter { !$0.hasPrefix("\\restrict") && !$0.hasPrefix("\\unrestrict") }
+            .joined(separator: "\n")
+    }
+
+    /// Runs a SQL file with psql in one transaction, as a person applying it by hand would.
+    public func applyWithPsql(_ file: URL) throws {
+        let result = try TestProcess.run("/usr/bin/psql", [
+            "--no-psqlrc", "--quiet", "--single-transaction", "-v", "ON_ERROR_STOP=1", "--dbname", url, "--file", file.path,
+        ])
+        guard result.status == 0 else {
+            throw TestSetupError("psql -f \(file.lastPathComponent) failed: \(result.standardError)")
+        }
+    }
+}
+
+public struct TestSetupError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
