@@ -1,0 +1,106 @@
+import AlertdKit
+import AlertdPostgres
+import AlertdTestSupport
+import Foundation
+import Testing
+
+/// The migrations give the same schema whichever way they are applied, and their rollbacks give
+/// back the schema from before: compared as `pg_dump --schema-only` text.
+@Suite struct SchemaDumpTests {
+    static var seedFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251122_add_retry_and_alerts.sql") }
+    static var outboxFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251124_alertd_outbox.sql") }
+    static var seedRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251122_add_retry_and_alerts.rollback.sql") }
+    static var outboxRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251124_alertd_outbox.rollback.sql") }
+    static var platformVersionFile: URL {
+        URL(filePath: #filePath).deletingLastPathComponent().appending(path: "Fixtures/platform_20251122_add_retry_and_alerts.sql")
+    }
+
+    /// The dump after the seed migration on a database that never had it.
+    static func freshSeedDump() async throws -> String {
+        try await TestPostgres.withDatabase(.platform) { database in
+            try database.applyWithPsql(seedFile)
+            return try database.schemaDump()
+        }
+    }
+
+    @Test func theSeedGivesOneSchemaOnAFreshDatabaseOverThePlatformsVersionAndTwice() async throws {
+        let fresh = try await Self.freshSeedDump()
+        #expect(fresh.contains("integration_alert_history"))
+
+        let overPlatformVersion = try await TestPostgres.withDatabase(.platform) { database in
+            try database.applyWithPsql(Self.platformVersionFile)
+            let platformDump = try database.schemaDump()
+            #expect(platformDump.contains("IMMUTABLE"))
+            try database.applyWithPsql(Self.seedFile)
+            return try database.schemaDump()
+        }
+        #expect(overPlatformVersion == fresh)
+
+        let twice = try await TestPostgres.withDatabase(.platform) { database in
+            try database.applyWithPsql(Self.seedFile)
+            try database.applyWithPsql(Self.seedFile)
+            return try database.schemaDump()
+        }
+        #expect(twice == fresh)
+    }
+
+    @Test func theOutboxAppliedTwiceChangesNothing() async throws {
+        try await TestPostgres.withDatabase(.platform) { database in
+            try database.applyWithPsql(Self.seedFile)
+            try database.applyWithPsql(Self.outboxFile)
+            let once = try database.schemaDump()
+            try database.applyWithPsql(Self.outboxFile)
+            #expect(try database.schemaDump() == once)
+            #expect(once.contains("alertd_enqueue_sync_alerts"))
+        }
+    }
+
+    @Test func rollbacksReturnTheSchemaToWhatItWasAndTheMigrationsApplyAgain() async throws {
+        try await TestPostgres.withDatabase(.platform) { database in
+            let before = try database.schemaDump()
+            try database.applyWithPsql(Self.seedFile)
+            let afterSeed = try database.schemaDump()
+            try database.applyWithPsql(Self.outboxFile)
+            let afterOutbox = try database.schemaDump()
+
+            try database.applyWithPsql(Self.outboxRollbackFile)
+            #expect(try database.schemaDump() == afterSeed)
+            try database.applyWithPsql(Self.seedRollbackFile)
+            #expect(try database.schemaDump() == before)
+
+            try database.applyWithPsql(Self.seedFile)
+            try database.applyWithPsql(Self.outboxFile)
+            #expect(try database.schemaDump() == afterOutbox)
+        }
+    }
+
+    @Test func theSeedsRollbackAlsoUndoesThePlatformsVersion() async throws {
+        try await TestPostgres.withDatabase(.platform) { database in
+            let before = try database.schemaDump()
+            try database.applyWithPsql(Self.platformVersionFile)
+            try database.applyWithPsql(Self.seedRollbackFile)
+            #expect(try database.schemaDump() == before)
+        }
+    }
+
+    @Test func alertdDbMigrateAndRollbackMatchApplyingTheFilesByHand() async throws {
+        let byHand = try await TestPostgres.withDatabase(.platform) { database in
+            try database.applyWithPsql(Self.seedFile)
+            try database.applyWithPsql(Self.outboxFile)
+            return try database.schemaDump()
+        }
+        try await TestPostgres.withDatabase(.platform) { database in
+            let before = try database.schemaDump()
+            try await database.withConnection { connection in
+                let migrator = Migrator(connection: connection, migrations: try Migration.load(from: TestPostgres.sqlDirectory))
+                try await migrator.migrate { _ in }
+                #expect(try database.schemaDump() == byHand)
+                try await migrator.rollback(all: true, force: false) { _ in }
+                // The bookkeeping schema is gone too: the dump without exclusions matches.
+                let bookkeeping = try await connection.query("SELECT to_regnamespace('alertd') IS NULL AS gone")
+                #expect(try bookkeeping[0].decode("gone", as: Bool.self))
+            }
+            #expect(try database.schemaDump() == before)
+        }
+    }
+}
