@@ -1,0 +1,257 @@
+import AlertdPostgres
+import AlertdTestSupport
+import Foundation
+import Testing
+
+@Suite struct AlertTriggerTests {
+    struct Config: Sendable, CustomStringConvertible {
+        let onFailure: Bool
+        let onSuccess: Bool
+        let emails: [String]?
+        let webhook: String?
+
+        var description: String { "failure=\(onFailure) success=\(onSuccess) emails=\(emails.map { "\($0)" } ?? "nil") webhook=\(webhook ?? "nil")" }
+
+        static let all: [Config] = {
+            var configs: [Config] = []
+            for onFailure in [true, false] {
+                for onSuccess in [true, false] {
+                    for emails in [nil, [], ["", "  "], ["ops@example.com"]] as [[String]?] {
+                        for webhook in [nil, "", "https://hooks.example.com/alertd"] as [String?] {
+                            configs.append(Config(onFailure: onFailure, onSuccess: onSuccess, emails: emails, webhook: webhook))
+                        }
+                    }
+                }
+            }
+            return configs
+        }()
+
+        /// The alerts (type, channel) a run that reaches `status` must queue, by the rule the
+        /// product documents.
+        func expectedAlerts(for status: String) -> Set<String> {
+            let type: String
+            switch status {
+            case "failed": guard onFailure else { return [] }; type = "failure"
+            case "partial": guard onFailure else { return [] }; type = "warning"
+            case "success": guard onSuccess else { return [] }; type = "success"
+            default: return []
+            }
+            var alerts: Set<String> = []
+            if emails?.contains(where: { !$0.trimmingCharacters(in: .whitespaces).isEmpty }) == true { alerts.insert("\(type)/email") }
+            if let webhook, !webhook.isEmpty { alerts.insert("\(type)/webhook") }
+            return alerts
+        }
+    }
+
+    static let statuses = ["running", "success", "failed", "partial", "cancelled"]
+
+    static func alerts(_ connection: PostgresConnection, run: UUID) async throws -> [String] {
+        try await connection.query(
+            "SELECT alert_type || '/' || alert_channel AS a FROM integration_alert_history WHERE sync_history_id = $1 ORDER BY 1",
+            [run]
+        ).map { try $0.decode("a", as: String.self) }
+    }
+
+    @Test func everyStatusAndConfigurationQueuesExactlyTheAlertsItCallsFor() async throws {
+        try await TestPostgres.withDatabase { database in
+            try await database.withConnection { connection in
+                let rows = PlatformRows(connection)
+                let tenant = try await rows.tenant()
+                var checked = 0
+                for (index, config) in Config.all.enumerated() {
+                    let integration = try await rows.integration(
+                        tenant: tenant, type: "type\(index)",
+                        alertOnFailure: config.onFailure, alertOnSuccess: config.onSuccess,
+                        emails: config.emails, webhook: config.webhook
+                    )
+                    for status in Self.statuses {
+                        // A run inserted straight into the status ...
+                        let inserted = try await rows.syncRun(integration: integration, status: status, endpoint: "inserted-\(status)")
+                        #expect(Set(try await Self.alerts(connection, run: inserted)) == config.expectedAlerts(for: status), "insert \(status) \(config)")
+                        // ... and one that gets there from running.
+                        let updated = try await rows.syncRun(integration: integration, status: "running", endpoint: "updated-\(status)")
+                        try await rows.setStatus(of: updated, to: status)
+                        #expect(Set(try await Self.alerts(connection, run: updated)) == config.expectedAlerts(for: status), "update \(status) \(config)")
+                        checked += 2
+                    }
+                }
+                #expect(checked == Config.all.count * Self.statuses.count * 2)
+            }
+        }
+    }
+
+    @Test func aRunIsAlertedOncePerTypeAndChannelHoweverOftenItChanges() async throws {
+        try await TestPostgres.withDatabase { database in
+            try await database.withConnection { connection in
+                let rows = PlatformRows(connection)
+                let integration = try await rows.integration(
+                    tenant: try await rows.tenant(), alertOnSuccess: true, emails: ["ops@example.com"], webhook: "https://hooks.example.com/x"
+                )
+                let run = try await rows.syncRun(integration: integration)
+                for status in ["failed", "running", "failed", "partial", "failed", "partial", "success", "failed"] {
+                    try await rows.setStatus(of: run, to: status)
+                }
+                // Updates that leave the status alone queue nothing either.
+                try await connection.query("UPDATE integration_sync_history SET records_synced = 10, status = status WHERE id = $1", [run])
+                #expect(try await Self.alerts(connection, run: run) == [
+                    "failure/email", "failure/webhook", "success/email", "success/webhook", "warning/email", "warning/webhook",
+                ])
+            }
+        }
+    }
+
+    @Test func queuedAlertsArePendingAndDueWithCleanRecipients() async throws {
+        try await TestPostgres.withDatabase { database in
+            try await database.withConnection { connection in
+                let rows = PlatformRows(connection)
+                let integration = try await rows.integration(
+                    tenant: try await rows.tenant(),
+                    emails: [" ops@example.com", "payroll@example.com", "ops@example.com", "", "  "],
+                    webhook: "https://user:s3cret-token@hooks.example.com:8443/alertd?x=1"
+                )
+                let run = try await rows.syncRun(integration: integration, status: "failed")
+                let queued = try await connection.query(
+                    """
+                    SELECT alert_channel, recipients, delivery_status, sent_at IS NULL AS unsent, origin, attempt_count,
+                           next_attempt_at <= now() AS due, locked_by IS NULL AS unlocked, created_at IS NOT NULL AS stamped,
+                           metadata->>'sync_status' AS sync_status
+                    FROM integration_alert_history WHERE sync_history_id = $1 ORDER BY alert_channel
+                    """,
+                    [run]
+                )
+                #expect(queued.count == 2)
+                for row in queued {
+                    #expect(try row.decode("delivery_status", as: String.self) == "pending")
+                    #expect(try row.decode("unsent", as: Bool.self))
+                    #expect(try row.decode("origin", as: String.self) == "trigger")
+                    #expect(try row.decode("attempt_count", as: Int.self) == 0)
+                    #expect(try row.decode("due", as: Bool.self))
+                    #expect(try row.decode("unlocked", as: Bool.self))
+                    #expect(try row.decode("stamped", as: Bool.self))
+                    #expect(try row.decode("sync_status", as: String.self) == "failed")
+                }
+                #expect(try queued[0].decode("recipients", as: [String].self) == ["ops@example.com", "payroll@example.com"])
+                #expect(try queued[1].decode("recipients", as: [String].self) == ["https://[redacted]@hooks.example.com:8443/alertd?x=1"])
+            }
+        }
+    }
+
+    @Test func aPlainAuthenticatedWriterUnderRowLevelSecurityQueuesAlerts() async throws {
+        try await TestPostgres.withDatabase { database in
+            let (writer, integration) = try await database.withConnection { connection in
+                let rows = PlatformRows(connection)
+                let tenant = try await rows.tenant()
+                let writer = UUID()
+                try await rows.member(writer, of: tenant)
+                return (writer, try await rows.integration(tenant: tenant, emails: ["ops@example.com"], webhook: "https://hooks.example.com/x"))
+            }
+            let run: UUID = try await database.withConnection { connection in
+                try await connection.actAsAuthenticatedUser(writer)
+                let run: UUID = try await connection.query(
+                    "INSERT INTO integration_sync_history (integration_config_id, endpoint_name, sync_started_at) VALUES ($1, 'employees', now()) RETURNING id",
+                    [integration]
+                )[0].decode("id")
+                try await connection.query("UPDATE integration_sync_history SET status = 'failed', error_message = 'token expired' WHERE id = $1", [run])
+                // The writer, a plain member, reads its tenant's alerts but could not have written them.
+                #expect(try await connection.query("SELECT count(*) AS n FROM integration_alert_history")[0].decode("n", as: Int.self) == 2)
+                do {
+                    try await connection.query(
+                        "INSERT INTO integration_alert_history (integration_config_id, alert_type, alert_channel) VALUES ($1, 'failure', 'email')",
+                        [integration]
+                    )
+                    Issue.record("a plain member inserted an alert")
+                } catch let error as PostgresError {
+                    #expect(error.sqlState == "42501")
+                }
+                return run
+            }
+            let queued = try await database.withConnection { connection in
+                try await Self.alerts(connection, run: run)
+            }
+            #expect(queued == ["failure/email", "failure/webhook"])
+        }
+    }
+
+    @Test func aRolledBackWriterLeavesNeitherAlertNorNotification() async throws {
+        try await TestPostgres.withDatabase { database in
+            let listener = PostgresListener(connectionString: database.connectionString, channels: ["alertd"], logger: TestPostgres.logger)
+            try await database.withConnection { connection in
+                let rows = PlatformRows(connection)
+                let integration = try await rows.integration(tenant: try await rows.tenant(), emails: ["ops@example.com"])
+                let run = try await rows.syncRun(integration: integration)
+                try await listener.run { events in
+                    var iterator = events.makeAsyncIterator()
+                    #expect(await iterator.next() == .listening(reconnected: false))
+
+                    await #expect(throws: PostgresError.self) {
+                        try await connection.withTransaction { session in
+                            try session.query("UPDATE integration_sync_history SET status = 'failed' WHERE id = $1", [run])
+                            try session.query("SELECT 1/0")
+                        }
+                    }
+                    #expect(try await Self.alerts(connection, run: run).isEmpty)
+                    // The first notification to arrive is the marker sent after the rollback.
+                    try await connection.query("SELECT pg_notify('alertd', 'marker')")
+                    #expect(await iterator.next() == .notification(PostgresNotification(channel: "alertd", payload: "marker", senderPID: connection.backendPID)))
+
+                    // The same change, committed, queues the alert and notifies.
+                    try await rows.setStatus(of: run, to: "failed")
+                    #expect(await iterator.next() == .notification(PostgresNotification(channel: "alertd", payload: "", senderPID: connection.backendPID)))
+                    #expect(try await Self.alerts(connection, run: run) == ["failure/email"])
+                }
+            }
+        }
+    }
+
+    @Test func aTransactionThatQueuesManyAlertsNotifiesOnce() async throws {
+        try await TestPostgres.withDatabase { database in
+            let listener = PostgresListener(connectionString: database.connectionString, channels: ["alertd"], logger: TestPostgres.logger)
+            try await database.withConnection { connection in
+                let rows = PlatformRows(connection)
+                let integration = try await rows.integration(tenant: try await rows.tenant(), emails: ["ops@example.com"], webhook: "https://hooks.example.com/x")
+                var runs: [UUID] = []
+                for n in 0..<50 { runs.append(try await rows.syncRun(integration: integration, endpoint: "e\(n)")) }
+                let ids = runs
+                try await listener.run { events in
+                    var iterator = events.makeAsyncIterator()
+                    #expect(await iterator.next() == .listening(reconnected: false))
+                    try await connection.withTransaction { session in
+                        for run in ids {
+                            try session.query("UPDATE integration_sync_history SET status = 'failed' WHERE id = $1", [run])
+                        }
+                    }
+                    try await connection.query("SELECT pg_notify('alertd', 'marker')")
+                    var before: [PostgresListenerEvent] = []
+                    while let event = await iterator.next() {
+                        if case .notification(let n) = event, n.payload == "marker" { break }
+                        before.append(event)
+                    }
+                    #expect(before == [.notification(PostgresNotification(channel: "alertd", payload: "", senderPID: connection.backendPID))])
+                }
+                #expect(try await connection.query("SELECT count(*) AS n FROM integration_alert_history")[0].decode("n", as: Int.self) == 100)
+            }
+        }
+    }
+
+    @Test func alertsWrittenBeforeTheOutboxAreNotQueued() async throws {
+        try await TestPostgres.withDatabase(.platform) { database in
+            try await database.withConnection { connection in
+                let migrations = try Migration.load(from: TestPostgres.sqlDirectory)
+                try await connection.execute(migrations[0].sql)
+                let rows = PlatformRows(connection)
+                let old = try await rows.alert(integration: try await rows.integration(tenant: try await rows.tenant()))
+                try await connection.execute(migrations[1].sql)
+                let row = try await connection.query(
+                    "SELECT origin, next_attempt_at IS NULL AS unscheduled, created_at IS NULL AS undated, delivery_status FROM integration_alert_history WHERE id = $1",
+                    [old]
+                )[0]
+                #expect(try row.decode("origin", as: String.self) == "manual")
+                #expect(try row.decode("unscheduled", as: Bool.self))
+                #expect(try row.decode("undated", as: Bool.self))
+                #expect(try row.decode("delivery_status", as: String.self) == "pending")
+            }
+        }
+    }
+}
+
+import AlertdKit
