@@ -4,19 +4,18 @@ import Logging
 ///
 /// Every libpq call runs on the connection's own thread, never on Swift's cooperative pool; a
 /// call suspends its task until the answer comes. Calls run one at a time, in order. Cancelling
-/// the task that waits for a statement asks the server to cancel the statement.
+/// the task that waits for a call asks the server to cancel the statement running for it, even
+/// one that has not reached the server yet.
 public final class PostgresConnection: Sendable {
     private let worker: BlockingWorker
     private let session: SessionBox
-    private let cancelHandle: CancelHandle
     public let connectionString: PostgresConnectionString
     /// The process ID of the server backend serving this connection when it was opened.
     public let backendPID: Int32
 
-    private init(worker: BlockingWorker, session: SessionBox, cancelHandle: CancelHandle, connectionString: PostgresConnectionString, backendPID: Int32) {
+    private init(worker: BlockingWorker, session: SessionBox, connectionString: PostgresConnectionString, backendPID: Int32) {
         self.worker = worker
         self.session = session
-        self.cancelHandle = cancelHandle
         self.connectionString = connectionString
         self.backendPID = backendPID
     }
@@ -30,17 +29,16 @@ public final class PostgresConnection: Sendable {
     /// Opens a connection on a new thread named `alertd-postgres`.
     public static func connect(_ connectionString: PostgresConnectionString, logger: Logger) async throws -> PostgresConnection {
         let worker = BlockingWorker(name: "alertd-postgres")
-        let cancelHandle = CancelHandle()
         do {
             let session = try await worker.run {
-                SessionBox(try PostgresSession.open(connectionString, cancelHandle: cancelHandle))
+                SessionBox(try PostgresSession.open(connectionString))
             }
             let pid = try await worker.run { session.session?.backendPID ?? 0 }
             logger.debug("connected to PostgreSQL", metadata: [
                 LogKey.database: "\(connectionString.description)",
                 LogKey.backendPID: "\(pid)",
             ])
-            return PostgresConnection(worker: worker, session: session, cancelHandle: cancelHandle, connectionString: connectionString, backendPID: pid)
+            return PostgresConnection(worker: worker, session: session, connectionString: connectionString, backendPID: pid)
         } catch {
             worker.shutdown()
             throw error
@@ -75,16 +73,18 @@ public final class PostgresConnection: Sendable {
     /// Runs `body` with the session on the connection's thread.
     public func withSession<T: Sendable>(_ body: @escaping @Sendable (PostgresSession) throws -> T) async throws -> T {
         let session = self.session
-        let cancelHandle = self.cancelHandle
+        let flag = CancellationFlag()
         return try await withTaskCancellationHandler {
             try await worker.run {
                 guard let active = session.session else {
                     throw PostgresError(.closed, "The connection has been closed.")
                 }
+                active.cancellation = flag
+                defer { active.cancellation = nil }
                 return try body(active)
             }
         } onCancel: {
-            cancelHandle.requestCancel()
+            flag.cancel()
         }
     }
 

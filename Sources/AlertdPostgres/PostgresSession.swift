@@ -9,16 +9,15 @@ import Foundation
 public final class PostgresSession {
     private var connection: OpaquePointer?
     public let connectionString: PostgresConnectionString
-    let cancelHandle: CancelHandle
+    private let cancelHandle = CancelHandle()
     /// NOTICE and WARNING messages from the server since the last `takeNotices()`, at most 1,000.
     private var notices: [String] = []
     /// True inside `transaction`: a connection lost there must fail the transaction, not be
     /// replaced by a new one that would run the remaining statements outside it.
     private var inTransaction = false
 
-    private init(connectionString: PostgresConnectionString, cancelHandle: CancelHandle) {
+    private init(connectionString: PostgresConnectionString) {
         self.connectionString = connectionString
-        self.cancelHandle = cancelHandle
     }
 
     deinit {
@@ -27,8 +26,8 @@ public final class PostgresSession {
     }
 
     /// Opens a connection; blocks until the server accepts it or libpq gives up.
-    static func open(_ connectionString: PostgresConnectionString, cancelHandle: CancelHandle = CancelHandle()) throws(PostgresError) -> PostgresSession {
-        let session = PostgresSession(connectionString: connectionString, cancelHandle: cancelHandle)
+    static func open(_ connectionString: PostgresConnectionString) throws(PostgresError) -> PostgresSession {
+        let session = PostgresSession(connectionString: connectionString)
         try session.connect()
         return session
     }
@@ -123,21 +122,65 @@ public final class PostgresSession {
         try ensureConnected()
         let texts = parameters.map { $0.map { strdup($0.postgresText) } ?? nil }
         defer { texts.forEach { free($0) } }
-        let result = texts.map { UnsafePointer($0) }.withUnsafeBufferPointer { buffer in
-            PQexecParams(connection, sql, Int32(texts.count), nil, buffer.baseAddress, nil, nil, 0)
+        let sent = texts.map { UnsafePointer($0) }.withUnsafeBufferPointer { buffer in
+            PQsendQueryParams(connection, sql, Int32(texts.count), nil, buffer.baseAddress, nil, nil, 0)
         }
+        let result = awaitResult(sent: sent)
         defer { PQclear(result) }
         return try rows(of: result)
     }
 
     /// Runs SQL text that may hold several statements and no parameters (a migration file, say),
-    /// and returns the last statement's rows.
+    /// and returns the last statement's rows, or the first error.
     @discardableResult
     public func execute(_ script: String) throws(PostgresError) -> PostgresRows {
         try ensureConnected()
-        let result = PQexec(connection, script)
+        let result = awaitResult(sent: PQsendQuery(connection, script))
         defer { PQclear(result) }
         return try rows(of: result)
+    }
+
+    /// Set while a call from ``PostgresConnection`` runs; its task's cancellation shows here.
+    var cancellation: CancellationFlag?
+
+    /// Waits for the answer to a statement just sent, asking the server to cancel it if the
+    /// caller's task is cancelled meanwhile. The request is repeated every second: one that
+    /// reaches the server before the statement does is ignored there.
+    private func awaitResult(sent: Int32) -> OpaquePointer? {
+        guard sent == 1, let connection else { return nil }
+        let socket = PQsocket(connection)
+        var lastCancelRequest: ContinuousClock.Instant?
+        while PQisBusy(connection) == 1 {
+            if cancellation?.isCancelled == true,
+               lastCancelRequest.map({ ContinuousClock.now - $0 > .seconds(1) }) ?? true {
+                cancelHandle.requestCancel()
+                lastCancelRequest = ContinuousClock.now
+            }
+            var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, cancellation == nil ? -1 : 50)
+            if ready < 0 && errno != EINTR { break }
+            if ready > 0 && PQconsumeInput(connection) == 0 { break }
+        }
+        // A script gives one result per statement and stops at the first error: keep that
+        // error, or else the last result.
+        var last: OpaquePointer?
+        var failure: OpaquePointer?
+        while let result = PQgetResult(connection) {
+            let status = PQresultStatus(result)
+            if failure == nil && (status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE) {
+                failure = result
+            } else if failure != nil {
+                PQclear(result)
+            } else {
+                PQclear(last)
+                last = result
+            }
+        }
+        if let failure {
+            PQclear(last)
+            return failure
+        }
+        return last
     }
 
     private func rows(of result: OpaquePointer?) throws(PostgresError) -> PostgresRows {
@@ -223,29 +266,45 @@ public final class PostgresSession {
             try execute("COMMIT")
             return value
         } catch {
+            // The rollback must run even when the failure was a cancellation.
+            let cancelled = cancellation
+            cancellation = nil
             if isConnected { _ = try? execute("ROLLBACK") }
+            cancellation = cancelled
             throw error
         }
     }
 }
 
-/// Lets another thread ask the server to cancel the statement a session is running.
-final class CancelHandle: @unchecked Sendable {
-    // Invariant: `cancel` is used and replaced only with `lock` held, so it is never freed while
-    // PQcancel reads it.
+/// Tells a session that the task waiting for it was cancelled.
+final class CancellationFlag: @unchecked Sendable {
+    // Invariant: `cancelled` is read and written with `lock` held.
     private let lock = NSLock()
+    private var cancelled = false
+
+    func cancel() {
+        lock.lock()
+        cancelled = true
+        lock.unlock()
+    }
+
+    var isCancelled: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return cancelled
+    }
+}
+
+/// Asks the server to cancel the statement a session is running. Used on the session's thread.
+final class CancelHandle {
     private var cancel: OpaquePointer?
 
     func replace(with newValue: OpaquePointer?) {
-        lock.lock()
-        defer { lock.unlock() }
         if let cancel { PQfreeCancel(cancel) }
         cancel = newValue
     }
 
     func requestCancel() {
-        lock.lock()
-        defer { lock.unlock() }
         guard let cancel else { return }
         var buffer = [CChar](repeating: 0, count: 256)
         _ = PQcancel(cancel, &buffer, Int32(buffer.count))

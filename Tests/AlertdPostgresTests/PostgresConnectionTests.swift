@@ -129,6 +129,28 @@ import Testing
         }
     }
 
+    @Test func cancellingBeforeTheStatementReachesTheServerStillCancelsIt() async throws {
+        try await TestPostgres.withDatabase(.empty) { database in
+            try await database.withConnection { connection in
+                for _ in 0..<5 {
+                    let started = ContinuousClock.now
+                    let sleeper = Task { try await connection.query("SELECT pg_sleep(30)") }
+                    sleeper.cancel()
+                    do {
+                        _ = try await sleeper.value
+                        Issue.record("pg_sleep(30) finished despite the cancellation")
+                    } catch let error as PostgresError {
+                        #expect(error.code == .cancelled)
+                    } catch is CancellationError {
+                        // Cancelled before it was queued: nothing was sent at all.
+                    }
+                    #expect(ContinuousClock.now - started < .seconds(20))
+                }
+                #expect(try await connection.query("SELECT 7 AS n")[0].decode("n", as: Int.self) == 7)
+            }
+        }
+    }
+
     @Test func aWrongPasswordIsReportedWithoutIt() async throws {
         let server = try TestPostgres.serverConnectionString()
         let wrong = try PostgresConnectionString(
