@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs alertd's whole test suite on a fresh Debian 12 machine with the Swift toolchain:
+# installs the packages it needs, starts a throwaway PostgreSQL 15 cluster on loopback,
+# builds, runs every test, and removes the cluster afterwards.
+#
+# Integration tests fail (never skip) when a server they need cannot start.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+
+if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
+  export PATH="/opt/swift/usr/bin:$PATH"
+fi
+command -v swift >/dev/null 2>&1 || { echo "test.sh: the Swift toolchain is not on PATH" >&2; exit 1; }
+
+bash deploy/dev/install-deps.sh
+
+# A cluster of its own, so that a run never meets a development cluster's leftovers.
+export ALERTD_PG_DIR="${ALERTD_TEST_PG_DIR:-$(mktemp -d /tmp/alertd-test-pg.XXXXXX)}"
+cleanup() { bash deploy/dev/pg.sh destroy || true; }
+trap cleanup EXIT
+echo "test.sh: starting PostgreSQL in $ALERTD_PG_DIR"
+ALERTD_TEST_DATABASE_URL="$(bash deploy/dev/pg.sh start)"
+export ALERTD_TEST_DATABASE_URL
+
+echo "test.sh: building"
+swift build --build-tests
+
+echo "test.sh: testing"
+swift test --skip-build "$@"
