@@ -48,29 +48,22 @@ extension String: PostgresEncodable, PostgresDecodable {
     public init(postgresText: String) { self = postgresText }
 }
 
-extension Int: PostgresEncodable, PostgresDecodable {
+extension PostgresEncodable where Self: FixedWidthInteger {
     public var postgresText: String { String(self) }
+}
+
+extension PostgresDecodable where Self: FixedWidthInteger {
     public init(postgresText: String) throws {
-        guard let value = Int(postgresText) else { throw PostgresTextDecodingError(type: Int.self, text: postgresText) }
+        guard let value = Self(postgresText, radix: 10) else {
+            throw PostgresTextDecodingError(type: Self.self, text: postgresText)
+        }
         self = value
     }
 }
 
-extension Int32: PostgresEncodable, PostgresDecodable {
-    public var postgresText: String { String(self) }
-    public init(postgresText: String) throws {
-        guard let value = Int32(postgresText) else { throw PostgresTextDecodingError(type: Int32.self, text: postgresText) }
-        self = value
-    }
-}
-
-extension Int64: PostgresEncodable, PostgresDecodable {
-    public var postgresText: String { String(self) }
-    public init(postgresText: String) throws {
-        guard let value = Int64(postgresText) else { throw PostgresTextDecodingError(type: Int64.self, text: postgresText) }
-        self = value
-    }
-}
+extension Int: PostgresEncodable, PostgresDecodable {}
+extension Int32: PostgresEncodable, PostgresDecodable {}
+extension Int64: PostgresEncodable, PostgresDecodable {}
 
 extension Double: PostgresEncodable, PostgresDecodable {
     public var postgresText: String {

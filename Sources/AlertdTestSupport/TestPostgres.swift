@@ -107,8 +107,8 @@ public struct TestDatabase: Sendable {
 
     /// `pg_dump --schema-only`, without alertd's own bookkeeping schema and without the random
     /// `\restrict` key newer pg_dump versions write, so that two dumps of one schema are equal.
-    public func schemaDump() throws -> String {
-        let result = try TestProcess.run("/usr/bin/pg_dump", ["--schema-only", "--exclude-schema=alertd", "--dbname", url])
+    public func schemaDump() async throws -> String {
+        let result = try await TestProcess.run("/usr/bin/pg_dump", ["--schema-only", "--exclude-schema=alertd", "--dbname", url])
         guard result.status == 0 else {
             throw TestSetupError("pg_dump failed: \(result.standardError)")
         }
@@ -119,8 +119,8 @@ public struct TestDatabase: Sendable {
     }
 
     /// Runs a SQL file with psql in one transaction, as a person applying it by hand would.
-    public func applyWithPsql(_ file: URL) throws {
-        let result = try TestProcess.run("/usr/bin/psql", [
+    public func applyWithPsql(_ file: URL) async throws {
+        let result = try await TestProcess.run("/usr/bin/psql", [
             "--no-psqlrc", "--quiet", "--single-transaction", "-v", "ON_ERROR_STOP=1", "--dbname", url, "--file", file.path,
         ])
         guard result.status == 0 else {

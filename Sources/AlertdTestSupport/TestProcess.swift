@@ -10,11 +10,29 @@ public enum TestProcess {
         public var allOutput: String { standardOutput + standardError }
     }
 
+    /// Runs the program on a thread of its own, so that waiting for it never holds one of the
+    /// concurrency pool's threads.
     public static func run(
         _ executable: String,
         _ arguments: [String],
         environment: [String: String]? = nil,
         input: String? = nil
+    ) async throws -> Result {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                continuation.resume(with: Swift.Result {
+                    try runBlocking(executable, arguments, environment: environment, input: input)
+                })
+            }
+            thread.start()
+        }
+    }
+
+    private static func runBlocking(
+        _ executable: String,
+        _ arguments: [String],
+        environment: [String: String]?,
+        input: String?
     ) throws -> Result {
         let process = Process()
         process.executableURL = URL(filePath: executable)
@@ -59,12 +77,12 @@ public enum TestProcess {
     }
 
     /// Runs alertd with `arguments`, with ALERTD_* variables of the test process removed unless given.
-    public static func alertd(_ arguments: [String], environment extra: [String: String] = [:]) throws -> Result {
+    public static func alertd(_ arguments: [String], environment extra: [String: String] = [:]) async throws -> Result {
         guard FileManager.default.isExecutableFile(atPath: alertdBinary) else {
             throw TestSetupError("No alertd executable at \(alertdBinary); build it first (swift build), or set ALERTD_BINARY.")
         }
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("ALERTD_") && !$0.key.hasPrefix("PG") }
         environment.merge(extra) { $1 }
-        return try run(alertdBinary, arguments, environment: environment)
+        return try await run(alertdBinary, arguments, environment: environment)
     }
 }

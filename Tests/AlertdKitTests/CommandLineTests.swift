@@ -9,64 +9,64 @@ import Testing
     @Test func theWholeLifeOfADatabaseFromTheCommandLine() async throws {
         try await TestPostgres.withDatabase(.empty) { database in
             let environment = ["ALERTD_DATABASE_URL": database.url]
-            func alertd(_ arguments: String...) throws -> TestProcess.Result {
-                try TestProcess.alertd(["db"] + arguments, environment: environment)
+            func alertd(_ arguments: String...) async throws -> TestProcess.Result {
+                try await TestProcess.alertd(["db"] + arguments, environment: environment)
             }
 
-            let early = try alertd("migrate")
+            let early = try await alertd("migrate")
             #expect(early.status == 1)
             #expect(early.standardError.contains("lacks what alertd's migrations build on"))
             #expect(early.standardError.contains("table integration_sync_history"))
             #expect(early.standardError.contains("alertd db init-platform"))
 
-            let noRollback = try alertd("rollback")
+            let noRollback = try await alertd("rollback")
             #expect(noRollback.status == 1)
             #expect(noRollback.standardError.contains("Nothing to roll back"))
 
-            let initialised = try alertd("init-platform")
+            let initialised = try await alertd("init-platform")
             #expect(initialised.status == 0, "\(initialised.allOutput)")
             #expect(initialised.standardOutput.contains("Created tables"))
 
-            let again = try alertd("init-platform")
+            let again = try await alertd("init-platform")
             #expect(again.status == 1)
             #expect(again.standardError.contains("Refusing to run init-platform"))
 
-            let pending = try alertd("status")
+            let pending = try await alertd("status")
             #expect(pending.status == 0)
             #expect(pending.standardOutput.contains("20251122_add_retry_and_alerts  pending"))
             #expect(pending.standardOutput.contains("2 pending"))
 
-            let notYet = try alertd("verify")
+            let notYet = try await alertd("verify")
             #expect(notYet.status == 1)
             #expect(notYet.standardOutput.contains("MISSING  table integration_alert_history"))
 
-            let migrated = try alertd("migrate")
+            let migrated = try await alertd("migrate")
             #expect(migrated.status == 0, "\(migrated.allOutput)")
             #expect(migrated.standardOutput.contains("Applying 20251122_add_retry_and_alerts ..."))
             #expect(migrated.standardOutput.contains("Applying 20251124_alertd_outbox ..."))
 
-            let rerun = try alertd("migrate")
+            let rerun = try await alertd("migrate")
             #expect(rerun.status == 0)
             #expect(rerun.standardOutput.contains("Nothing to apply"))
 
-            let applied = try alertd("status")
+            let applied = try await alertd("status")
             #expect(applied.standardOutput.contains("All migrations are applied."))
             #expect(applied.standardOutput.contains("20251124_alertd_outbox         applied"))
 
-            let verified = try alertd("verify")
+            let verified = try await alertd("verify")
             #expect(verified.status == 0, "\(verified.allOutput)")
             #expect(verified.standardOutput.contains("present  seed check: retry columns on integration_sync_history"))
             #expect(!verified.standardOutput.contains("MISSING"))
 
-            let newest = try alertd("rollback")
+            let newest = try await alertd("rollback")
             #expect(newest.status == 0)
             #expect(newest.standardOutput.contains("Rolled back 20251124_alertd_outbox"))
 
-            let everything = try alertd("rollback", "--all")
+            let everything = try await alertd("rollback", "--all")
             #expect(everything.status == 0)
             #expect(everything.standardOutput.contains("Rolled back 20251122_add_retry_and_alerts"))
 
-            let empty = try alertd("rollback")
+            let empty = try await alertd("rollback")
             #expect(empty.status == 1)
             #expect(empty.standardError.contains("Nothing to roll back"))
         }
@@ -74,13 +74,13 @@ import Testing
 
     @Test func theDatabaseURLComesFromTheFlagTheVariableOrAFile() async throws {
         try await TestPostgres.withDatabase { database in
-            let viaFlag = try TestProcess.alertd(["db", "status", "--database-url", database.url])
+            let viaFlag = try await TestProcess.alertd(["db", "status", "--database-url", database.url])
             #expect(viaFlag.status == 0)
 
             let file = FileManager.default.temporaryDirectory.appending(path: "alertd-db-url-\(UUID().uuidString)")
             try database.url.write(to: file, atomically: true, encoding: .utf8)
             defer { try? FileManager.default.removeItem(at: file) }
-            let viaFile = try TestProcess.alertd(["db", "status"], environment: ["ALERTD_DATABASE_URL_FILE": file.path])
+            let viaFile = try await TestProcess.alertd(["db", "status"], environment: ["ALERTD_DATABASE_URL_FILE": file.path])
             #expect(viaFile.status == 0, "\(viaFile.allOutput)")
             #expect(viaFile.standardOutput.contains("All migrations are applied."))
         }
@@ -96,20 +96,20 @@ import Testing
             (["db", "status", "--database-url", "postgresql://postgres:Tr0ub4dor@\(server.host ?? "127.0.0.1"):\(server.port ?? "5432")/postgres"], "password authentication failed"),
         ]
         for (arguments, expected) in cases {
-            let result = try TestProcess.alertd(arguments)
+            let result = try await TestProcess.alertd(arguments)
             #expect(result.status == 1, "\(arguments)")
             #expect(result.standardError.contains(expected), "\(arguments): \(result.standardError)")
             #expect(!result.allOutput.contains("Tr0ub4dor"), "\(arguments)")
         }
     }
 
-    @Test func helpAndVersionWork() throws {
-        let help = try TestProcess.alertd(["db", "--help"])
+    @Test func helpAndVersionWork() async throws {
+        let help = try await TestProcess.alertd(["db", "--help"])
         #expect(help.status == 0)
         for command in ["init-platform", "migrate", "status", "verify", "rollback"] {
             #expect(help.standardOutput.contains(command))
         }
-        let version = try TestProcess.alertd(["--version"])
+        let version = try await TestProcess.alertd(["--version"])
         #expect(version.status == 0)
         #expect(version.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines) == AlertdVersion.string)
     }

@@ -145,7 +145,7 @@ final class Lines: @unchecked Sendable {
                     [alert]
                 )
                 let migrator = try Self.migrator(connection)
-                let before = try database.schemaDump()
+                let before = try await database.schemaDump()
                 for all in [false, true] {
                     do {
                         try await migrator.rollback(all: all, force: false) { _ in }
@@ -158,7 +158,7 @@ final class Lines: @unchecked Sendable {
                         if all { #expect(error.message.contains("integration_alert_history holds 1 row")) }
                     }
                 }
-                #expect(try database.schemaDump() == before)
+                #expect(try await database.schemaDump() == before)
                 #expect(try await migrator.status().allSatisfy(\.isApplied))
 
                 let lines = Lines()
@@ -187,7 +187,7 @@ final class Lines: @unchecked Sendable {
     @Test func initPlatformRefusesWhenThePlatformsTablesExist() async throws {
         try await TestPostgres.withDatabase(.platform) { database in
             try await database.withConnection { connection in
-                let before = try database.schemaDump()
+                let before = try await database.schemaDump()
                 let fixture = PlatformFixture(connection: connection, sql: try PlatformFixture.load(from: TestPostgres.sqlDirectory))
                 do {
                     try await fixture.apply { _ in }
@@ -196,7 +196,7 @@ final class Lines: @unchecked Sendable {
                     #expect(error.code == .platformExists)
                     #expect(error.message.contains("integration_sync_history"))
                 }
-                #expect(try database.schemaDump() == before)
+                #expect(try await database.schemaDump() == before)
             }
         }
     }

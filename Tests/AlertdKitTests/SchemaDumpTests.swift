@@ -18,8 +18,8 @@ import Testing
     /// The dump after the seed migration on a database that never had it.
     static func freshSeedDump() async throws -> String {
         try await TestPostgres.withDatabase(.platform) { database in
-            try database.applyWithPsql(seedFile)
-            return try database.schemaDump()
+            try await database.applyWithPsql(seedFile)
+            return try await database.schemaDump()
         }
     }
 
@@ -28,79 +28,79 @@ import Testing
         #expect(fresh.contains("integration_alert_history"))
 
         let overPlatformVersion = try await TestPostgres.withDatabase(.platform) { database in
-            try database.applyWithPsql(Self.platformVersionFile)
-            let platformDump = try database.schemaDump()
+            try await database.applyWithPsql(Self.platformVersionFile)
+            let platformDump = try await database.schemaDump()
             #expect(platformDump.contains("IMMUTABLE"))
-            try database.applyWithPsql(Self.seedFile)
-            return try database.schemaDump()
+            try await database.applyWithPsql(Self.seedFile)
+            return try await database.schemaDump()
         }
         #expect(overPlatformVersion == fresh)
 
         let twice = try await TestPostgres.withDatabase(.platform) { database in
-            try database.applyWithPsql(Self.seedFile)
-            try database.applyWithPsql(Self.seedFile)
-            return try database.schemaDump()
+            try await database.applyWithPsql(Self.seedFile)
+            try await database.applyWithPsql(Self.seedFile)
+            return try await database.schemaDump()
         }
         #expect(twice == fresh)
     }
 
     @Test func theOutboxAppliedTwiceChangesNothing() async throws {
         try await TestPostgres.withDatabase(.platform) { database in
-            try database.applyWithPsql(Self.seedFile)
-            try database.applyWithPsql(Self.outboxFile)
-            let once = try database.schemaDump()
-            try database.applyWithPsql(Self.outboxFile)
-            #expect(try database.schemaDump() == once)
+            try await database.applyWithPsql(Self.seedFile)
+            try await database.applyWithPsql(Self.outboxFile)
+            let once = try await database.schemaDump()
+            try await database.applyWithPsql(Self.outboxFile)
+            #expect(try await database.schemaDump() == once)
             #expect(once.contains("alertd_enqueue_sync_alerts"))
         }
     }
 
     @Test func rollbacksReturnTheSchemaToWhatItWasAndTheMigrationsApplyAgain() async throws {
         try await TestPostgres.withDatabase(.platform) { database in
-            let before = try database.schemaDump()
-            try database.applyWithPsql(Self.seedFile)
-            let afterSeed = try database.schemaDump()
-            try database.applyWithPsql(Self.outboxFile)
-            let afterOutbox = try database.schemaDump()
+            let before = try await database.schemaDump()
+            try await database.applyWithPsql(Self.seedFile)
+            let afterSeed = try await database.schemaDump()
+            try await database.applyWithPsql(Self.outboxFile)
+            let afterOutbox = try await database.schemaDump()
 
-            try database.applyWithPsql(Self.outboxRollbackFile)
-            #expect(try database.schemaDump() == afterSeed)
-            try database.applyWithPsql(Self.seedRollbackFile)
-            #expect(try database.schemaDump() == before)
+            try await database.applyWithPsql(Self.outboxRollbackFile)
+            #expect(try await database.schemaDump() == afterSeed)
+            try await database.applyWithPsql(Self.seedRollbackFile)
+            #expect(try await database.schemaDump() == before)
 
-            try database.applyWithPsql(Self.seedFile)
-            try database.applyWithPsql(Self.outboxFile)
-            #expect(try database.schemaDump() == afterOutbox)
+            try await database.applyWithPsql(Self.seedFile)
+            try await database.applyWithPsql(Self.outboxFile)
+            #expect(try await database.schemaDump() == afterOutbox)
         }
     }
 
     @Test func theSeedsRollbackAlsoUndoesThePlatformsVersion() async throws {
         try await TestPostgres.withDatabase(.platform) { database in
-            let before = try database.schemaDump()
-            try database.applyWithPsql(Self.platformVersionFile)
-            try database.applyWithPsql(Self.seedRollbackFile)
-            #expect(try database.schemaDump() == before)
+            let before = try await database.schemaDump()
+            try await database.applyWithPsql(Self.platformVersionFile)
+            try await database.applyWithPsql(Self.seedRollbackFile)
+            #expect(try await database.schemaDump() == before)
         }
     }
 
     @Test func alertdDbMigrateAndRollbackMatchApplyingTheFilesByHand() async throws {
         let byHand = try await TestPostgres.withDatabase(.platform) { database in
-            try database.applyWithPsql(Self.seedFile)
-            try database.applyWithPsql(Self.outboxFile)
-            return try database.schemaDump()
+            try await database.applyWithPsql(Self.seedFile)
+            try await database.applyWithPsql(Self.outboxFile)
+            return try await database.schemaDump()
         }
         try await TestPostgres.withDatabase(.platform) { database in
-            let before = try database.schemaDump()
+            let before = try await database.schemaDump()
             try await database.withConnection { connection in
                 let migrator = Migrator(connection: connection, migrations: try Migration.load(from: TestPostgres.sqlDirectory))
                 try await migrator.migrate { _ in }
-                #expect(try database.schemaDump() == byHand)
+                #expect(try await database.schemaDump() == byHand)
                 try await migrator.rollback(all: true, force: false) { _ in }
                 // The bookkeeping schema is gone too: the dump without exclusions matches.
                 let bookkeeping = try await connection.query("SELECT to_regnamespace('alertd') IS NULL AS gone")
                 #expect(try bookkeeping[0].decode("gone", as: Bool.self))
             }
-            #expect(try database.schemaDump() == before)
+            #expect(try await database.schemaDump() == before)
         }
     }
 }

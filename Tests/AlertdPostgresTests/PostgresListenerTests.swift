@@ -18,6 +18,9 @@ import Testing
         throw TestSetupError("no matching event within \(timeout)")
     }
 
+    /// The listener's backend: in these tests the only other connection to the database.
+    static let listenerBackends = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+
     @Test func deliversNotificationsOnItsChannels() async throws {
         try await TestPostgres.withDatabase(.empty) { database in
             let listener = PostgresListener(connectionString: database.connectionString, channels: ["alertd", "other channel"], logger: TestPostgres.logger)
@@ -54,9 +57,7 @@ import Testing
                 try await listener.run { events in
                     var iterator = events.makeAsyncIterator()
                     #expect(await iterator.next() == .listening(reconnected: false))
-                    let killed = try await other.query(
-                        "SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN \"alertd\"'"
-                    )
+                    let killed = try await other.query("SELECT pg_terminate_backend(pid) AS done FROM (\(Self.listenerBackends)) listener")
                     #expect(killed.count == 1)
                     #expect(try await Self.next(&iterator) { _ in true } == .disconnected)
                     #expect(try await Self.next(&iterator) { _ in true } == .listening(reconnected: true))
@@ -79,18 +80,17 @@ import Testing
                 channels: ["alertd"],
                 reconnectBackoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(200)),
                 healthCheckInterval: .milliseconds(300),
-                healthCheckTimeout: .milliseconds(500),
+                healthCheckTimeout: .seconds(2),
                 logger: TestPostgres.logger
             )
             try await database.withConnection { other in
                 try await listener.run { events in
                     var iterator = events.makeAsyncIterator()
                     #expect(await iterator.next() == .listening(reconnected: false))
-                    // Hold a lock the health check's SELECT 1 cannot get past? SELECT 1 takes no lock;
-                    // instead stop the listener's backend with SIGSTOP so it answers nothing.
-                    let pid = try await other.query(
-                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = 'LISTEN \"alertd\"'"
-                    )[0].decode("pid", as: Int32.self)
+                    // Freeze the listener's backend so that it answers nothing, as a cut cable would.
+                    let backends = try await other.query(Self.listenerBackends)
+                    #expect(backends.count == 1)
+                    let pid = try #require(backends.first).decode("pid", as: Int32.self)
                     #expect(kill(pid, SIGSTOP) == 0)
                     defer { kill(pid, SIGCONT) }
                     #expect(try await Self.next(&iterator) { _ in true } == .disconnected)
@@ -104,24 +104,26 @@ import Testing
     @Test func stopsWhenItsTaskIsCancelled() async throws {
         try await TestPostgres.withDatabase(.empty) { database in
             let listener = PostgresListener(connectionString: database.connectionString, channels: ["alertd"], logger: TestPostgres.logger)
+            let (started, startedContinuation) = AsyncStream.makeStream(of: PostgresListenerEvent.self)
             let task = Task {
                 try await listener.run { events in
                     var count = 0
-                    for await _ in events { count += 1 }
+                    for await event in events {
+                        startedContinuation.yield(event)
+                        count += 1
+                    }
                     return count
                 }
             }
-            try await Task.sleep(for: .milliseconds(500))
+            var iterator = started.makeAsyncIterator()
+            #expect(await iterator.next() == .listening(reconnected: false))
             task.cancel()
-            let count = try await task.value
-            #expect(count >= 1)
+            #expect(try await task.value == 1)
             // Its connection is gone.
-            try await database.withConnection { other in
-                let listening = try await other.query(
-                    "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
-                )
-                #expect(try listening[0].decode("n", as: Int.self) == 0)
+            let remaining = try await database.withConnection { other in
+                try await other.query(Self.listenerBackends).count
             }
+            #expect(remaining == 0)
         }
     }
 }

@@ -5,13 +5,7 @@
 # alertd's database commands against it. Safe to run again.
 set -euo pipefail
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$root"
-
-if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
-  export PATH="/opt/swift/usr/bin:$PATH"
-fi
-command -v swift >/dev/null 2>&1 || { echo "setup.sh: the Swift toolchain is not on PATH" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 bash deploy/dev/install-deps.sh
 
