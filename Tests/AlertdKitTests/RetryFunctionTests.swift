@@ -40,20 +40,24 @@ import Testing
     struct RetryState: Equatable {
         let retryCount: Int
         let maxRetries: Int
-        /// Seconds from now to retry_at, rounded; nil when none is scheduled.
-        let dueIn: Int?
+        /// Seconds from the call's now() to retry_at; nil when none is scheduled.
+        let dueIn: Double?
     }
 
-    static func state(_ connection: PostgresConnection, _ run: UUID) async throws -> RetryState {
-        let row = try await connection.query(
-            "SELECT retry_count, max_retries, round(extract(epoch FROM retry_at - now()::timestamp))::int AS due_in FROM integration_sync_history WHERE id = $1",
-            [run]
-        )[0]
-        return RetryState(retryCount: try row.decode("retry_count"), maxRetries: try row.decode("max_retries"), dueIn: try row.decode("due_in"))
-    }
-
-    static func schedule(_ connection: PostgresConnection, _ run: UUID, _ max: Int = 3) async throws -> Bool {
-        try await connection.query("SELECT schedule_sync_retry(sync_id => $1, max_retry_attempts => $2) AS ok", [run, max])[0].decode("ok")
+    /// Calls schedule_sync_retry and reads the run back in the same transaction, where now()
+    /// holds still, so the delay it scheduled is exact.
+    static func schedule(_ connection: PostgresConnection, _ run: UUID, _ max: Int = 3) async throws -> (scheduled: Bool, state: RetryState, retryAt: String?) {
+        try await connection.withTransaction { session in
+            let scheduled: Bool = try session.query(
+                "SELECT schedule_sync_retry(sync_id => $1, max_retry_attempts => $2) AS ok", [run, max]
+            )[0].decode("ok")
+            let row = try session.query(
+                "SELECT retry_count, max_retries, extract(epoch FROM retry_at - now()::timestamp)::float8 AS due_in, retry_at::text AS retry_at FROM integration_sync_history WHERE id = $1",
+                [run]
+            )[0]
+            let state = RetryState(retryCount: try row.decode("retry_count"), maxRetries: try row.decode("max_retries"), dueIn: try row.decode("due_in"))
+            return (scheduled, state, try row.decode("retry_at"))
+        }
     }
 
     /// Makes the scheduled retry of `run` due now, as time passing would.
@@ -68,25 +72,31 @@ import Testing
                 let integration = try await rows.integration(tenant: try await rows.tenant())
                 let run = try await rows.syncRun(integration: integration, status: "failed")
 
-                #expect(try await Self.schedule(connection, run))
-                #expect(try await Self.state(connection, run) == RetryState(retryCount: 0, maxRetries: 3, dueIn: 60))
+                let first = try await Self.schedule(connection, run)
+                #expect(first.scheduled)
+                #expect(first.state == RetryState(retryCount: 0, maxRetries: 3, dueIn: 60))
                 // Asking again before it is due changes nothing.
-                #expect(try await Self.schedule(connection, run))
-                #expect(try await Self.state(connection, run) == RetryState(retryCount: 0, maxRetries: 3, dueIn: 60))
+                let repeated = try await Self.schedule(connection, run)
+                #expect(repeated.scheduled)
+                #expect(repeated.retryAt == first.retryAt)
+                #expect(repeated.state.retryCount == 0)
 
                 try await Self.comeDue(connection, run)
-                #expect(try await Self.schedule(connection, run))
-                #expect(try await Self.state(connection, run) == RetryState(retryCount: 1, maxRetries: 3, dueIn: 120))
+                let second = try await Self.schedule(connection, run)
+                #expect(second.scheduled)
+                #expect(second.state == RetryState(retryCount: 1, maxRetries: 3, dueIn: 120))
 
                 try await Self.comeDue(connection, run)
-                #expect(try await Self.schedule(connection, run))
-                #expect(try await Self.state(connection, run) == RetryState(retryCount: 2, maxRetries: 3, dueIn: 240))
+                let third = try await Self.schedule(connection, run)
+                #expect(third.scheduled)
+                #expect(third.state == RetryState(retryCount: 2, maxRetries: 3, dueIn: 240))
 
                 // The third retry has been used: the maximum is reached and the run leaves the queue.
                 try await Self.comeDue(connection, run)
-                #expect(try await Self.schedule(connection, run) == false)
-                #expect(try await Self.state(connection, run) == RetryState(retryCount: 3, maxRetries: 3, dueIn: nil))
-                #expect(try await Self.schedule(connection, run) == false)
+                let exhausted = try await Self.schedule(connection, run)
+                #expect(exhausted.scheduled == false)
+                #expect(exhausted.state == RetryState(retryCount: 3, maxRetries: 3, dueIn: nil))
+                #expect(try await Self.schedule(connection, run).scheduled == false)
             }
         }
     }
@@ -96,15 +106,18 @@ import Testing
             try await database.withConnection { connection in
                 let rows = PlatformRows(connection)
                 let integration = try await rows.integration(tenant: try await rows.tenant())
-                #expect(try await Self.schedule(connection, UUID()) == false)
+                let unknown = try await connection.query("SELECT schedule_sync_retry($1) AS ok", [UUID()])
+                #expect(try unknown[0].decode("ok", as: Bool.self) == false)
                 for status in ["success", "running", "partial", "cancelled"] {
                     let run = try await rows.syncRun(integration: integration, status: status, endpoint: status)
-                    #expect(try await Self.schedule(connection, run) == false, "\(status)")
-                    #expect(try await Self.state(connection, run) == RetryState(retryCount: 0, maxRetries: 3, dueIn: nil))
+                    let result = try await Self.schedule(connection, run)
+                    #expect(result.scheduled == false, "\(status)")
+                    #expect(result.state == RetryState(retryCount: 0, maxRetries: 3, dueIn: nil))
                 }
                 let failed = try await rows.syncRun(integration: integration, status: "failed", endpoint: "zero")
-                #expect(try await Self.schedule(connection, failed, 0) == false)
-                #expect(try await Self.state(connection, failed) == RetryState(retryCount: 0, maxRetries: 0, dueIn: nil))
+                let none = try await Self.schedule(connection, failed, 0)
+                #expect(none.scheduled == false)
+                #expect(none.state == RetryState(retryCount: 0, maxRetries: 0, dueIn: nil))
             }
         }
     }
