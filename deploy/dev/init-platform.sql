@@ -6,18 +6,23 @@
 -- authenticated and service_role, the schema auth with auth.uid() reading the JWT `sub` claim
 -- from request.jwt.claims, and the extensions uuid-ossp and pgcrypto.
 
--- Roles are cluster-wide: several databases of one cluster share them.
+-- Roles are cluster-wide: several databases of one cluster share them, and init-platform may run
+-- on two of them at once. A concurrent creator that wins the race makes ours fail with
+-- unique_violation (or duplicate_object); either way the role exists, which is all we need.
 DO $$
+DECLARE
+  role_name text;
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon') THEN
-    CREATE ROLE anon NOLOGIN NOINHERIT;
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated') THEN
-    CREATE ROLE authenticated NOLOGIN NOINHERIT;
-  END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
-    CREATE ROLE service_role NOLOGIN NOINHERIT BYPASSRLS;
-  END IF;
+  FOREACH role_name IN ARRAY ARRAY['anon', 'authenticated', 'service_role'] LOOP
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = role_name) THEN
+      BEGIN
+        EXECUTE format('CREATE ROLE %I NOLOGIN NOINHERIT%s', role_name,
+                       CASE WHEN role_name = 'service_role' THEN ' BYPASSRLS' ELSE '' END);
+      EXCEPTION WHEN unique_violation OR duplicate_object THEN
+        NULL;
+      END;
+    END IF;
+  END LOOP;
 END
 $$;
 
