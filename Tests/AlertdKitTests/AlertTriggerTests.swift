@@ -80,6 +80,27 @@ import Testing
         }
     }
 
+    @Test func everyTransitionBetweenStatusesQueuesTheNewStatusesAlerts() async throws {
+        let config = Config(onFailure: true, onSuccess: true, emails: ["ops@example.com"], webhook: "https://hooks.example.com/x")
+        try await TestPostgres.withDatabase { database in
+            try await database.withConnection { connection in
+                let rows = PlatformRows(connection)
+                let integration = try await rows.integration(
+                    tenant: try await rows.tenant(), alertOnFailure: true, alertOnSuccess: true,
+                    emails: config.emails, webhook: config.webhook
+                )
+                for from in Self.statuses {
+                    for to in Self.statuses {
+                        let run = try await rows.syncRun(integration: integration, status: from, endpoint: "\(from)-\(to)")
+                        try await rows.setStatus(of: run, to: to)
+                        let expected = config.expectedAlerts(for: from).union(config.expectedAlerts(for: to))
+                        #expect(Set(try await Self.alerts(connection, run: run)) == expected, "\(from) → \(to)")
+                    }
+                }
+            }
+        }
+    }
+
     @Test func aRunIsAlertedOncePerTypeAndChannelHoweverOftenItChanges() async throws {
         try await TestPostgres.withDatabase { database in
             try await database.withConnection { connection in
