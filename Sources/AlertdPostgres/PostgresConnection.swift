@@ -134,5 +134,4 @@ public enum LogKey {
     public static let channel = "db.channel"
     public static let error = "error"
     public static let retryInSeconds = "retry_in_s"
-    public static let attempt = "attempt"
 }

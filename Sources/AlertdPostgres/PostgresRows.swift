@@ -33,14 +33,6 @@ public struct PostgresRow: Sendable {
         return try T.decode(postgresText: values[index], column: column)
     }
 
-    /// The value of the column at `index` as `type`.
-    public func decode<T: PostgresDecodable>(at index: Int, as type: T.Type = T.self) throws -> T {
-        guard values.indices.contains(index) else {
-            throw PostgresError(.decodingFailed, "The result has \(values.count) columns; there is none at \(index).")
-        }
-        return try T.decode(postgresText: values[index], column: columns[index])
-    }
-
     /// The raw text of a column, nil for NULL.
     public subscript(column: String) -> String? {
         columns.firstIndex(of: column).flatMap { values[$0] }

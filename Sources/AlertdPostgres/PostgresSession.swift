@@ -41,8 +41,6 @@ public final class PostgresSession {
         connection.map { PQstatus($0) == CONNECTION_OK } ?? false
     }
 
-    var rawConnection: OpaquePointer? { connection }
-
     private func connect() throws(PostgresError) {
         if let connection {
             PQfinish(connection)

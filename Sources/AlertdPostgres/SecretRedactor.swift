@@ -15,10 +15,6 @@ public struct SecretRedactor: Sendable {
         self.secrets = Array(Set(secrets.filter { !$0.isEmpty })).sorted { $0.count > $1.count }
     }
 
-    public func adding(_ more: [String]) -> SecretRedactor {
-        SecretRedactor(secrets: secrets + more)
-    }
-
     public func redact(_ text: String) -> String {
         var result = text
         for secret in secrets {
