@@ -12,6 +12,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // The C libraries chosen by the product's owner, found through pkg-config.
@@ -30,15 +31,26 @@ let package = Package(
             pkgConfig: "libesmtp-1.0",
             providers: [.apt(["libesmtp-dev"])]
         ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"]), .brew(["openssl"])]
+        ),
         // Typed one-line wrappers for what Swift cannot call: variadic functions and macros.
         .target(
             name: "CAlertdShims",
             dependencies: ["CCurl", "CESMTP"]
         ),
+        // Threads for blocking C calls, backoff, secret redaction: shared by every module.
+        .target(
+            name: "AlertdSupport",
+            dependencies: []
+        ),
         .target(
             name: "AlertdPostgres",
             dependencies: [
                 "CLibPQ",
+                "AlertdSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -46,7 +58,12 @@ let package = Package(
             name: "AlertdKit",
             dependencies: [
                 "AlertdPostgres",
+                "AlertdSupport",
                 "CAlertdShims",
+                "CCurl",
+                "CESMTP",
+                "COpenSSL",
+                .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -69,11 +86,11 @@ let package = Package(
         ),
         .testTarget(
             name: "AlertdPostgresTests",
-            dependencies: ["AlertdPostgres", "AlertdTestSupport"]
+            dependencies: ["AlertdPostgres", "AlertdSupport", "AlertdTestSupport"]
         ),
         .testTarget(
             name: "AlertdKitTests",
-            dependencies: ["AlertdKit", "AlertdPostgres", "AlertdTestSupport", "CAlertdShims", "CCurl", "CESMTP"],
+            dependencies: ["AlertdKit", "AlertdPostgres", "AlertdSupport", "AlertdTestSupport", "CAlertdShims", "CCurl", "CESMTP"],
             exclude: ["Fixtures"]
         ),
     ],

@@ -1,3 +1,4 @@
+import AlertdSupport
 import Logging
 
 /// A connection to PostgreSQL for async code.
@@ -74,17 +75,21 @@ public final class PostgresConnection: Sendable {
     public func withSession<T: Sendable>(_ body: @escaping @Sendable (PostgresSession) throws -> T) async throws -> T {
         let session = self.session
         let flag = CancellationFlag()
-        return try await withTaskCancellationHandler {
-            try await worker.run {
-                guard let active = session.session else {
-                    throw PostgresError(.closed, "The connection has been closed.")
+        do {
+            return try await withTaskCancellationHandler {
+                try await worker.run {
+                    guard let active = session.session else {
+                        throw PostgresError(.closed, "The connection has been closed.")
+                    }
+                    active.cancellation = flag
+                    defer { active.cancellation = nil }
+                    return try body(active)
                 }
-                active.cancellation = flag
-                defer { active.cancellation = nil }
-                return try body(active)
+            } onCancel: {
+                flag.cancel()
             }
-        } onCancel: {
-            flag.cancel()
+        } catch is BlockingWorkerStopped {
+            throw PostgresError(.closed, "The connection has been closed.")
         }
     }
 

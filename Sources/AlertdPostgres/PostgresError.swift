@@ -1,3 +1,4 @@
+import AlertdSupport
 /// An error from PostgreSQL or from talking to it.
 ///
 /// `description` is safe to log and show: every message that reaches it has passed through

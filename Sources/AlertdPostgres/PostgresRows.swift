@@ -1,3 +1,4 @@
+import AlertdSupport
 /// The rows a statement returned, read into memory, every value in PostgreSQL's text format.
 public struct PostgresRows: Sendable, RandomAccessCollection {
     public let columns: [String]

@@ -1,3 +1,4 @@
+import AlertdSupport
 import CLibPQ
 import Foundation
 

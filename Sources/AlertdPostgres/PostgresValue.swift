@@ -1,3 +1,4 @@
+import AlertdSupport
 import Foundation
 
 /// A Swift value sent to PostgreSQL as a query parameter, in PostgreSQL's text format.

@@ -1,3 +1,4 @@
+import AlertdSupport
 import AlertdPostgres
 import Testing
 

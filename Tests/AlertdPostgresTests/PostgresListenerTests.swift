@@ -1,3 +1,4 @@
+import AlertdSupport
 import AlertdPostgres
 import AlertdTestSupport
 import Foundation

@@ -2,10 +2,10 @@ import Foundation
 
 /// One named thread that runs blocking jobs in order, off Swift's cooperative thread pool.
 ///
-/// Every blocking libpq call of a connection runs here; `run` suspends the calling task (it
+/// Every blocking C call (libpq, libcurl, libesmtp) runs on one of these; `run` suspends the calling task (it
 /// does not block its thread) until the job is done. The thread starts with the first job and
 /// ends after `shutdown()`, once the jobs already queued have run.
-final class BlockingWorker: @unchecked Sendable {
+public final class BlockingWorker: @unchecked Sendable {
     // Invariant: `jobs`, `started` and `accepting` are read and written only with `condition` locked.
     private let condition = NSCondition()
     private var jobs: [@Sendable () -> Void] = []
@@ -13,13 +13,13 @@ final class BlockingWorker: @unchecked Sendable {
     private var accepting = true
     private let name: String
 
-    init(name: String) {
+    public init(name: String) {
         self.name = name
     }
 
     /// Queues a job; false if the worker has been shut down.
     @discardableResult
-    func submit(_ job: @escaping @Sendable () -> Void) -> Bool {
+    public func submit(_ job: @escaping @Sendable () -> Void) -> Bool {
         condition.lock()
         defer { condition.unlock() }
         guard accepting else { return false }
@@ -39,20 +39,20 @@ final class BlockingWorker: @unchecked Sendable {
     }
 
     /// Runs `body` on the worker's thread and returns its result to the calling task.
-    func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    public func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try Task.checkCancellation()
         return try await withCheckedThrowingContinuation { continuation in
             let queued = submit {
                 continuation.resume(with: Result { try body() })
             }
             if !queued {
-                continuation.resume(throwing: PostgresError(.closed, "The connection has been closed."))
+                continuation.resume(throwing: BlockingWorkerStopped(name: name))
             }
         }
     }
 
     /// Stops accepting jobs; the thread exits once those already queued have run.
-    func shutdown() {
+    public func shutdown() {
         condition.lock()
         accepting = false
         condition.signal()
@@ -74,4 +74,10 @@ final class BlockingWorker: @unchecked Sendable {
             job()
         }
     }
+}
+
+/// A job was submitted after `shutdown()`.
+public struct BlockingWorkerStopped: Error, CustomStringConvertible {
+    public let name: String
+    public var description: String { "The \(name) thread has stopped." }
 }
