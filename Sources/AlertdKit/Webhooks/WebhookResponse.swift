@@ -1,0 +1,79 @@
+import Foundation
+
+/// What a webhook receiver answered, or why there was no answer.
+public enum WebhookResponse: Sendable, Equatable {
+    /// The receiver answered with an HTTP status.
+    case answered(status: Int, retryAfter: String?, body: String)
+    /// No answer: the connection could not be made, broke, or timed out.
+    case transportFailed(reason: String, timedOut: Bool)
+    /// alertd refused to send it (a URL it will not call, say).
+    case refused(reason: String)
+}
+
+/// What to do with an alert after one webhook attempt.
+public enum DeliveryDecision: Sendable, Equatable {
+    case delivered
+    /// Try again later, no sooner than `notBefore` if the receiver asked for that.
+    case retry(reason: String, notBefore: Duration?)
+    /// Do not try again.
+    case failed(reason: String)
+}
+
+extension WebhookResponse {
+    /// Retry-After values are honoured within these bounds, so a receiver cannot make alertd wait
+    /// for days, nor hammer it by asking for zero.
+    public static let retryAfterBounds: ClosedRange<Duration> = .seconds(1) ... .seconds(3600)
+
+    /// 2xx delivered; 429, 502, 503, 504, timeouts and connection errors retried (honouring
+    /// Retry-After); 410 and other 4xx final; 3xx a failure, since redirects are not followed.
+    public func decision(now: Date = Date()) -> DeliveryDecision {
+        switch self {
+        case .refused(let reason):
+            return .failed(reason: reason)
+        case .transportFailed(let reason, _):
+            return .retry(reason: reason, notBefore: nil)
+        case .answered(let status, let retryAfter, let body):
+            let summary = body.isEmpty ? "HTTP \(status)" : "HTTP \(status): \(body)"
+            switch status {
+            case 200..<300:
+                return .delivered
+            case 429, 502, 503, 504:
+                let wait = retryAfter.flatMap { Self.parseRetryAfter($0, now: now) }
+                return .retry(reason: summary, notBefore: wait)
+            case 500..<600:
+                return .retry(reason: summary, notBefore: nil)
+            case 300..<400:
+                return .failed(reason: "\(summary) (redirects are not followed; configure the final URL)")
+            case 410:
+                return .failed(reason: "\(summary) (the receiver says this endpoint is gone)")
+            default:
+                return .failed(reason: summary)
+            }
+        }
+    }
+
+    /// Reads `Retry-After` as seconds or an HTTP date, clamped to `retryAfterBounds`; nil if it
+    /// is neither.
+    public static func parseRetryAfter(_ value: String, now: Date = Date()) -> Duration? {
+        let text = value.trimmingCharacters(in: .whitespaces)
+        let seconds: Double
+        if let whole = Int(text), whole >= 0 {
+            seconds = Double(whole)
+        } else if let date = httpDate(text) {
+            seconds = date.timeIntervalSince(now)
+        } else {
+            return nil
+        }
+        let wait = Duration.milliseconds(Int64(max(seconds, 0) * 1000))
+        return min(max(wait, retryAfterBounds.lowerBound), retryAfterBounds.upperBound)
+    }
+
+    /// IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form HTTP requires senders to use.
+    static func httpDate(_ text: String) -> Date? {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return formatter.date(from: text)
+    }
+}
