@@ -1,0 +1,82 @@
+#!/usr/bin/python3
+"""A webhook receiver for trials and tests of alertd.
+
+Listens on 127.0.0.1 (a free port unless --port is given), prints "listening on <port>" as its
+first line, and appends every request it receives to --log as one JSON object per line:
+{"time": ..., "method": ..., "path": ..., "headers": {...}, "body": "..."}.
+
+How it answers is chosen by the request path:
+  /codes/503,503,200/<name>   the n-th request to this exact path gets the n-th code; the last repeats
+  /sleep/<seconds>/<name>     waits, then answers 200
+  anything else               200
+A "retry_after" query parameter adds that Retry-After header to every answer that is not 2xx.
+"""
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+counts = {}
+lock = threading.Lock()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        url = urlsplit(self.path)
+        parts = [p for p in url.path.split("/") if p]
+        with lock:
+            counts[url.path] = counts.get(url.path, 0) + 1
+            n = counts[url.path]
+            with open(self.server.log_path, "a", encoding="utf-8") as log:
+                log.write(json.dumps({
+                    "time": time.time(),
+                    "method": self.command,
+                    "path": self.path,
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                    "body": body.decode("utf-8", errors="replace"),
+                }) + "\n")
+        status = 200
+        if len(parts) >= 2 and parts[0] == "codes":
+            codes = [int(c) for c in parts[1].split(",")]
+            status = codes[min(n, len(codes)) - 1]
+        elif len(parts) >= 2 and parts[0] == "sleep":
+            time.sleep(float(parts[1]))
+        reply = json.dumps({"received": n}).encode()
+        self.send_response(status)
+        retry_after = parse_qs(url.query).get("retry_after")
+        if retry_after and not 200 <= status < 300:
+            self.send_header("Retry-After", retry_after[0])
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--log", required=True)
+    args = parser.parse_args()
+    # A parent may start us with signals blocked (threads of a Swift process block them, and the
+    # mask survives exec): unblock them so that SIGTERM and Ctrl-C stop the receiver.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server.daemon_threads = True
+    server.log_path = args.log
+    print(f"listening on {server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
