@@ -119,7 +119,10 @@ public final class PostgresSession {
     @discardableResult
     public func query(_ sql: String, _ parameters: [(any PostgresEncodable)?] = []) throws(PostgresError) -> PostgresRows {
         try ensureConnected()
-        let texts = parameters.map { $0.map { strdup($0.postgresText) } ?? nil }
+        let texts = parameters.map { parameter -> UnsafeMutablePointer<CChar>? in
+            guard let parameter, (parameter as? PostgresNullable)?.isNull != true else { return nil }
+            return strdup(parameter.postgresText)
+        }
         defer { texts.forEach { free($0) } }
         let sent = texts.map { UnsafePointer($0) }.withUnsafeBufferPointer { buffer in
             PQsendQueryParams(connection, sql, Int32(texts.count), nil, buffer.baseAddress, nil, nil, 0)

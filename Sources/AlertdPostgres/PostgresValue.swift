@@ -118,10 +118,26 @@ extension Date: PostgresEncodable, PostgresDecodable {
     }
 }
 
+/// A value that may stand for SQL NULL: an optional, inside an array parameter.
+protocol PostgresNullable {
+    var isNull: Bool { get }
+}
+
+extension Optional: PostgresNullable {
+    var isNull: Bool { self == nil }
+}
+
+extension Optional: PostgresEncodable where Wrapped: PostgresEncodable {
+    /// Only meaningful inside an array, where nil is written as NULL; a nil query parameter is
+    /// sent as NULL by the session.
+    public var postgresText: String { self?.postgresText ?? "" }
+}
+
 extension Array: PostgresEncodable where Element: PostgresEncodable {
-    /// A one-dimensional array literal, every element quoted.
+    /// A one-dimensional array literal, every element quoted, nil elements as NULL.
     public var postgresText: String {
         let elements = map { element -> String in
+            if (element as? PostgresNullable)?.isNull == true { return "NULL" }
             let escaped = element.postgresText
                 .replacingOccurrences(of: "\\", with: "\\\\")
                 .replacingOccurrences(of: "\"", with: "\\\"")

@@ -34,6 +34,13 @@ import Testing
             try await database.withConnection { connection in
                 let rows = try await connection.query("SELECT $1::text IS NULL AS isnull", [nil])
                 #expect(try rows[0].decode("isnull", as: Bool.self))
+                let missing: String? = nil
+                let optional = try await connection.query("SELECT $1::text IS NULL AS isnull", [missing])
+                #expect(try optional[0].decode("isnull", as: Bool.self))
+                let withNulls: [Int?] = [1, nil, 3]
+                let array = try await connection.query("SELECT $1::int[] AS a, ($1::int[])[2] IS NULL AS second_null", [withNulls])
+                #expect(try array[0].decode("a", as: [Int?].self) == [1, nil, 3])
+                #expect(try array[0].decode("second_null", as: Bool.self))
             }
         }
     }

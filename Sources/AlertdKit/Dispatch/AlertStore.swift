@@ -1,0 +1,141 @@
+import AlertdPostgres
+import Foundation
+
+/// The dispatcher's SQL: claiming due alerts under a lease and recording what happened, each in
+/// one round trip for a whole batch.
+public struct AlertStore: Sendable {
+    public let connection: PostgresConnection
+    /// This instance's name, written to locked_by and to every attempt.
+    public let worker: String
+
+    public init(connection: PostgresConnection, worker: String) {
+        self.connection = connection
+        self.worker = worker
+    }
+
+    /// Leases up to `limit` due alerts of `channels` for `lease`, oldest due first. Rows another
+    /// instance holds are skipped, not waited for; rows whose lease expired (a crashed instance's)
+    /// are due again. Each claim starts an attempt: attempt_count goes up by one.
+    public func claim(limit: Int, channels: [String], lease: Duration) async throws -> [ClaimedAlert] {
+        let rows = try await connection.query(
+            """
+            WITH due AS (
+              SELECT id
+                FROM integration_alert_history
+               WHERE delivery_status = 'pending'
+                 AND next_attempt_at <= now()
+                 AND (locked_until IS NULL OR locked_until < now())
+                 AND alert_channel = ANY ($3::text[])
+               ORDER BY next_attempt_at
+               LIMIT $1
+               FOR UPDATE SKIP LOCKED
+            ), claimed AS (
+              UPDATE integration_alert_history a
+                 SET locked_by = $2,
+                     locked_until = now() + make_interval(secs => $4),
+                     attempt_count = a.attempt_count + 1,
+                     last_attempt_at = now()
+                FROM due
+               WHERE a.id = due.id
+              RETURNING a.*
+            )
+            SELECT c.id, c.alert_type, c.alert_channel, c.origin, c.recipients, c.attempt_count,
+                   c.max_attempts, c.created_at,
+                   i.id AS integration_id, i.integration_name, i.integration_type, i.environment, i.tenant_id,
+                   h.id AS sync_id, h.endpoint_name, h.status AS sync_status, h.sync_started_at,
+                   h.sync_completed_at, h.duration_seconds, h.records_synced, h.records_failed,
+                   h.records_skipped, h.error_message, h.retry_count, h.max_retries, h.retry_at, h.triggered_by
+              FROM claimed c
+              LEFT JOIN integration_configs i ON i.id = c.integration_config_id
+              LEFT JOIN integration_sync_history h ON h.id = c.sync_history_id
+             ORDER BY c.next_attempt_at
+            """,
+            [limit, worker, channels, lease.seconds]
+        )
+        return try rows.map(ClaimedAlert.init(row:))
+    }
+
+    /// Records attempts and their alerts' new state, for alerts this instance still holds.
+    /// Returns the ids it recorded; an alert whose lease another instance took over is skipped.
+    @discardableResult
+    public func record(_ outcomes: [AttemptOutcome]) async throws -> Set<UUID> {
+        guard !outcomes.isEmpty else { return [] }
+        let rows = try await connection.query(
+            """
+            WITH r AS (
+              SELECT *
+                FROM unnest($2::uuid[], $3::int[], $4::text[], $5::timestamptz[], $6::int[], $7::int[],
+                            $8::text[], $9::text[], $10::float8[], $11::text[], $12::text[], $13::text[])
+                  AS r(id, attempt, outcome, started_at, duration_ms, http_status, smtp_reply, error,
+                       retry_in, subject, message, details)
+            ), attempts AS (
+              INSERT INTO integration_alert_attempts
+                     (alert_id, attempt_number, started_at, duration_ms, outcome, http_status, smtp_reply,
+                      error, worker, details)
+              SELECT r.id, r.attempt, r.started_at, r.duration_ms, r.outcome, r.http_status, r.smtp_reply,
+                     r.error, $1, coalesce(r.details::jsonb, '{}')
+                FROM r
+                JOIN integration_alert_history a ON a.id = r.id AND a.locked_by = $1
+              ON CONFLICT (alert_id, attempt_number) DO NOTHING
+            )
+            UPDATE integration_alert_history a
+               SET delivery_status = CASE r.outcome WHEN 'retry' THEN 'pending' ELSE r.outcome END,
+                   delivery_error = CASE r.outcome WHEN 'sent' THEN NULL ELSE r.error END,
+                   sent_at = CASE r.outcome WHEN 'sent' THEN now()::timestamp ELSE a.sent_at END,
+                   next_attempt_at = CASE r.outcome WHEN 'retry' THEN now() + make_interval(secs => r.retry_in)
+                                     ELSE a.next_attempt_at END,
+                   subject = coalesce(r.subject, a.subject),
+                   message = coalesce(r.message, a.message),
+                   locked_by = NULL,
+                   locked_until = NULL
+              FROM r
+             WHERE a.id = r.id AND a.locked_by = $1
+            RETURNING a.id
+            """,
+            [
+                worker,
+                outcomes.map(\.alertID),
+                outcomes.map(\.attempt),
+                outcomes.map(\.result.rawValue),
+                outcomes.map(\.startedAt),
+                outcomes.map { Int(($0.duration.seconds * 1000).rounded()) },
+                outcomes.map(\.httpStatus),
+                outcomes.map(\.smtpReply),
+                outcomes.map(\.error),
+                outcomes.map { $0.retryIn?.seconds },
+                outcomes.map(\.subject),
+                outcomes.map(\.message),
+                outcomes.map(\.details),
+            ]
+        )
+        return Set(try rows.map { try $0.decode("id", as: UUID.self) })
+    }
+
+    /// Gives back leases this instance holds without an attempt made (at shutdown): the alerts are
+    /// due again at once, for any instance, and the attempt is not counted.
+    public func release(_ ids: [UUID]) async throws {
+        guard !ids.isEmpty else { return }
+        try await connection.query(
+            """
+            UPDATE integration_alert_history
+               SET locked_by = NULL, locked_until = NULL, attempt_count = greatest(attempt_count - 1, 0)
+             WHERE id = ANY ($1::uuid[]) AND locked_by = $2
+            """,
+            [ids, worker]
+        )
+    }
+
+    /// When the next pending alert of `channels` falls due (a retry, or a lease running out); nil
+    /// when none is pending.
+    public func nextDue(channels: [String]) async throws -> Date? {
+        try await connection.query(
+            """
+            SELECT min(greatest(next_attempt_at, coalesce(locked_until, next_attempt_at))) AS due
+              FROM integration_alert_history
+             WHERE delivery_status = 'pending' AND next_attempt_at IS NOT NULL
+               AND alert_channel = ANY ($1::text[])
+            """,
+            [channels]
+        )[0].decode("due", as: Date?.self)
+    }
+}

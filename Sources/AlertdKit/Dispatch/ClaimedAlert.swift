@@ -1,0 +1,84 @@
+import AlertdPostgres
+import Foundation
+
+/// An alert this instance has leased for one delivery attempt, with what its messages say.
+public struct ClaimedAlert: Sendable, Equatable {
+    public let id: UUID
+    public let type: String
+    public let channel: String
+    public let origin: String
+    public let recipients: [String]
+    /// This attempt's number, from 1.
+    public let attempt: Int
+    public let maxAttempts: Int
+    public let createdAt: Date?
+    public let integration: Integration?
+    public let sync: SyncRun?
+
+    public struct Integration: Sendable, Equatable {
+        public let id: UUID
+        public let name: String?
+        public let type: String
+        public let environment: String
+        public let tenantID: UUID
+    }
+
+    public struct SyncRun: Sendable, Equatable {
+        public let id: UUID
+        public let endpoint: String
+        public let status: String
+        public let startedAt: Date
+        public let completedAt: Date?
+        public let durationSeconds: Int?
+        public let recordsSynced: Int
+        public let recordsFailed: Int
+        public let recordsSkipped: Int
+        public let errorMessage: String?
+        public let retryCount: Int
+        public let maxRetries: Int
+        public let retryAt: Date?
+        public let triggeredBy: String
+    }
+
+    init(row: PostgresRow) throws {
+        id = try row.decode("id")
+        type = try row.decode("alert_type")
+        channel = try row.decode("alert_channel")
+        origin = try row.decode("origin")
+        recipients = try row.decode("recipients", as: [String]?.self) ?? []
+        attempt = try row.decode("attempt_count")
+        maxAttempts = try row.decode("max_attempts")
+        createdAt = try row.decode("created_at")
+        if let integrationID = try row.decode("integration_id", as: UUID?.self) {
+            integration = Integration(
+                id: integrationID,
+                name: try row.decode("integration_name"),
+                type: try row.decode("integration_type"),
+                environment: try row.decode("environment"),
+                tenantID: try row.decode("tenant_id")
+            )
+        } else {
+            integration = nil
+        }
+        if let syncID = try row.decode("sync_id", as: UUID?.self) {
+            sync = SyncRun(
+                id: syncID,
+                endpoint: try row.decode("endpoint_name"),
+                status: try row.decode("sync_status"),
+                startedAt: try row.decode("sync_started_at"),
+                completedAt: try row.decode("sync_completed_at"),
+                durationSeconds: try row.decode("duration_seconds"),
+                recordsSynced: try row.decode("records_synced", as: Int?.self) ?? 0,
+                recordsFailed: try row.decode("records_failed", as: Int?.self) ?? 0,
+                recordsSkipped: try row.decode("records_skipped", as: Int?.self) ?? 0,
+                errorMessage: try row.decode("error_message"),
+                retryCount: try row.decode("retry_count", as: Int?.self) ?? 0,
+                maxRetries: try row.decode("max_retries", as: Int?.self) ?? 0,
+                retryAt: try row.decode("retry_at"),
+                triggeredBy: try row.decode("triggered_by")
+            )
+        } else {
+            sync = nil
+        }
+    }
+}
