@@ -40,6 +40,19 @@ public struct ClaimedAlert: Sendable, Equatable {
         public let triggeredBy: String
     }
 
+    init(id: UUID, type: String, channel: String, origin: String, recipients: [String], attempt: Int, maxAttempts: Int, createdAt: Date?, integration: Integration?, sync: SyncRun?) {
+        self.id = id
+        self.type = type
+        self.channel = channel
+        self.origin = origin
+        self.recipients = recipients
+        self.attempt = attempt
+        self.maxAttempts = maxAttempts
+        self.createdAt = createdAt
+        self.integration = integration
+        self.sync = sync
+    }
+
     init(row: PostgresRow) throws {
         id = try row.decode("id")
         type = try row.decode("alert_type")

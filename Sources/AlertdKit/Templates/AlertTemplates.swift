@@ -1,0 +1,103 @@
+import Foundation
+import Mustache
+
+/// The Mustache templates alerts are written with, loaded and checked once at start-up.
+///
+/// For each alert type (failure, warning, success, test) there is a subject, a plain-text and an
+/// HTML body; `webhook.json` is the webhook body. All render one context, described in
+/// docs/templates.md.
+public struct AlertTemplates: Sendable {
+    public static let variable = "ALERTD_TEMPLATES_DIR"
+    public static let types = ["failure", "warning", "success", "test"]
+    public static let required = types.flatMap { ["\($0).subject", "\($0).text", "\($0).html"] } + ["webhook.json"]
+
+    let library: MustacheLibrary
+    public let directory: URL
+
+    /// Loads every `*.mustache` file of `directory`; a template that does not parse, or one that
+    /// is missing, is an error naming the file.
+    public static func load(from directory: URL) async throws -> AlertTemplates {
+        JSONContentType.register
+        let library: MustacheLibrary
+        do {
+            library = try await MustacheLibrary(directory: directory.path)
+        } catch let error as MustacheLibrary.ParserError {
+            throw AlertdError(
+                .configuration,
+                "The template \(error.filename) does not parse at line \(error.context.lineNumber), column \(error.context.columnNumber): \(error.error).",
+                hint: "Fix the template, or point \(variable) at a folder of working templates."
+            )
+        } catch {
+            throw AlertdError(.configuration, "Cannot read the templates in \(directory.path): \(error)")
+        }
+        let missing = required.filter { library.getTemplate(named: $0) == nil }
+        guard missing.isEmpty else {
+            throw AlertdError(
+                .configuration,
+                "The templates folder \(directory.path) lacks \(missing.map { "\($0).mustache" }.joined(separator: ", ")).",
+                hint: "Copy the missing files from alertd's templates/ folder."
+            )
+        }
+        return AlertTemplates(library: library, directory: directory)
+    }
+
+    /// The templates folder named by `flag` or `ALERTD_TEMPLATES_DIR`, else `templates/` next to
+    /// the SQL folder alertd found (`share/alertd/templates` when installed).
+    public static func locate(flag: String?, environment: [String: String], sqlDirectory: SQLDirectory?) -> URL {
+        if let explicit = flag ?? environment[variable] { return URL(filePath: explicit, directoryHint: .isDirectory) }
+        if let sqlDirectory { return sqlDirectory.url.deletingLastPathComponent().appending(path: "templates") }
+        return URL(filePath: FileManager.default.currentDirectoryPath).appending(path: "templates")
+    }
+
+    /// What one alert says, in each form.
+    public struct Rendered: Sendable, Equatable {
+        public let subject: String
+        public let text: String
+        public let html: String
+    }
+
+    /// Renders the subject and both bodies of `alert`.
+    public func renderMessage(_ context: AlertContext) -> Rendered {
+        let type = context.templateType
+        let subject = render("\(type).subject", context)
+        return Rendered(
+            subject: Self.singleLine(subject, limit: 250),
+            text: render("\(type).text", context),
+            html: render("\(type).html", context)
+        )
+    }
+
+    /// Renders the webhook body; it is checked to be JSON, so a broken override fails clearly.
+    public func renderWebhookBody(_ context: AlertContext) throws -> Data {
+        let body = Data(render("webhook.json", context).utf8)
+        do {
+            _ = try JSONSerialization.jsonObject(with: body)
+        } catch {
+            throw AlertdError(.configuration, "The webhook.json template produced text that is not JSON.")
+        }
+        return body
+    }
+
+    private func render(_ name: String, _ context: AlertContext) -> String {
+        library.render(context.values, withTemplate: name) ?? ""
+    }
+
+    /// Folds line breaks and other control characters to spaces (a subject is one header line),
+    /// squeezes runs of spaces, and cuts at `limit` characters.
+    static func singleLine(_ text: String, limit: Int) -> String {
+        var result = ""
+        var lastWasSpace = false
+        for character in text {
+            let isSpace = character.isWhitespace || character.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
+            if isSpace {
+                if !lastWasSpace && !result.isEmpty { result.append(" ") }
+                lastWasSpace = true
+            } else {
+                result.append(character)
+                lastWasSpace = false
+            }
+        }
+        result = result.trimmingCharacters(in: .whitespaces)
+        return result.count > limit ? String(result.prefix(limit - 1)) + "…" : result
+    }
+}

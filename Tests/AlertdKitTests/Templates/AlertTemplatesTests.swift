@@ -1,0 +1,120 @@
+@testable import AlertdKit
+import AlertdTestSupport
+import Foundation
+import Testing
+
+@Suite struct AlertTemplatesTests {
+    static var directory: URL { TestPostgres.packageRoot.appending(path: "templates") }
+
+    static func alert(origin: String = "trigger", type: String = "failure", error: String? = "HTTP 401 from Paycom", name: String = "Paycom") -> ClaimedAlert {
+        ClaimedAlert(
+            id: UUID(uuidString: "00000000-0000-0000-0000-0000000000a1")!, type: type, channel: "webhook", origin: origin,
+            recipients: ["https://hooks.example.com/x"], attempt: 2, maxAttempts: 10, createdAt: nil,
+            integration: .init(id: UUID(uuidString: "00000000-0000-0000-0000-0000000000c1")!, name: name, type: "paycom", environment: "production", tenantID: UUID(uuidString: "00000000-0000-0000-0000-0000000000e1")!),
+            sync: .init(
+                id: UUID(uuidString: "00000000-0000-0000-0000-0000000000b1")!, endpoint: "employees", status: type == "success" ? "success" : "failed",
+                startedAt: Date(timeIntervalSince1970: 1_763_807_400), completedAt: Date(timeIntervalSince1970: 1_763_807_525), durationSeconds: 125,
+                recordsSynced: 0, recordsFailed: 12, recordsSkipped: 3, errorMessage: error, retryCount: 0, maxRetries: 3,
+                retryAt: Date(timeIntervalSince1970: 1_763_807_585), triggeredBy: "scheduled"
+            )
+        )
+    }
+
+    @Test func everyRequiredTemplateLoads() async throws {
+        let templates = try await AlertTemplates.load(from: Self.directory)
+        for type in AlertTemplates.types {
+            let rendered = templates.renderMessage(AlertContext(alert: Self.alert(origin: type == "test" ? "test" : "trigger", type: type == "test" ? "success" : type), linkBase: nil))
+            #expect(!rendered.subject.isEmpty && !rendered.text.isEmpty && rendered.html.contains("<html>"), "\(type)")
+        }
+    }
+
+    @Test func aFailureSaysWhatHappened() async throws {
+        let templates = try await AlertTemplates.load(from: Self.directory)
+        let rendered = templates.renderMessage(AlertContext(alert: Self.alert(), linkBase: "https://etl.example.com/"))
+        #expect(rendered.subject == "[alertd] Sync failed: Paycom · employees")
+        #expect(rendered.text.contains("Integration: Paycom (paycom, production)"))
+        #expect(rendered.text.contains("Finished:    2025-11-22T10:32:05Z (2 m 5 s)"))
+        #expect(rendered.text.contains("Records:     0 synced, 12 failed, 3 skipped"))
+        #expect(rendered.text.contains("HTTP 401 from Paycom"))
+        #expect(rendered.text.contains("Retry 1 of 3 is scheduled for 2025-11-22T10:33:05Z."))
+        #expect(rendered.text.contains("Details: https://etl.example.com/integrations/00000000-0000-0000-0000-0000000000c1/syncs/00000000-0000-0000-0000-0000000000b1"))
+    }
+
+    static let hostile = "Quote \" backslash \\ newline\r\nBcc: victim@example.com\ttab <script>alert('x')</script> & ünïcode 🚨 \u{0}\u{1b}[31m \u{2028}"
+
+    @Test func hostileTextIsEscapedInHTMLAndJSONAndKeptToOneLineInSubjects() async throws {
+        let templates = try await AlertTemplates.load(from: Self.directory)
+        let context = AlertContext(alert: Self.alert(error: Self.hostile, name: "Evil\r\nSubject: injected"), linkBase: nil)
+        let rendered = templates.renderMessage(context)
+        #expect(!rendered.subject.contains("\r") && !rendered.subject.contains("\n"))
+        #expect(rendered.subject == "[alertd] Sync failed: Evil Subject: injected · employees")
+        #expect(!rendered.html.contains("<script>"))
+        #expect(rendered.html.contains("&lt;script&gt;"))
+        let body = try templates.renderWebhookBody(context)
+        let json = try #require(try JSONSerialization.jsonObject(with: body) as? [String: Any])
+        let data = try #require(json["data"] as? [String: Any])
+        let sync = try #require(data["sync"] as? [String: Any])
+        #expect(sync["error_message"] as? String == Self.hostile)
+        #expect((data["integration"] as? [String: Any])?["name"] as? String == "Evil\r\nSubject: injected")
+        #expect(json["type"] as? String == "sync.failure")
+        #expect((sync["records"] as? [String: Any])?["failed"] as? Int == 12)
+        #expect(sync["duration_seconds"] as? Int == 125)
+        #expect(((data["alert"] as? [String: Any])?["test"] as? Bool) == false)
+    }
+
+    @Test func longErrorsAreCutAndSaySo() async throws {
+        let templates = try await AlertTemplates.load(from: Self.directory)
+        let context = AlertContext(alert: Self.alert(error: String(repeating: "x", count: 1_000_000)), linkBase: nil)
+        let rendered = templates.renderMessage(context)
+        #expect(rendered.text.contains("[truncated]"))
+        #expect(rendered.text.count < 5_000)
+        let json = try JSONSerialization.jsonObject(with: try templates.renderWebhookBody(context)) as? [String: Any]
+        let sync = (json?["data"] as? [String: Any])?["sync"] as? [String: Any]
+        #expect(sync?["error_truncated"] as? Bool == true)
+    }
+
+    @Test func aWebhookForAnAlertWithoutARunIsStillJSON() async throws {
+        let templates = try await AlertTemplates.load(from: Self.directory)
+        let bare = ClaimedAlert(id: UUID(), type: "success", channel: "webhook", origin: "test", recipients: [], attempt: 1, maxAttempts: 1, createdAt: nil, integration: nil, sync: nil)
+        let json = try JSONSerialization.jsonObject(with: try templates.renderWebhookBody(AlertContext(alert: bare, linkBase: nil))) as? [String: Any]
+        #expect(json?["type"] as? String == "sync.test")
+        #expect((json?["data"] as? [String: Any])?["sync"] is NSNull)
+    }
+
+    static func copyOfTemplates(_ edit: (URL) throws -> Void) throws -> URL {
+        let copy = FileManager.default.temporaryDirectory.appending(path: "alertd-templates-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: directory, to: copy)
+        try edit(copy)
+        return copy
+    }
+
+    @Test func aTemplateThatDoesNotParseIsReportedAtLoadNamingTheFile() async throws {
+        let broken = try Self.copyOfTemplates { copy in
+            try "{{#sync}}unclosed section".write(to: copy.appending(path: "failure.text.mustache"), atomically: true, encoding: .utf8)
+        }
+        defer { try? FileManager.default.removeItem(at: broken) }
+        do {
+            _ = try await AlertTemplates.load(from: broken)
+            Issue.record("a broken template loaded")
+        } catch let error as AlertdError {
+            #expect(error.message.contains("failure.text.mustache"))
+        }
+    }
+
+    @Test func aMissingTemplateIsReportedAtLoad() async throws {
+        let incomplete = try Self.copyOfTemplates { copy in
+            try FileManager.default.removeItem(at: copy.appending(path: "webhook.json.mustache"))
+        }
+        defer { try? FileManager.default.removeItem(at: incomplete) }
+        await #expect(throws: AlertdError.self) { _ = try await AlertTemplates.load(from: incomplete) }
+    }
+
+    @Test func aBrokenWebhookOverrideFailsClearlyInsteadOfSendingGarbage() async throws {
+        let broken = try Self.copyOfTemplates { copy in
+            try "{\"name\": {{integration.name}}}".write(to: copy.appending(path: "webhook.json.mustache"), atomically: true, encoding: .utf8)
+        }
+        defer { try? FileManager.default.removeItem(at: broken) }
+        let templates = try await AlertTemplates.load(from: broken)
+        #expect(throws: AlertdError.self) { try templates.renderWebhookBody(AlertContext(alert: Self.alert(), linkBase: nil)) }
+    }
+}
