@@ -16,6 +16,11 @@ public enum TestPostgres {
         return logger
     }()
 
+    /// The test cluster's password, so tests can check that no output shows it.
+    public static var password: String {
+        (try? serverConnectionString())?.value(of: "password") ?? "(no password)"
+    }
+
     public static func serverConnectionString() throws -> PostgresConnectionString {
         guard let url = ProcessInfo.processInfo.environment[variable], !url.isEmpty else {
             throw TestSetupError(

@@ -20,23 +20,26 @@ public final class WebhookReceiver: @unchecked Sendable {
         public let path: String
         public let headers: [String: String]
         public let body: String
+        /// Whether the receiver verified the signature; nil when it was given no secret.
+        public let signature_valid: Bool?
     }
 
     /// Starts the receiver and waits until it listens; fails if it cannot.
-    public static func start() async throws -> WebhookReceiver {
+    public static func start(verifyingWith secret: String? = nil) async throws -> WebhookReceiver {
         try await withCheckedThrowingContinuation { continuation in
             Thread {
-                continuation.resume(with: Result { try startBlocking() })
+                continuation.resume(with: Result { try startBlocking(secret: secret) })
             }.start()
         }
     }
 
-    private static func startBlocking() throws -> WebhookReceiver {
+    private static func startBlocking(secret: String?) throws -> WebhookReceiver {
         let logFile = FileManager.default.temporaryDirectory.appending(path: "alertd-webhooks-\(UUID().uuidString).jsonl")
         FileManager.default.createFile(atPath: logFile.path, contents: nil)
         let process = Process()
         process.executableURL = URL(filePath: "/usr/bin/python3")
         process.arguments = [TestPostgres.packageRoot.appending(path: "deploy/dev/webhook-receiver.py").path, "--log", logFile.path]
+            + (secret.map { ["--secret", $0] } ?? [])
         let output = Pipe()
         process.standardOutput = output
         try process.run()

@@ -7,6 +7,6 @@ struct Alertd: AsyncParsableCommand {
         commandName: "alertd",
         abstract: "Turns sync-run outcomes in the ETL platform's database into email and webhook alerts.",
         version: AlertdVersion.string,
-        subcommands: [DatabaseCommand.self]
+        subcommands: [RunCommand.self, ConfigCommand.self, DatabaseCommand.self]
     )
 }

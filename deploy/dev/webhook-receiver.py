@@ -10,8 +10,14 @@ How it answers is chosen by the request path:
   /sleep/<seconds>/<name>     waits, then answers 200
   anything else               200
 A "retry_after" query parameter adds that Retry-After header to every answer that is not 2xx.
+
+With --secret whsec_..., each logged request also says whether its Standard Webhooks signature
+verifies ("signature_valid"), checked here independently of alertd.
 """
 import argparse
+import base64
+import hashlib
+import hmac
 import json
 import signal
 import sys
@@ -22,6 +28,20 @@ from urllib.parse import parse_qs, urlsplit
 
 counts = {}
 lock = threading.Lock()
+
+
+def signature_valid(secret, headers, body):
+    """The Standard Webhooks check: any v1 signature equal to HMAC-SHA256 of id.timestamp.body."""
+    if not secret:
+        return None
+    key = base64.b64decode(secret[len("whsec_"):])
+    signed = f"{headers.get('webhook-id', '')}.{headers.get('webhook-timestamp', '')}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    for candidate in headers.get("webhook-signature", "").split(" "):
+        version, _, signature = candidate.partition(",")
+        if version == "v1" and hmac.compare_digest(signature, expected):
+            return True
+    return False
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -45,6 +65,7 @@ class Handler(BaseHTTPRequestHandler):
                     "path": self.path,
                     "headers": {k.lower(): v for k, v in self.headers.items()},
                     "body": body.decode("utf-8", errors="replace"),
+                    "signature_valid": signature_valid(self.server.secret, {k.lower(): v for k, v in self.headers.items()}, body),
                 }) + "\n")
         status = 200
         if len(parts) >= 2 and parts[0] == "codes":
@@ -67,6 +88,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--log", required=True)
+    parser.add_argument("--secret", default=None, help="whsec_ secret to verify signatures with")
     args = parser.parse_args()
     # A parent may start us with signals blocked (threads of a Swift process block them, and the
     # mask survives exec): unblock them so that SIGTERM and Ctrl-C stop the receiver.
@@ -74,6 +96,7 @@ def main():
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     server.log_path = args.log
+    server.secret = args.secret
     print(f"listening on {server.server_address[1]}", flush=True)
     server.serve_forever()
 

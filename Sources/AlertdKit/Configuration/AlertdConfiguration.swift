@@ -1,0 +1,169 @@
+import AlertdPostgres
+import AlertdSupport
+import Foundation
+
+/// Everything `alertd run` needs, read from flags and ALERTD_* variables (and `*_FILE` files for
+/// secrets), with defaults, validated in one place: every problem is reported at once.
+public struct AlertdConfiguration: Sendable {
+    public var database: PostgresConnectionString
+    public var templatesDirectory: URL
+    /// This instance's name in leases and the audit.
+    public var instance: String
+    public var batchSize: Int
+    public var lease: Duration
+    /// The slow poll that finds due alerts even when no notification arrives.
+    public var pollInterval: Duration
+    public var shutdownGrace: Duration
+    public var retryBackoff: Backoff
+    public var linkBaseURL: String?
+    public var webhook: WebhookClient.Settings
+    public var webhookSigner: WebhookSigner
+    /// The channels this instance delivers; alerts of the others stay pending for an instance that can.
+    public var channels: [String]
+
+    /// One setting: its variable, its flag, and whether its value is a secret.
+    public struct Setting: Sendable {
+        public let variable: String
+        public let flag: String
+        public let secret: Bool
+        public let defaultValue: String?
+        public let help: String
+    }
+
+    public static let settings: [Setting] = [
+        Setting(variable: "ALERTD_DATABASE_URL", flag: "database-url", secret: true, defaultValue: nil, help: "libpq conninfo string or postgresql:// URI"),
+        Setting(variable: "ALERTD_TEMPLATES_DIR", flag: "templates-dir", secret: false, defaultValue: nil, help: "folder of Mustache templates (default: alertd's templates/)"),
+        Setting(variable: "ALERTD_INSTANCE", flag: "instance", secret: false, defaultValue: nil, help: "this instance's name in leases and the audit (default: host name and process ID)"),
+        Setting(variable: "ALERTD_BATCH_SIZE", flag: "batch-size", secret: false, defaultValue: "100", help: "alerts claimed at once, 1 to 10000"),
+        Setting(variable: "ALERTD_LEASE", flag: "lease", secret: false, defaultValue: "60s", help: "how long a claimed alert is reserved for this instance"),
+        Setting(variable: "ALERTD_POLL_INTERVAL", flag: "poll-interval", secret: false, defaultValue: "30s", help: "slow poll for due alerts, besides notifications"),
+        Setting(variable: "ALERTD_SHUTDOWN_GRACE", flag: "shutdown-grace", secret: false, defaultValue: "20s", help: "time to finish in-flight deliveries after SIGTERM"),
+        Setting(variable: "ALERTD_RETRY_INITIAL", flag: "retry-initial", secret: false, defaultValue: "30s", help: "delay before the first retry of a failed delivery"),
+        Setting(variable: "ALERTD_RETRY_MAX", flag: "retry-max", secret: false, defaultValue: "1h", help: "longest delay between retries"),
+        Setting(variable: "ALERTD_LINK_BASE_URL", flag: "link-base-url", secret: false, defaultValue: nil, help: "base URL for links to sync runs in messages"),
+        Setting(variable: "ALERTD_WEBHOOK_SECRET", flag: "webhook-secret", secret: true, defaultValue: nil, help: "whsec_ signing secrets, space-separated, newest first"),
+        Setting(variable: "ALERTD_WEBHOOK_CONNECT_TIMEOUT", flag: "webhook-connect-timeout", secret: false, defaultValue: "5s", help: "webhook connect timeout"),
+        Setting(variable: "ALERTD_WEBHOOK_TIMEOUT", flag: "webhook-timeout", secret: false, defaultValue: "15s", help: "webhook total timeout"),
+        Setting(variable: "ALERTD_WEBHOOK_CONCURRENCY", flag: "webhook-concurrency", secret: false, defaultValue: "4", help: "webhooks sent at once, 1 to 256"),
+        Setting(variable: "ALERTD_WEBHOOK_CA_FILE", flag: "webhook-ca-file", secret: false, defaultValue: nil, help: "CA bundle for https webhooks instead of the system's"),
+    ]
+
+    /// Reads the configuration: a flag wins over its variable, which wins over `<variable>_FILE`,
+    /// which wins over the default.
+    public static func load(flags: [String: String], environment: [String: String], sqlDirectory: SQLDirectory?) throws -> AlertdConfiguration {
+        var problems: [String] = []
+        func value(_ variable: String) -> String? {
+            if let flag = flags[variable] { return flag }
+            if let value = environment[variable] { return value }
+            if let path = environment[variable + "_FILE"] {
+                do {
+                    return try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+                } catch {
+                    problems.append("\(variable)_FILE: cannot read \(path).")
+                    return nil
+                }
+            }
+            return settings.first { $0.variable == variable }?.defaultValue
+        }
+        func duration(_ variable: String) -> Duration {
+            let text = value(variable) ?? ""
+            guard let parsed = parseDuration(text), parsed > .zero else {
+                problems.append("\(variable): \"\(text)\" is not a duration such as 500ms, 30s, 5m or 1h.")
+                return .seconds(1)
+            }
+            return parsed
+        }
+        func integer(_ variable: String, _ range: ClosedRange<Int>) -> Int {
+            let text = value(variable) ?? ""
+            guard let parsed = Int(text), range.contains(parsed) else {
+                problems.append("\(variable): \"\(text)\" is not a whole number from \(range.lowerBound) to \(range.upperBound).")
+                return range.lowerBound
+            }
+            return parsed
+        }
+
+        var database: PostgresConnectionString?
+        if let url = value("ALERTD_DATABASE_URL") {
+            do { database = try PostgresConnectionString(url) } catch { problems.append("ALERTD_DATABASE_URL: \(error.message)") }
+        } else {
+            problems.append("ALERTD_DATABASE_URL: no database given; pass --database-url or set ALERTD_DATABASE_URL (or ALERTD_DATABASE_URL_FILE).")
+        }
+        var signer = WebhookSigner(secrets: [])
+        if let secrets = value("ALERTD_WEBHOOK_SECRET") {
+            do { signer = try WebhookSigner(secretList: secrets) } catch let error as AlertdError { problems.append("ALERTD_WEBHOOK_SECRET: \(error.message)") } catch {}
+        }
+        let retryInitial = duration("ALERTD_RETRY_INITIAL")
+        let retryMax = duration("ALERTD_RETRY_MAX")
+        if retryMax < retryInitial { problems.append("ALERTD_RETRY_MAX must not be shorter than ALERTD_RETRY_INITIAL.") }
+        var webhook = WebhookClient.Settings()
+        webhook.connectTimeout = duration("ALERTD_WEBHOOK_CONNECT_TIMEOUT")
+        webhook.totalTimeout = duration("ALERTD_WEBHOOK_TIMEOUT")
+        webhook.concurrency = integer("ALERTD_WEBHOOK_CONCURRENCY", 1...256)
+        webhook.caFile = value("ALERTD_WEBHOOK_CA_FILE")
+        if let caFile = webhook.caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+            problems.append("ALERTD_WEBHOOK_CA_FILE: \(caFile) cannot be read.")
+        }
+        let lease = duration("ALERTD_LEASE")
+        if lease <= webhook.totalTimeout {
+            problems.append("ALERTD_LEASE (\(lease)) must be longer than ALERTD_WEBHOOK_TIMEOUT (\(webhook.totalTimeout)), or another instance could claim an alert still being delivered.")
+        }
+        let linkBase = value("ALERTD_LINK_BASE_URL")
+        if let linkBase, URLComponents(string: linkBase)?.scheme == nil {
+            problems.append("ALERTD_LINK_BASE_URL: \"\(linkBase)\" is not a URL.")
+        }
+        if environment["ALERTD_SMTP_URL"] != nil || flags["ALERTD_SMTP_URL"] != nil {
+            problems.append("ALERTD_SMTP_URL: email delivery is not part of this version of alertd yet; unset it (email alerts stay pending until an instance that sends email runs).")
+        }
+        let configuration = AlertdConfiguration(
+            database: database ?? (try! PostgresConnectionString("dbname=unset")),
+            templatesDirectory: AlertTemplates.locate(flag: value("ALERTD_TEMPLATES_DIR"), environment: [:], sqlDirectory: sqlDirectory),
+            instance: value("ALERTD_INSTANCE") ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())",
+            batchSize: integer("ALERTD_BATCH_SIZE", 1...10_000),
+            lease: lease,
+            pollInterval: duration("ALERTD_POLL_INTERVAL"),
+            shutdownGrace: duration("ALERTD_SHUTDOWN_GRACE"),
+            retryBackoff: Backoff(initial: retryInitial, maximum: max(retryMax, retryInitial), multiplier: 2, jitter: 0.5),
+            linkBaseURL: linkBase,
+            webhook: webhook,
+            webhookSigner: signer,
+            channels: ["webhook"]
+        )
+        guard problems.isEmpty else {
+            throw AlertdError(.configuration, "The configuration has \(problems.count) problem\(problems.count == 1 ? "" : "s"):\n" + problems.map { "  - \($0)" }.joined(separator: "\n"))
+        }
+        return configuration
+    }
+
+    /// `500ms`, `30s`, `5m`, `1h`, or a number of seconds.
+    public static func parseDuration(_ text: String) -> Duration? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let units: [(suffix: String, seconds: Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        for unit in units where trimmed.hasSuffix(unit.suffix) {
+            guard let number = Double(trimmed.dropLast(unit.suffix.count)), number >= 0 else { return nil }
+            return .milliseconds(Int64((number * unit.seconds * 1000).rounded()))
+        }
+        guard let seconds = Double(trimmed), seconds >= 0 else { return nil }
+        return .milliseconds(Int64((seconds * 1000).rounded()))
+    }
+
+    /// The effective configuration, one `name = value` line each, secrets masked.
+    public var redactedLines: [String] {
+        [
+            "database = \(database)",
+            "templates_dir = \(templatesDirectory.path)",
+            "instance = \(instance)",
+            "batch_size = \(batchSize)",
+            "lease = \(lease)",
+            "poll_interval = \(pollInterval)",
+            "shutdown_grace = \(shutdownGrace)",
+            "retry = \(retryBackoff.initial) doubling up to \(retryBackoff.maximum), jitter \(Int(retryBackoff.jitter * 100))%",
+            "link_base_url = \(linkBaseURL ?? "(none)")",
+            "channels = \(channels.joined(separator: ", ")) (email: not in this version)",
+            "webhook_secret = \(webhookSigner.secrets.isEmpty ? "(none: webhooks are not signed)" : "\(webhookSigner.secrets.count) secret\(webhookSigner.secrets.count == 1 ? "" : "s"), \(SecretRedactor.mask)")",
+            "webhook_connect_timeout = \(webhook.connectTimeout)",
+            "webhook_timeout = \(webhook.totalTimeout)",
+            "webhook_concurrency = \(webhook.concurrency)",
+            "webhook_ca_file = \(webhook.caFile ?? "(system)")",
+        ]
+    }
+}

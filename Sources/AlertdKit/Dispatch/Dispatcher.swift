@@ -1,0 +1,196 @@
+import AlertdPostgres
+import AlertdSupport
+import Foundation
+import Logging
+
+/// `alertd run`: waits for due alerts, claims them in batches, delivers them and records every
+/// attempt, until shutdown.
+///
+/// It wakes on a notification on channel `alertd`, when its listener (re)connects, on the slow
+/// poll, and when the next retry or lease falls due. Notifications are only hints: the alert rows
+/// are the truth, so a missed notification delays an alert by one poll at most.
+public final class Dispatcher: Sendable {
+    public let configuration: AlertdConfiguration
+    let templates: AlertTemplates
+    let webhooks: WebhookClient
+    let logger: Logger
+    private let wake = WakeSignal()
+
+    public init(configuration: AlertdConfiguration, templates: AlertTemplates, logger: Logger) {
+        self.configuration = configuration
+        self.templates = templates
+        self.webhooks = WebhookClient(settings: configuration.webhook)
+        self.logger = logger
+    }
+
+    /// Runs until `shutdown` is requested; the batch in flight then finishes and is recorded.
+    public func run(until shutdown: ShutdownSignal) async throws {
+        let wake = self.wake
+        shutdown.onRequest { wake.signal() }
+        let connection = try await PostgresConnection.connect(configuration.database, retrying: .reconnect, logger: logger)
+        defer { Task { await connection.close() } }
+        let store = AlertStore(connection: connection, worker: configuration.instance)
+        let listener = PostgresListener(connectionString: configuration.database, channels: ["alertd"], logger: logger)
+        logger.info("alertd started", metadata: [
+            "version": "\(AlertdVersion.string)",
+            "instance": "\(configuration.instance)",
+            "db": "\(configuration.database.host ?? "local socket")",
+            "channels": "\(configuration.channels.joined(separator: ","))",
+        ])
+        try await listener.run { events in
+            let listening = Task {
+                for await event in events {
+                    if case .disconnected = event { continue }
+                    wake.signal()
+                }
+            }
+            defer { listening.cancel() }
+            var failures = 0
+            while !shutdown.isRequested {
+                do {
+                    let claimed = try await store.claim(limit: configuration.batchSize, channels: configuration.channels, lease: configuration.lease)
+                    failures = 0
+                    if claimed.isEmpty {
+                        await wake.wait(timeout: try await nextWait(store))
+                        continue
+                    }
+                    let outcomes = await deliver(claimed)
+                    try await record(outcomes, store: store)
+                } catch {
+                    failures += 1
+                    let delay = Backoff.reconnect.delay(attempt: failures)
+                    logger.warning("database call failed; trying again", metadata: ["error": "\(error)", "retry_in_s": "\(delay.seconds)"])
+                    await wake.wait(timeout: delay)
+                }
+            }
+        }
+        logger.info("alertd stopped", metadata: ["instance": "\(configuration.instance)"])
+    }
+
+    /// Until the next retry or lease falls due, at most the poll interval.
+    private func nextWait(_ store: AlertStore) async throws -> Duration {
+        guard let due = try await store.nextDue(channels: configuration.channels) else { return configuration.pollInterval }
+        let seconds = max(due.timeIntervalSinceNow, 0.01)
+        return min(.milliseconds(Int64(seconds * 1000)), configuration.pollInterval)
+    }
+
+    /// Records outcomes, trying again for a while if the database is away: an attempt that is not
+    /// recorded is delivered again once its lease expires.
+    private func record(_ outcomes: [AttemptOutcome], store: AlertStore) async throws {
+        var attempt = 0
+        while true {
+            do {
+                let recorded = try await store.record(outcomes)
+                let lost = outcomes.count - recorded.count
+                if lost > 0 {
+                    logger.warning("leases lost before their outcome was recorded", metadata: ["alerts": "\(lost)"])
+                }
+                return
+            } catch {
+                attempt += 1
+                guard attempt < 5 else { throw error }
+                try await Task.sleep(for: Backoff.reconnect.delay(attempt: attempt))
+            }
+        }
+    }
+
+    /// Delivers a batch concurrently; every alert gets an outcome, whatever happens to it.
+    func deliver(_ alerts: [ClaimedAlert]) async -> [AttemptOutcome] {
+        await withTaskGroup(of: AttemptOutcome.self) { group in
+            for alert in alerts {
+                group.addTask { await self.deliver(alert) }
+            }
+            var outcomes: [AttemptOutcome] = []
+            for await outcome in group { outcomes.append(outcome) }
+            return outcomes
+        }
+    }
+
+    func deliver(_ alert: ClaimedAlert) async -> AttemptOutcome {
+        let startedAt = Date()
+        let clock = ContinuousClock.now
+        func outcome(_ result: AttemptOutcome.Result, error: String? = nil) -> AttemptOutcome {
+            var outcome = AttemptOutcome(alertID: alert.id, attempt: alert.attempt, result: result, startedAt: startedAt, duration: ContinuousClock.now - clock)
+            outcome.error = error
+            return outcome
+        }
+        if alert.attempt > alert.maxAttempts {
+            return outcome(.failed, error: "Gave up: \(alert.maxAttempts) attempts were started and none was recorded as finished (alertd stopped during them).")
+        }
+        switch alert.channel {
+        case "webhook":
+            return await deliverWebhook(alert, startedAt: startedAt, clock: clock)
+        default:
+            return outcome(.failed, error: "alert channel \(alert.channel) is not supported")
+        }
+    }
+
+    func deliverWebhook(_ alert: ClaimedAlert, startedAt: Date, clock: ContinuousClock.Instant) async -> AttemptOutcome {
+        let context = AlertContext(alert: alert, linkBase: configuration.linkBaseURL, now: startedAt)
+        let message = templates.renderMessage(context)
+        var result = AttemptOutcome(alertID: alert.id, attempt: alert.attempt, result: .failed, startedAt: startedAt, duration: .zero)
+        result.subject = message.subject
+
+        let decision: DeliveryDecision
+        if alert.recipients.first.map({ $0.isEmpty }) ?? true {
+            decision = .failed(reason: "The alert has no webhook URL.")
+        } else if alert.recipients[0].contains("[redacted]@") {
+            decision = .failed(reason: "The webhook URL carries a user name or password, which alertd does not send; configure the receiver to verify the webhook signature instead.")
+        } else {
+            do {
+                let body = try templates.renderWebhookBody(context)
+                result.message = String(decoding: body, as: UTF8.self)
+                let id = "msg_\(alert.id.uuidString.lowercased())"
+                let timestamp = Int(startedAt.timeIntervalSince1970)
+                var headers: [(name: String, value: String)] = [
+                    ("Content-Type", "application/json"),
+                    ("webhook-id", id),
+                    ("webhook-timestamp", String(timestamp)),
+                ]
+                if !configuration.webhookSigner.secrets.isEmpty {
+                    headers.append(("webhook-signature", configuration.webhookSigner.signature(id: id, timestamp: timestamp, body: body)))
+                }
+                let response = await webhooks.send(WebhookRequest(url: alert.recipients[0], body: body, headers: headers))
+                if case .answered(let status, _, _) = response { result.httpStatus = status }
+                decision = response.decision()
+            } catch {
+                decision = .failed(reason: "\(error)")
+            }
+        }
+        return finish(result, decision: decision, alert: alert, clock: clock)
+    }
+
+    /// Turns a decision into the recorded outcome: a retry becomes final once the attempts run out.
+    func finish(_ partial: AttemptOutcome, decision: DeliveryDecision, alert: ClaimedAlert, clock: ContinuousClock.Instant) -> AttemptOutcome {
+        let result: AttemptOutcome.Result
+        var error: String?
+        var retryIn: Duration?
+        switch decision {
+        case .delivered:
+            result = .sent
+        case .failed(let reason):
+            result = .failed
+            error = reason
+        case .retry(let reason, let notBefore):
+            if alert.attempt >= alert.maxAttempts {
+                result = .failed
+                error = "Gave up after \(alert.attempt) attempts: \(reason)"
+            } else {
+                result = .retry
+                error = reason
+                retryIn = max(configuration.retryBackoff.delay(attempt: alert.attempt), notBefore ?? .zero)
+            }
+        }
+        var outcome = AttemptOutcome(alertID: alert.id, attempt: alert.attempt, result: result, startedAt: partial.startedAt, duration: ContinuousClock.now - clock)
+        outcome.httpStatus = partial.httpStatus
+        outcome.subject = partial.subject
+        outcome.message = partial.message
+        outcome.error = error
+        outcome.retryIn = retryIn
+        logger.info("delivery", metadata: [
+            "alert": "\(alert.id)", "channel": "\(alert.channel)", "attempt": "\(alert.attempt)",
+            "outcome": "\(result.rawValue)", "duration_ms": "\(Int(outcome.duration.seconds * 1000))",
+        ])
+        return outcome
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+
+/// `alertd run`, started as its own process for one test, its output kept in a file.
+public final class AlertdProcess: @unchecked Sendable {
+    // Invariant: set in start(), read-only afterwards.
+    private let process: Process
+    public let outputFile: URL
+
+    private init(process: Process, outputFile: URL) {
+        self.process = process
+        self.outputFile = outputFile
+    }
+
+    /// Starts `alertd run` with only the given ALERTD_* variables.
+    public static func start(environment extra: [String: String]) throws -> AlertdProcess {
+        guard FileManager.default.isExecutableFile(atPath: TestProcess.alertdBinary) else {
+            throw TestSetupError("No alertd executable at \(TestProcess.alertdBinary); build it first (swift build).")
+        }
+        let outputFile = FileManager.default.temporaryDirectory.appending(path: "alertd-run-\(UUID().uuidString).log")
+        FileManager.default.createFile(atPath: outputFile.path, contents: nil)
+        let output = try FileHandle(forWritingTo: outputFile)
+        let process = Process()
+        process.executableURL = URL(filePath: TestProcess.alertdBinary)
+        process.arguments = ["run"]
+        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("ALERTD_") && !$0.key.hasPrefix("PG") }
+        environment["ALERTD_TEMPLATES_DIR"] = TestPostgres.packageRoot.appending(path: "templates").path
+        environment.merge(extra) { $1 }
+        process.environment = environment
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        return AlertdProcess(process: process, outputFile: outputFile)
+    }
+
+    public var output: String {
+        (try? String(contentsOf: outputFile, encoding: .utf8)) ?? ""
+    }
+
+    public var isRunning: Bool { process.isRunning }
+
+    /// Sends `signal` and waits (without holding a pool thread) for the process to end; returns
+    /// its exit status, or nil if it was still running after `timeout`.
+    @discardableResult
+    public func stop(signal: Int32 = SIGTERM, timeout: Duration = .seconds(30)) async -> Int32? {
+        kill(process.processIdentifier, signal)
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            if ContinuousClock.now > deadline { return nil }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}

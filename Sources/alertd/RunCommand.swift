@@ -1,0 +1,25 @@
+import AlertdKit
+import ArgumentParser
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Deliver alerts until SIGTERM or SIGINT.",
+        discussion: "Claims due alerts in batches under a lease, delivers them and records every attempt. Several instances may run against one database."
+    )
+
+    @OptionGroup var options: RunOptions
+
+    func run() async throws {
+        do {
+            let logger = try options.logger()
+            let configuration = try options.configuration()
+            let templates = try await AlertTemplates.load(from: configuration.templatesDirectory)
+            let shutdown = ShutdownSignal()
+            shutdown.installSignalHandlers()
+            try await Dispatcher(configuration: configuration, templates: templates, logger: logger).run(until: shutdown)
+        } catch {
+            throw reportFailure(error)
+        }
+    }
+}

@@ -1,0 +1,77 @@
+import AlertdKit
+import ArgumentParser
+import Foundation
+import Logging
+
+/// The options of `alertd run` and `alertd config`: each is also an ALERTD_* variable
+/// (AlertdConfiguration.settings lists them with their defaults).
+struct RunOptions: ParsableArguments {
+    @Option(name: .customLong("database-url"), help: "libpq conninfo string or postgresql:// URI ($ALERTD_DATABASE_URL).")
+    var databaseURL: String?
+    @Option(name: .customLong("templates-dir"), help: "Folder of Mustache templates ($ALERTD_TEMPLATES_DIR).")
+    var templatesDirectory: String?
+    @Option(name: .customLong("sql-dir"), help: "alertd's SQL folder, used to find templates/ beside it ($ALERTD_SQL_DIR).")
+    var sqlDirectory: String?
+    @Option(help: "This instance's name in leases and the audit ($ALERTD_INSTANCE).")
+    var instance: String?
+    @Option(name: .customLong("batch-size"), help: "Alerts claimed at once ($ALERTD_BATCH_SIZE, default 100).")
+    var batchSize: String?
+    @Option(help: "How long a claimed alert is reserved ($ALERTD_LEASE, default 60s).")
+    var lease: String?
+    @Option(name: .customLong("poll-interval"), help: "Slow poll for due alerts ($ALERTD_POLL_INTERVAL, default 30s).")
+    var pollInterval: String?
+    @Option(name: .customLong("shutdown-grace"), help: "Time to finish in-flight work after SIGTERM ($ALERTD_SHUTDOWN_GRACE, default 20s).")
+    var shutdownGrace: String?
+    @Option(name: .customLong("retry-initial"), help: "Delay before the first retry ($ALERTD_RETRY_INITIAL, default 30s).")
+    var retryInitial: String?
+    @Option(name: .customLong("retry-max"), help: "Longest delay between retries ($ALERTD_RETRY_MAX, default 1h).")
+    var retryMax: String?
+    @Option(name: .customLong("link-base-url"), help: "Base URL for links to sync runs ($ALERTD_LINK_BASE_URL).")
+    var linkBaseURL: String?
+    @Option(name: .customLong("webhook-connect-timeout"), help: "($ALERTD_WEBHOOK_CONNECT_TIMEOUT, default 5s)")
+    var webhookConnectTimeout: String?
+    @Option(name: .customLong("webhook-timeout"), help: "($ALERTD_WEBHOOK_TIMEOUT, default 15s)")
+    var webhookTimeout: String?
+    @Option(name: .customLong("webhook-concurrency"), help: "($ALERTD_WEBHOOK_CONCURRENCY, default 4)")
+    var webhookConcurrency: String?
+    @Option(name: .customLong("webhook-ca-file"), help: "CA bundle for https webhooks ($ALERTD_WEBHOOK_CA_FILE).")
+    var webhookCAFile: String?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical ($ALERTD_LOG_LEVEL, default info).")
+    var logLevel: String?
+
+    /// The flags given, keyed by their variable. Secrets (the webhook secret) have no flag:
+    /// command lines are visible to other users; use the variable or its _FILE.
+    var flags: [String: String] {
+        let pairs: [(String, String?)] = [
+            ("ALERTD_DATABASE_URL", databaseURL), ("ALERTD_TEMPLATES_DIR", templatesDirectory), ("ALERTD_INSTANCE", instance),
+            ("ALERTD_BATCH_SIZE", batchSize), ("ALERTD_LEASE", lease), ("ALERTD_POLL_INTERVAL", pollInterval),
+            ("ALERTD_SHUTDOWN_GRACE", shutdownGrace), ("ALERTD_RETRY_INITIAL", retryInitial), ("ALERTD_RETRY_MAX", retryMax),
+            ("ALERTD_LINK_BASE_URL", linkBaseURL), ("ALERTD_WEBHOOK_CONNECT_TIMEOUT", webhookConnectTimeout),
+            ("ALERTD_WEBHOOK_TIMEOUT", webhookTimeout), ("ALERTD_WEBHOOK_CONCURRENCY", webhookConcurrency),
+            ("ALERTD_WEBHOOK_CA_FILE", webhookCAFile),
+        ]
+        return Dictionary(uniqueKeysWithValues: pairs.compactMap { key, value in value.map { (key, $0) } })
+    }
+
+    func configuration() throws -> AlertdConfiguration {
+        let environment = ProcessInfo.processInfo.environment
+        let directory = try? SQLDirectory.locate(flag: sqlDirectory)
+        return try AlertdConfiguration.load(flags: flags, environment: environment, sqlDirectory: directory)
+    }
+
+    func logger() throws -> Logger {
+        let name = logLevel ?? ProcessInfo.processInfo.environment["ALERTD_LOG_LEVEL"] ?? "info"
+        guard let level = Logger.Level(rawValue: name.lowercased()) else {
+            throw AlertdError(.configuration, "Unknown log level \(name); use trace, debug, info, notice, warning, error or critical.")
+        }
+        var logger = Logger(label: "alertd") { label in StreamLogHandler.standardError(label: label) }
+        logger.logLevel = level
+        return logger
+    }
+}
+
+/// Prints an error the way every alertd command does, and exits 1.
+func reportFailure(_ error: any Error) -> ExitCode {
+    FileHandle.standardError.write(Data("alertd: error: \(error)\n".utf8))
+    return .failure
+}
