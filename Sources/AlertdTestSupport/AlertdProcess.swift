@@ -17,7 +17,7 @@ public final class AlertdProcess: @unchecked Sendable {
             throw TestSetupError("No alertd executable at \(TestProcess.alertdBinary); build it first (swift build).")
         }
         let outputFile = FileManager.default.temporaryDirectory.appending(path: "alertd-run-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: outputFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outputFile.path, contents: nil)
         let output = try FileHandle(forWritingTo: outputFile)
         let process = Process()
         process.executableURL = URL(filePath: TestProcess.alertdBinary)

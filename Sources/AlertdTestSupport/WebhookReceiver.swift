@@ -35,7 +35,7 @@ public final class WebhookReceiver: @unchecked Sendable {
 
     private static func startBlocking(secret: String?) throws -> WebhookReceiver {
         let logFile = FileManager.default.temporaryDirectory.appending(path: "alertd-webhooks-\(UUID().uuidString).jsonl")
-        FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         let process = Process()
         process.executableURL = URL(filePath: "/usr/bin/python3")
         process.arguments = [TestPostgres.packageRoot.appending(path: "deploy/dev/webhook-receiver.py").path, "--log", logFile.path]

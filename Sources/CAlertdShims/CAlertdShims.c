@@ -1,3 +1,6 @@
+#include <stddef.h>
+#include <openssl/ssl.h>
+#include <auth-client.h>
 #include "CAlertdShims.h"
 
 CURLcode alertd_curl_easy_setopt_long(CURL *handle, CURLoption option, long value) {
@@ -67,4 +70,12 @@ int alertd_smtp_set_header_address(smtp_message_t message, const char *header,
 
 int alertd_smtp_set_message_string(smtp_message_t message, const char *text) {
     return smtp_set_message_str(message, (void *) text);
+}
+
+int alertd_smtp_starttls_set_ctx(smtp_session_t session, void *ctx) {
+    return smtp_starttls_set_ctx(session, (SSL_CTX *) ctx);
+}
+
+int alertd_smtp_auth_set_context(smtp_session_t session, void *context) {
+    return smtp_auth_set_context(session, (auth_context_t) context);
 }

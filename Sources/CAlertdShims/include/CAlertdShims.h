@@ -38,5 +38,9 @@ int alertd_smtp_set_header_address(smtp_message_t message, const char *header,
                                    const char *phrase, const char *mailbox);
 /* smtp_set_message_str is a macro; the string must stay alive until smtp_start_session returns. */
 int alertd_smtp_set_message_string(smtp_message_t message, const char *text);
+/* libesmtp declares these only after <openssl/ssl.h> and <auth-client.h>; the shim includes them
+   in that order so that Swift modules need not. ctx is an SSL_CTX *, context an auth_context_t. */
+int alertd_smtp_starttls_set_ctx(smtp_session_t session, void *ctx);
+int alertd_smtp_auth_set_context(smtp_session_t session, void *context);
 
 #endif
