@@ -36,10 +36,19 @@ struct RunOptions: ParsableArguments {
     var webhookConcurrency: String?
     @Option(name: .customLong("webhook-ca-file"), help: "CA bundle for https webhooks ($ALERTD_WEBHOOK_CA_FILE).")
     var webhookCAFile: String?
+    @Option(name: .customLong("smtp-from"), help: "Sender address ($ALERTD_SMTP_FROM).")
+    var smtpFrom: String?
+    @Option(name: .customLong("smtp-tls"), help: "required, optional or none ($ALERTD_SMTP_TLS, default required).")
+    var smtpTLS: String?
+    @Option(name: .customLong("smtp-ca-file"), help: "CA bundle for the SMTP server ($ALERTD_SMTP_CA_FILE).")
+    var smtpCAFile: String?
+    @Option(name: .customLong("smtp-timeout"), help: "($ALERTD_SMTP_TIMEOUT, default 30s)")
+    var smtpTimeout: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical ($ALERTD_LOG_LEVEL, default info).")
     var logLevel: String?
 
-    /// The flags given, keyed by their variable. Secrets (the webhook secret) have no flag:
+    /// The flags given, keyed by their variable. Secrets (the webhook secret, the SMTP URL with its
+    /// password) have no flag:
     /// command lines are visible to other users; use the variable or its _FILE.
     var flags: [String: String] {
         let pairs: [(String, String?)] = [
@@ -48,7 +57,8 @@ struct RunOptions: ParsableArguments {
             ("ALERTD_SHUTDOWN_GRACE", shutdownGrace), ("ALERTD_RETRY_INITIAL", retryInitial), ("ALERTD_RETRY_MAX", retryMax),
             ("ALERTD_LINK_BASE_URL", linkBaseURL), ("ALERTD_WEBHOOK_CONNECT_TIMEOUT", webhookConnectTimeout),
             ("ALERTD_WEBHOOK_TIMEOUT", webhookTimeout), ("ALERTD_WEBHOOK_CONCURRENCY", webhookConcurrency),
-            ("ALERTD_WEBHOOK_CA_FILE", webhookCAFile),
+            ("ALERTD_WEBHOOK_CA_FILE", webhookCAFile), ("ALERTD_SMTP_FROM", smtpFrom), ("ALERTD_SMTP_TLS", smtpTLS),
+            ("ALERTD_SMTP_CA_FILE", smtpCAFile), ("ALERTD_SMTP_TIMEOUT", smtpTimeout),
         ]
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { key, value in value.map { (key, $0) } })
     }

@@ -18,6 +18,8 @@ public struct AlertdConfiguration: Sendable {
     public var linkBaseURL: String?
     public var webhook: WebhookClient.Settings
     public var webhookSigner: WebhookSigner
+    /// Where email goes; nil when ALERTD_SMTP_URL is not set (email alerts then stay pending).
+    public var smtp: SMTPSettings?
     /// The channels this instance delivers; alerts of the others stay pending for an instance that can.
     public var channels: [String]
 
@@ -46,6 +48,12 @@ public struct AlertdConfiguration: Sendable {
         Setting(variable: "ALERTD_WEBHOOK_TIMEOUT", flag: "webhook-timeout", secret: false, defaultValue: "15s", help: "webhook total timeout"),
         Setting(variable: "ALERTD_WEBHOOK_CONCURRENCY", flag: "webhook-concurrency", secret: false, defaultValue: "4", help: "webhooks sent at once, 1 to 256"),
         Setting(variable: "ALERTD_WEBHOOK_CA_FILE", flag: "webhook-ca-file", secret: false, defaultValue: nil, help: "CA bundle for https webhooks instead of the system's"),
+        Setting(variable: "ALERTD_SMTP_URL", flag: "smtp-url", secret: true, defaultValue: nil, help: "smtp://[user:password@]host[:port] (port 587 by default); email is off without it"),
+        Setting(variable: "ALERTD_SMTP_FROM", flag: "smtp-from", secret: false, defaultValue: nil, help: "sender address, required with ALERTD_SMTP_URL"),
+        Setting(variable: "ALERTD_SMTP_TLS", flag: "smtp-tls", secret: false, defaultValue: "required", help: "required (STARTTLS, verified), optional or none"),
+        Setting(variable: "ALERTD_SMTP_CA_FILE", flag: "smtp-ca-file", secret: false, defaultValue: nil, help: "CA bundle for the SMTP server's certificate instead of the system's"),
+        Setting(variable: "ALERTD_SMTP_ALLOW_INSECURE_AUTH", flag: "smtp-allow-insecure-auth", secret: false, defaultValue: "false", help: "allow AUTH without required TLS"),
+        Setting(variable: "ALERTD_SMTP_TIMEOUT", flag: "smtp-timeout", secret: false, defaultValue: "30s", help: "timeout of each SMTP step"),
     ]
 
     /// Reads the configuration: a flag wins over its variable, which wins over `<variable>_FILE`,
@@ -111,8 +119,18 @@ public struct AlertdConfiguration: Sendable {
         if let linkBase, URLComponents(string: linkBase)?.scheme == nil {
             problems.append("ALERTD_LINK_BASE_URL: \"\(linkBase)\" is not a URL.")
         }
-        if environment["ALERTD_SMTP_URL"] != nil || flags["ALERTD_SMTP_URL"] != nil {
-            problems.append("ALERTD_SMTP_URL: email delivery is not part of this version of alertd yet; unset it (email alerts stay pending until an instance that sends email runs).")
+        var smtp: SMTPSettings?
+        if let url = value("ALERTD_SMTP_URL") {
+            let allowInsecure = value("ALERTD_SMTP_ALLOW_INSECURE_AUTH")?.lowercased()
+            if !["true", "false"].contains(allowInsecure ?? "false") {
+                problems.append("ALERTD_SMTP_ALLOW_INSECURE_AUTH: \"\(allowInsecure ?? "")\" is not true or false.")
+            }
+            let parsed = SMTPSettings.parse(
+                url: url, from: value("ALERTD_SMTP_FROM"), tls: value("ALERTD_SMTP_TLS"), caFile: value("ALERTD_SMTP_CA_FILE"),
+                allowInsecureAuth: allowInsecure == "true", timeout: duration("ALERTD_SMTP_TIMEOUT")
+            )
+            smtp = parsed.settings
+            problems += parsed.problems
         }
         let configuration = AlertdConfiguration(
             database: database ?? (try! PostgresConnectionString("dbname=unset")),
@@ -126,7 +144,8 @@ public struct AlertdConfiguration: Sendable {
             linkBaseURL: linkBase,
             webhook: webhook,
             webhookSigner: signer,
-            channels: ["webhook"]
+            smtp: smtp,
+            channels: smtp == nil ? ["webhook"] : ["email", "webhook"]
         )
         guard problems.isEmpty else {
             throw AlertdError(.configuration, "The configuration has \(problems.count) problem\(problems.count == 1 ? "" : "s"):\n" + problems.map { "  - \($0)" }.joined(separator: "\n"))
@@ -158,7 +177,8 @@ public struct AlertdConfiguration: Sendable {
             "shutdown_grace = \(shutdownGrace)",
             "retry = \(retryBackoff.initial) doubling up to \(retryBackoff.maximum), jitter \(Int(retryBackoff.jitter * 100))%",
             "link_base_url = \(linkBaseURL ?? "(none)")",
-            "channels = \(channels.joined(separator: ", ")) (email: not in this version)",
+            "channels = \(channels.joined(separator: ", "))\(smtp == nil ? " (email off: ALERTD_SMTP_URL is not set)" : "")",
+            "smtp = \(smtp.map(\.description) ?? "(none)")",
             "webhook_secret = \(webhookSigner.secrets.isEmpty ? "(none: webhooks are not signed)" : "\(webhookSigner.secrets.count) secret\(webhookSigner.secrets.count == 1 ? "" : "s"), \(SecretRedactor.mask)")",
             "webhook_connect_timeout = \(webhook.connectTimeout)",
             "webhook_timeout = \(webhook.totalTimeout)",

@@ -41,6 +41,8 @@ public struct AlertStore: Sendable {
             )
             SELECT c.id, c.alert_type, c.alert_channel, c.origin, c.recipients, c.attempt_count,
                    c.max_attempts, c.created_at,
+                   ARRAY(SELECT jsonb_array_elements_text(coalesce(c.metadata -> 'email_delivered', '[]'))) AS email_delivered,
+                   ARRAY(SELECT jsonb_array_elements_text(coalesce(c.metadata -> 'email_bounced', '[]'))) AS email_bounced,
                    i.id AS integration_id, i.integration_name, i.integration_type, i.environment, i.tenant_id,
                    h.id AS sync_id, h.endpoint_name, h.status AS sync_status, h.sync_started_at,
                    h.sync_completed_at, h.duration_seconds, h.records_synced, h.records_failed,
@@ -65,9 +67,9 @@ public struct AlertStore: Sendable {
             WITH r AS (
               SELECT *
                 FROM unnest($2::uuid[], $3::int[], $4::text[], $5::timestamptz[], $6::int[], $7::int[],
-                            $8::text[], $9::text[], $10::float8[], $11::text[], $12::text[], $13::text[])
+                            $8::text[], $9::text[], $10::float8[], $11::text[], $12::text[], $13::text[], $14::text[])
                   AS r(id, attempt, outcome, started_at, duration_ms, http_status, smtp_reply, error,
-                       retry_in, subject, message, details)
+                       retry_in, subject, message, details, metadata_patch)
             ), attempts AS (
               INSERT INTO integration_alert_attempts
                      (alert_id, attempt_number, started_at, duration_ms, outcome, http_status, smtp_reply,
@@ -80,12 +82,13 @@ public struct AlertStore: Sendable {
             )
             UPDATE integration_alert_history a
                SET delivery_status = CASE r.outcome WHEN 'retry' THEN 'pending' ELSE r.outcome END,
-                   delivery_error = CASE r.outcome WHEN 'sent' THEN NULL ELSE r.error END,
+                   delivery_error = r.error,
                    sent_at = CASE r.outcome WHEN 'sent' THEN now()::timestamp ELSE a.sent_at END,
                    next_attempt_at = CASE r.outcome WHEN 'retry' THEN now() + make_interval(secs => r.retry_in)
                                      ELSE a.next_attempt_at END,
                    subject = coalesce(r.subject, a.subject),
                    message = coalesce(r.message, a.message),
+                   metadata = coalesce(a.metadata, '{}') || coalesce(r.metadata_patch::jsonb, '{}'),
                    locked_by = NULL,
                    locked_until = NULL
               FROM r
@@ -106,6 +109,7 @@ public struct AlertStore: Sendable {
                 outcomes.map(\.subject),
                 outcomes.map(\.message),
                 outcomes.map(\.details),
+                outcomes.map(\.metadataPatch),
             ]
         )
         return Set(try rows.map { try $0.decode("id", as: UUID.self) })

@@ -12,7 +12,7 @@ public struct AttemptOutcome: Sendable, Equatable {
 
     public let alertID: UUID
     public let attempt: Int
-    public let result: Result
+    public private(set) var result: Result
     public let startedAt: Date
     public let duration: Duration
     public var httpStatus: Int?
@@ -24,6 +24,8 @@ public struct AttemptOutcome: Sendable, Equatable {
     public var message: String?
     /// Per-recipient results and other particulars, as a JSON object.
     public var details: String?
+    /// Keys to set in the alert's metadata, as a JSON object (recipients already done, say).
+    public var metadataPatch: String?
 
     public init(alertID: UUID, attempt: Int, result: Result, startedAt: Date, duration: Duration) {
         self.alertID = alertID
@@ -31,5 +33,14 @@ public struct AttemptOutcome: Sendable, Equatable {
         self.result = result
         self.startedAt = startedAt
         self.duration = duration
+    }
+}
+
+extension AttemptOutcome {
+    /// The same outcome with another result.
+    func with(result: Result) -> AttemptOutcome {
+        var copy = self
+        copy.result = result
+        return copy
     }
 }

@@ -12,6 +12,11 @@ public struct ClaimedAlert: Sendable, Equatable {
     public let attempt: Int
     public let maxAttempts: Int
     public let createdAt: Date?
+    /// Email recipients earlier attempts delivered to, and those refused for good: neither is
+    /// sent to again.
+    public var deliveredRecipients: [String] = []
+    public var bouncedRecipients: [String] = []
+    public var doneRecipients: [String] { deliveredRecipients + bouncedRecipients }
     public let integration: Integration?
     public let sync: SyncRun?
 
@@ -62,6 +67,8 @@ public struct ClaimedAlert: Sendable, Equatable {
         attempt = try row.decode("attempt_count")
         maxAttempts = try row.decode("max_attempts")
         createdAt = try row.decode("created_at")
+        deliveredRecipients = try row.decode("email_delivered", as: [String]?.self) ?? []
+        bouncedRecipients = try row.decode("email_bounced", as: [String]?.self) ?? []
         if let integrationID = try row.decode("integration_id", as: UUID?.self) {
             integration = Integration(
                 id: integrationID,

@@ -13,6 +13,7 @@ public final class Dispatcher: Sendable {
     public let configuration: AlertdConfiguration
     let templates: AlertTemplates
     let webhooks: WebhookClient
+    let smtp: SMTPClient?
     let logger: Logger
     private let wake = WakeSignal()
 
@@ -20,6 +21,7 @@ public final class Dispatcher: Sendable {
         self.configuration = configuration
         self.templates = templates
         self.webhooks = WebhookClient(settings: configuration.webhook)
+        self.smtp = configuration.smtp.map(SMTPClient.init(settings:))
         self.logger = logger
     }
 
@@ -94,16 +96,21 @@ public final class Dispatcher: Sendable {
         }
     }
 
-    /// Delivers a batch concurrently; every alert gets an outcome, whatever happens to it.
+    /// Delivers a batch concurrently; every alert gets an outcome, whatever happens to it. The
+    /// batch's email goes out in one SMTP session.
     func deliver(_ alerts: [ClaimedAlert]) async -> [AttemptOutcome] {
-        await withTaskGroup(of: AttemptOutcome.self) { group in
-            for alert in alerts {
+        let emails = alerts.filter { $0.channel == "email" && $0.attempt <= $0.maxAttempts }
+        let others = alerts.filter { !($0.channel == "email" && $0.attempt <= $0.maxAttempts) }
+        async let emailOutcomes = deliverEmails(emails)
+        let otherOutcomes = await withTaskGroup(of: AttemptOutcome.self) { group in
+            for alert in others {
                 group.addTask { await self.deliver(alert) }
             }
             var outcomes: [AttemptOutcome] = []
             for await outcome in group { outcomes.append(outcome) }
             return outcomes
         }
+        return await emailOutcomes + otherOutcomes
     }
 
     func deliver(_ alert: ClaimedAlert) async -> AttemptOutcome {
@@ -158,6 +165,97 @@ public final class Dispatcher: Sendable {
             }
         }
         return finish(result, decision: decision, alert: alert, clock: clock)
+    }
+
+    func deliverEmails(_ alerts: [ClaimedAlert]) async -> [AttemptOutcome] {
+        guard !alerts.isEmpty else { return [] }
+        let startedAt = Date()
+        let clock = ContinuousClock.now
+        guard let smtp else {
+            return alerts.map { finish(AttemptOutcome(alertID: $0.id, attempt: $0.attempt, result: .failed, startedAt: startedAt, duration: .zero), decision: .failed(reason: "Email is not configured (ALERTD_SMTP_URL)."), alert: $0, clock: clock) }
+        }
+        struct Plan {
+            let alert: ClaimedAlert
+            let message: AlertTemplates.Rendered
+            let valid: [String]
+            let invalid: [String]
+        }
+        let plans = alerts.map { alert -> Plan in
+            let rendered = templates.renderMessage(AlertContext(alert: alert, linkBase: configuration.linkBaseURL, now: startedAt))
+            let pending = alert.recipients.filter { !alert.doneRecipients.contains($0) }
+            return Plan(
+                alert: alert, message: rendered,
+                valid: pending.filter(EmailMessage.isValidAddress),
+                invalid: pending.filter { !EmailMessage.isValidAddress($0) }
+            )
+        }
+        let sendable = plans.filter { !$0.valid.isEmpty }
+        let messages = sendable.map { plan in
+            EmailMessage(
+                from: smtp.settings.from, to: plan.valid, subject: plan.message.subject, text: plan.message.text, html: plan.message.html,
+                messageID: "\(plan.alert.id.uuidString.lowercased()).\(plan.alert.attempt)@alertd", date: startedAt
+            )
+        }
+        let results = await smtp.send(messages)
+        var resultByAlert: [UUID: SMTPClient.MessageResult] = [:]
+        for (plan, result) in zip(sendable, results) { resultByAlert[plan.alert.id] = result }
+
+        return plans.map { plan in
+            var replies: [String: String] = [:]
+            var accepted: [String] = []
+            var bounced: [(String, String)] = plan.invalid.map { ($0, "not a valid email address") }
+            var temporary: [(String, String)] = []
+            if let result = resultByAlert[plan.alert.id] {
+                for address in plan.valid {
+                    let reply = result.recipients[address] ?? SMTPClient.Reply(code: 0, text: "no reply")
+                    let message = result.message
+                    if reply.isSuccess, let message, message.isSuccess {
+                        accepted.append(address)
+                        replies[address] = message.description
+                    } else if reply.isPermanentFailure {
+                        bounced.append((address, reply.description))
+                        replies[address] = reply.description
+                    } else if reply.isSuccess, let message, message.isPermanentFailure {
+                        bounced.append((address, message.description))
+                        replies[address] = message.description
+                    } else {
+                        let reason = reply.code == 0 ? (result.sessionError ?? reply.text) : (result.message.map { reply.isSuccess ? $0.description : reply.description } ?? reply.description)
+                        temporary.append((address, reason))
+                        replies[address] = reason
+                    }
+                }
+            }
+            for (address, reason) in bounced where replies[address] == nil { replies[address] = reason }
+            let delivered = plan.alert.deliveredRecipients + accepted
+            let everBounced = plan.alert.bouncedRecipients + bounced.map(\.0)
+
+            var outcome = AttemptOutcome(alertID: plan.alert.id, attempt: plan.alert.attempt, result: .sent, startedAt: startedAt, duration: .zero)
+            outcome.subject = plan.message.subject
+            outcome.message = plan.message.text
+            outcome.smtpReply = resultByAlert[plan.alert.id]?.message?.description ?? temporary.first?.1 ?? bounced.first?.1
+            outcome.details = Self.json(["recipients": replies])
+            outcome.metadataPatch = Self.json(["email_delivered": delivered, "email_bounced": everBounced])
+            let bouncedNote = bounced.isEmpty ? nil : "Bounced: " + bounced.map { "\($0.0) (\($0.1))" }.joined(separator: "; ")
+            let decision: DeliveryDecision
+            if !temporary.isEmpty {
+                decision = .retry(reason: ([bouncedNote].compactMap { $0 } + ["Not yet delivered to " + temporary.map { "\($0.0) (\($0.1))" }.joined(separator: "; ")]).joined(separator: ". "), notBefore: nil)
+            } else if !delivered.isEmpty {
+                decision = .delivered
+            } else {
+                decision = .failed(reason: bouncedNote ?? (everBounced.isEmpty ? "The alert has no email recipients." : "Every recipient was refused."))
+            }
+            var finished = finish(outcome, decision: decision, alert: plan.alert, clock: clock)
+            finished.smtpReply = outcome.smtpReply
+            finished.details = outcome.details
+            finished.metadataPatch = outcome.metadataPatch
+            if case .delivered = decision { finished.error = bouncedNote }
+            if case .failed = decision, !everBounced.isEmpty { finished = finished.with(result: .bounced) }
+            return finished
+        }
+    }
+
+    static func json(_ object: [String: Any]) -> String {
+        (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 
     /// Turns a decision into the recorded outcome: a retry becomes final once the attempts run out.
