@@ -1,12 +1,76 @@
 import AlertdKit
 import ArgumentParser
+import Foundation
 
 @main
 struct Alertd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "alertd",
         abstract: "Turns sync-run outcomes in the ETL platform's database into email and webhook alerts.",
+        discussion: """
+            alertd --test-notification --integration <id> sends a test alert for an integration through the production path \
+            and records it (origin = 'test'); alertd --test-notification --email <address> --webhook-url <url> tests targets \
+            without the database. Either prints the outcome per channel and exits 1 if any delivery failed.
+            """,
         version: AlertdVersion.string,
         subcommands: [RunCommand.self, ConfigCommand.self, DatabaseCommand.self]
     )
+
+    @Flag(name: .customLong("test-notification"), help: "Send a test notification and exit.")
+    var testNotification = false
+
+    @Option(name: .customLong("integration"), help: "With --test-notification: the integration_configs.id to test.")
+    var integration: String?
+
+    @Option(name: .customLong("email"), help: "With --test-notification: an address to send a test email to (repeatable).")
+    var emails: [String] = []
+
+    @Option(name: .customLong("webhook-url"), help: "With --test-notification: a URL to send a test webhook to (repeatable).")
+    var webhookURLs: [String] = []
+
+    @OptionGroup var options: RunOptions
+
+    func validate() throws {
+        guard testNotification else {
+            if integration != nil || !emails.isEmpty || !webhookURLs.isEmpty {
+                throw ValidationError("--integration, --email and --webhook-url go with --test-notification.")
+            }
+            return
+        }
+        if integration == nil && emails.isEmpty && webhookURLs.isEmpty {
+            throw ValidationError("--test-notification needs --integration <id>, or --email and/or --webhook-url.")
+        }
+        if integration != nil && (!emails.isEmpty || !webhookURLs.isEmpty) {
+            throw ValidationError("Give either --integration or --email/--webhook-url, not both.")
+        }
+        if let integration, UUID(uuidString: integration) == nil {
+            throw ValidationError("--integration takes the integration's id, a UUID.")
+        }
+    }
+
+    func run() async throws {
+        guard testNotification else {
+            print(Alertd.helpMessage())
+            return
+        }
+        let results: [TestNotification.Result]
+        do {
+            let configuration = try options.configuration(requireDatabase: integration != nil)
+            if !emails.isEmpty && configuration.smtp == nil {
+                throw AlertdError(.configuration, "--email needs ALERTD_SMTP_URL and ALERTD_SMTP_FROM.")
+            }
+            let templates = try await AlertTemplates.load(from: configuration.templatesDirectory)
+            let dispatcher = Dispatcher(configuration: configuration, templates: templates, logger: try options.logger(defaultLevel: "warning"))
+            let test = TestNotification(dispatcher: dispatcher)
+            if let integration, let id = UUID(uuidString: integration) {
+                results = try await test.send(integration: id)
+            } else {
+                results = await test.send(emails: emails, webhookURLs: webhookURLs)
+            }
+        } catch {
+            throw reportFailure(error)
+        }
+        for result in results { print(result.line) }
+        if !results.allSatisfy(\.succeeded) { throw ExitCode.failure }
+    }
 }

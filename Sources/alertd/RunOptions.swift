@@ -44,7 +44,7 @@ struct RunOptions: ParsableArguments {
     var smtpCAFile: String?
     @Option(name: .customLong("smtp-timeout"), help: "($ALERTD_SMTP_TIMEOUT, default 30s)")
     var smtpTimeout: String?
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical ($ALERTD_LOG_LEVEL, default info).")
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical ($ALERTD_LOG_LEVEL, default info for run, warning otherwise).")
     var logLevel: String?
 
     /// The flags given, keyed by their variable. Secrets (the webhook secret, the SMTP URL with its
@@ -63,14 +63,14 @@ struct RunOptions: ParsableArguments {
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { key, value in value.map { (key, $0) } })
     }
 
-    func configuration() throws -> AlertdConfiguration {
+    func configuration(requireDatabase: Bool = true) throws -> AlertdConfiguration {
         let environment = ProcessInfo.processInfo.environment
         let directory = try? SQLDirectory.locate(flag: sqlDirectory)
-        return try AlertdConfiguration.load(flags: flags, environment: environment, sqlDirectory: directory)
+        return try AlertdConfiguration.load(flags: flags, environment: environment, sqlDirectory: directory, requireDatabase: requireDatabase)
     }
 
-    func logger() throws -> Logger {
-        let name = logLevel ?? ProcessInfo.processInfo.environment["ALERTD_LOG_LEVEL"] ?? "info"
+    func logger(defaultLevel: String = "info") throws -> Logger {
+        let name = logLevel ?? ProcessInfo.processInfo.environment["ALERTD_LOG_LEVEL"] ?? defaultLevel
         guard let level = Logger.Level(rawValue: name.lowercased()) else {
             throw AlertdError(.configuration, "Unknown log level \(name); use trace, debug, info, notice, warning, error or critical.")
         }

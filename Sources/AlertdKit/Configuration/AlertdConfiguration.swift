@@ -58,7 +58,7 @@ public struct AlertdConfiguration: Sendable {
 
     /// Reads the configuration: a flag wins over its variable, which wins over `<variable>_FILE`,
     /// which wins over the default.
-    public static func load(flags: [String: String], environment: [String: String], sqlDirectory: SQLDirectory?) throws -> AlertdConfiguration {
+    public static func load(flags: [String: String], environment: [String: String], sqlDirectory: SQLDirectory?, requireDatabase: Bool = true) throws -> AlertdConfiguration {
         var problems: [String] = []
         func value(_ variable: String) -> String? {
             if let flag = flags[variable] { return flag }
@@ -93,7 +93,7 @@ public struct AlertdConfiguration: Sendable {
         var database: PostgresConnectionString?
         if let url = value("ALERTD_DATABASE_URL") {
             do { database = try PostgresConnectionString(url) } catch { problems.append("ALERTD_DATABASE_URL: \(error.message)") }
-        } else {
+        } else if requireDatabase {
             problems.append("ALERTD_DATABASE_URL: no database given; pass --database-url or set ALERTD_DATABASE_URL (or ALERTD_DATABASE_URL_FILE).")
         }
         var signer = WebhookSigner(secrets: [])

@@ -57,6 +57,47 @@ public struct AlertStore: Sendable {
         return try rows.map(ClaimedAlert.init(row:))
     }
 
+    /// Writes test alerts for an integration, one per channel it has, already leased to this
+    /// instance, and returns them claimed: `alertd --test-notification --integration`.
+    public func createTestAlerts(integration: UUID, channels: [String], lease: Duration) async throws -> [ClaimedAlert] {
+        let rows = try await connection.query(
+            """
+            WITH config AS (
+              SELECT c.*,
+                     ARRAY(SELECT DISTINCT btrim(e) FROM unnest(c.alert_emails) e WHERE btrim(e) <> '') AS emails,
+                     nullif(btrim(c.alert_webhook_url), '') AS webhook
+                FROM integration_configs c WHERE c.id = $1
+            ), wanted AS (
+              SELECT config.id, 'email' AS channel, config.emails AS recipients FROM config
+               WHERE cardinality(config.emails) > 0 AND 'email' = ANY ($3::text[])
+              UNION ALL
+              SELECT config.id, 'webhook',
+                     ARRAY[regexp_replace(config.webhook, '^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@', '\\1[redacted]@')]
+                FROM config WHERE config.webhook IS NOT NULL AND 'webhook' = ANY ($3::text[])
+            ), claimed AS (
+              INSERT INTO integration_alert_history
+                     (integration_config_id, alert_type, alert_channel, recipients, sent_at, delivery_status, origin,
+                      attempt_count, max_attempts, last_attempt_at, locked_by, locked_until, metadata)
+              SELECT id, 'success', channel, recipients, NULL, 'pending', 'test', 1, 1, now(), $2,
+                     now() + make_interval(secs => $4), '{"test": true}'
+                FROM wanted
+              RETURNING *
+            )
+            SELECT c.id, c.alert_type, c.alert_channel, c.origin, c.recipients, c.attempt_count, c.max_attempts, c.created_at,
+                   ARRAY[]::text[] AS email_delivered, ARRAY[]::text[] AS email_bounced,
+                   i.id AS integration_id, i.integration_name, i.integration_type, i.environment, i.tenant_id,
+                   NULL::uuid AS sync_id, NULL AS endpoint_name, NULL AS sync_status, NULL::timestamp AS sync_started_at,
+                   NULL::timestamp AS sync_completed_at, NULL::int AS duration_seconds, NULL::int AS records_synced,
+                   NULL::int AS records_failed, NULL::int AS records_skipped, NULL AS error_message, NULL::int AS retry_count,
+                   NULL::int AS max_retries, NULL::timestamp AS retry_at, NULL AS triggered_by
+              FROM claimed c JOIN integration_configs i ON i.id = c.integration_config_id
+             ORDER BY c.alert_channel
+            """,
+            [integration, worker, channels, lease.seconds]
+        )
+        return try rows.map(ClaimedAlert.init(row:))
+    }
+
     /// Records attempts and their alerts' new state, for alerts this instance still holds.
     /// Returns the ids it recorded; an alert whose lease another instance took over is skipped.
     @discardableResult

@@ -45,6 +45,11 @@ public struct ClaimedAlert: Sendable, Equatable {
         public let triggeredBy: String
     }
 
+    /// A test alert that lives only in memory: `alertd --test-notification --email/--webhook-url`.
+    public static func test(channel: String, recipients: [String]) -> ClaimedAlert {
+        ClaimedAlert(id: UUID(), type: "success", channel: channel, origin: "test", recipients: recipients, attempt: 1, maxAttempts: 1, createdAt: Date(), integration: nil, sync: nil)
+    }
+
     init(id: UUID, type: String, channel: String, origin: String, recipients: [String], attempt: Int, maxAttempts: Int, createdAt: Date?, integration: Integration?, sync: SyncRun?) {
         self.id = id
         self.type = type

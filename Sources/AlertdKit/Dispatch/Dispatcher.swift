@@ -14,7 +14,7 @@ public final class Dispatcher: Sendable {
     let templates: AlertTemplates
     let webhooks: WebhookClient
     let smtp: SMTPClient?
-    let logger: Logger
+    public let logger: Logger
     private let wake = WakeSignal()
 
     public init(configuration: AlertdConfiguration, templates: AlertTemplates, logger: Logger) {
