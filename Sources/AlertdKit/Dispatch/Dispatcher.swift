@@ -56,8 +56,14 @@ public final class Dispatcher: Sendable {
                         await wake.wait(timeout: try await nextWait(store))
                         continue
                     }
-                    let outcomes = await deliver(claimed)
-                    try await record(outcomes, store: store)
+                    if let outcomes = await deliverWithinGrace(claimed, shutdown: shutdown) {
+                        try await record(outcomes, store: store)
+                    } else {
+                        try await store.release(claimed.map(\.id))
+                        logger.warning("released in-flight alerts at shutdown", metadata: [
+                            "alerts": "\(claimed.count)", "grace_s": "\(configuration.shutdownGrace.seconds)",
+                        ])
+                    }
                 } catch {
                     failures += 1
                     let delay = Backoff.reconnect.delay(attempt: failures)
@@ -67,6 +73,28 @@ public final class Dispatcher: Sendable {
             }
         }
         logger.info("alertd stopped", metadata: ["instance": "\(configuration.instance)"])
+    }
+
+    /// Delivers a batch; nil if shutdown was requested and the grace period ran out first. The
+    /// deliveries left behind are abandoned with the process; their leases are released.
+    private func deliverWithinGrace(_ claimed: [ClaimedAlert], shutdown: ShutdownSignal) async -> [AttemptOutcome]? {
+        let grace = configuration.shutdownGrace
+        // A race that does not wait for its loser: a blocking transfer cannot be cut short.
+        return await withCheckedContinuation { (continuation: CheckedContinuation<[AttemptOutcome]?, Never>) in
+            let once = ResumeOnce()
+            Task {
+                let outcomes = await self.deliver(claimed)
+                if once.claim() { continuation.resume(returning: outcomes) }
+            }
+            Task {
+                while !shutdown.isRequested && !once.isClaimed {
+                    try? await Task.sleep(for: .milliseconds(50))
+                }
+                guard !once.isClaimed else { return }
+                try? await Task.sleep(for: grace)
+                if once.claim() { continuation.resume(returning: nil) }
+            }
+        }
     }
 
     /// Until the next retry or lease falls due, at most the poll interval.
@@ -290,5 +318,27 @@ public final class Dispatcher: Sendable {
             "outcome": "\(result.rawValue)", "duration_ms": "\(Int(outcome.duration.seconds * 1000))",
         ])
         return outcome
+    }
+}
+
+/// Lets exactly one of several racers resume a continuation.
+final class ResumeOnce: @unchecked Sendable {
+    // Invariant: `claimed` is read and written with `lock` held.
+    private let lock = NSLock()
+    private var claimed = false
+
+    /// True for the first caller only.
+    func claim() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if claimed { return false }
+        claimed = true
+        return true
+    }
+
+    var isClaimed: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return claimed
     }
 }

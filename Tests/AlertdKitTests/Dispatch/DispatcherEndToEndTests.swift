@@ -180,3 +180,35 @@ import Testing
         }
     }
 }
+
+extension DispatcherEndToEndTests {
+    @Test func sigtermReleasesWhatIsStillInFlightAfterTheGraceAndExitsZero() async throws {
+        let receiver = try await WebhookReceiver.start()
+        defer { receiver.stop() }
+        try await TestPostgres.withDatabase { database in
+            let alertd = try AlertdProcess.start(environment: Self.environment(database, [
+                "ALERTD_SHUTDOWN_GRACE": "500ms", "ALERTD_WEBHOOK_TIMEOUT": "20s", "ALERTD_LEASE": "60s",
+            ]))
+            try await Self.failRuns(database, webhook: receiver.url("/sleep/30/stuck"))
+            _ = try await receiver.waitForRequests(1)
+            let stopped = ContinuousClock.now
+            #expect(await alertd.stop(signal: SIGTERM, timeout: .seconds(15)) == 0, "\(alertd.output)")
+            #expect(ContinuousClock.now - stopped < .seconds(15))
+            #expect(alertd.output.contains("released in-flight alerts at shutdown"))
+            let row = try await database.withConnection { connection in
+                try await connection.query("SELECT delivery_status, locked_by, attempt_count FROM integration_alert_history")[0]
+            }
+            #expect(try row.decode("delivery_status", as: String.self) == "pending")
+            #expect(try row.decode("locked_by", as: String?.self) == nil)
+            #expect(try row.decode("attempt_count", as: Int.self) == 0)
+        }
+    }
+
+    @Test func sigtermWhileIdleExitsZeroAtOnce() async throws {
+        try await TestPostgres.withDatabase { database in
+            let alertd = try AlertdProcess.start(environment: Self.environment(database))
+            try await Self.waitUntil { alertd.output.contains("alertd started") }
+            #expect(await alertd.stop(signal: SIGINT, timeout: .seconds(10)) == 0, "\(alertd.output)")
+        }
+    }
+}
