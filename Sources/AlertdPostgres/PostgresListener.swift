@@ -136,7 +136,7 @@ final class ListenLoop: @unchecked Sendable {
 
     func start() {
         let thread = Thread { [self] in
-            Thread.current.name = "alertd-listen"
+            BlockingWorker.nameCurrentThread("alertd-listen")
             self.loop()
             self.markFinished()
         }

@@ -29,7 +29,7 @@ public final class BlockingWorker: @unchecked Sendable {
             // Named from inside: on Linux a name set before start() is not applied, and the
             // thread would carry the name of the pool thread that created it.
             let thread = Thread { [self] in
-                Thread.current.name = self.name
+                Self.nameCurrentThread(self.name)
                 self.loop()
             }
             thread.start()
@@ -48,6 +48,16 @@ public final class BlockingWorker: @unchecked Sendable {
             if !queued {
                 continuation.resume(throwing: BlockingWorkerStopped(name: name))
             }
+        }
+    }
+
+    /// Names the calling thread for Foundation and for the kernel (ps, top, gdb): on Linux,
+    /// Foundation's setter does not reliably reach the kernel's name.
+    public static func nameCurrentThread(_ name: String) {
+        Thread.current.name = name
+        if let file = fopen("/proc/thread-self/comm", "w") {
+            fputs(String(name.prefix(15)), file)
+            fclose(file)
         }
     }
 

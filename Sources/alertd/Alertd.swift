@@ -10,7 +10,8 @@ struct Alertd: AsyncParsableCommand {
         discussion: """
             alertd --test-notification --integration <id> sends a test alert for an integration through the production path \
             and records it (origin = 'test'); alertd --test-notification --email <address> --webhook-url <url> tests targets \
-            without the database. Either prints the outcome per channel and exits 1 if any delivery failed.
+            without the database. Either prints the outcome per channel and exits 1 if any delivery failed. A test \
+            notification reads its configuration from the ALERTD_* variables that alertd run reads (see alertd config).
             """,
         version: AlertdVersion.string,
         subcommands: [RunCommand.self, ConfigCommand.self, DatabaseCommand.self]
@@ -27,8 +28,6 @@ struct Alertd: AsyncParsableCommand {
 
     @Option(name: .customLong("webhook-url"), help: "With --test-notification: a URL to send a test webhook to (repeatable).")
     var webhookURLs: [String] = []
-
-    @OptionGroup var options: RunOptions
 
     func validate() throws {
         guard testNotification else {
@@ -55,12 +54,15 @@ struct Alertd: AsyncParsableCommand {
         }
         let results: [TestNotification.Result]
         do {
-            let configuration = try options.configuration(requireDatabase: integration != nil)
+            let environment = ProcessInfo.processInfo.environment
+            let configuration = try AlertdConfiguration.load(
+                flags: [:], environment: environment, sqlDirectory: try? SQLDirectory.locate(flag: nil), requireDatabase: integration != nil
+            )
             if !emails.isEmpty && configuration.smtp == nil {
                 throw AlertdError(.configuration, "--email needs ALERTD_SMTP_URL and ALERTD_SMTP_FROM.")
             }
             let templates = try await AlertTemplates.load(from: configuration.templatesDirectory)
-            let dispatcher = Dispatcher(configuration: configuration, templates: templates, logger: try options.logger(defaultLevel: "warning"))
+            let dispatcher = Dispatcher(configuration: configuration, templates: templates, logger: try RunOptions.logger(level: environment["ALERTD_LOG_LEVEL"] ?? "warning"))
             let test = TestNotification(dispatcher: dispatcher)
             if let integration, let id = UUID(uuidString: integration) {
                 results = try await test.send(integration: id)

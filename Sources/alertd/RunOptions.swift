@@ -63,14 +63,17 @@ struct RunOptions: ParsableArguments {
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { key, value in value.map { (key, $0) } })
     }
 
-    func configuration(requireDatabase: Bool = true) throws -> AlertdConfiguration {
+    func configuration() throws -> AlertdConfiguration {
         let environment = ProcessInfo.processInfo.environment
         let directory = try? SQLDirectory.locate(flag: sqlDirectory)
-        return try AlertdConfiguration.load(flags: flags, environment: environment, sqlDirectory: directory, requireDatabase: requireDatabase)
+        return try AlertdConfiguration.load(flags: flags, environment: environment, sqlDirectory: directory)
     }
 
-    func logger(defaultLevel: String = "info") throws -> Logger {
-        let name = logLevel ?? ProcessInfo.processInfo.environment["ALERTD_LOG_LEVEL"] ?? defaultLevel
+    func logger() throws -> Logger {
+        try Self.logger(level: logLevel ?? ProcessInfo.processInfo.environment["ALERTD_LOG_LEVEL"] ?? "info")
+    }
+
+    static func logger(level name: String) throws -> Logger {
         guard let level = Logger.Level(rawValue: name.lowercased()) else {
             throw AlertdError(.configuration, "Unknown log level \(name); use trace, debug, info, notice, warning, error or critical.")
         }

@@ -146,7 +146,8 @@ import Testing
                 "ALERTD_SMTP_CA_FILE": certificates.caFile,
             ]))
             try await Self.failRun(database, emails: ["ops@example.com"])
-            let message = try #require(try await sink.waitForMessages(1).first)
+            let received = try? await sink.waitForMessages(1, timeout: .seconds(15))
+            let message = try #require(received?.first, "alertd said: \(alertd.output)")
             #expect(message.tls)
             #expect(message.auth_user == "alertd")
             try await DispatcherEndToEndTests.waitUntil { try await Self.alertState(database).status == "sent" }
