@@ -73,10 +73,12 @@ public struct AlertdConfiguration: Sendable {
             }
             return settings.first { $0.variable == variable }?.defaultValue
         }
+        var invalid: Set<String> = []
         func duration(_ variable: String) -> Duration {
             let text = value(variable) ?? ""
             guard let parsed = parseDuration(text), parsed > .zero else {
                 problems.append("\(variable): \"\(text)\" is not a duration such as 500ms, 30s, 5m or 1h.")
+                invalid.insert(variable)
                 return .seconds(1)
             }
             return parsed
@@ -102,7 +104,7 @@ public struct AlertdConfiguration: Sendable {
         }
         let retryInitial = duration("ALERTD_RETRY_INITIAL")
         let retryMax = duration("ALERTD_RETRY_MAX")
-        if retryMax < retryInitial { problems.append("ALERTD_RETRY_MAX must not be shorter than ALERTD_RETRY_INITIAL.") }
+        if retryMax < retryInitial && invalid.isDisjoint(with: ["ALERTD_RETRY_INITIAL", "ALERTD_RETRY_MAX"]) { problems.append("ALERTD_RETRY_MAX must not be shorter than ALERTD_RETRY_INITIAL.") }
         var webhook = WebhookClient.Settings()
         webhook.connectTimeout = duration("ALERTD_WEBHOOK_CONNECT_TIMEOUT")
         webhook.totalTimeout = duration("ALERTD_WEBHOOK_TIMEOUT")
@@ -112,7 +114,7 @@ public struct AlertdConfiguration: Sendable {
             problems.append("ALERTD_WEBHOOK_CA_FILE: \(caFile) cannot be read.")
         }
         let lease = duration("ALERTD_LEASE")
-        if lease <= webhook.totalTimeout {
+        if lease <= webhook.totalTimeout && invalid.isDisjoint(with: ["ALERTD_LEASE", "ALERTD_WEBHOOK_TIMEOUT"]) {
             problems.append("ALERTD_LEASE (\(lease)) must be longer than ALERTD_WEBHOOK_TIMEOUT (\(webhook.totalTimeout)), or another instance could claim an alert still being delivered.")
         }
         let linkBase = value("ALERTD_LINK_BASE_URL")

@@ -34,9 +34,8 @@ public struct SMTPSettings: Sendable, CustomStringConvertible {
         }
         let mode = TLS(rawValue: (tls ?? "required").lowercased())
         if mode == nil { problems.append("ALERTD_SMTP_TLS: \"\(tls ?? "")\" is not required, optional or none.") }
-        guard let from, EmailMessage.isValidAddress(from) else {
+        if from.map(EmailMessage.isValidAddress) != true {
             problems.append("ALERTD_SMTP_FROM: \(from.map { "\"\($0)\" is not a plain address like alertd@example.com" } ?? "required when ALERTD_SMTP_URL is set").")
-            return (nil, problems)
         }
         if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
             problems.append("ALERTD_SMTP_CA_FILE: \(caFile) cannot be read.")
@@ -46,7 +45,7 @@ public struct SMTPSettings: Sendable, CustomStringConvertible {
         if user != nil && mode != .required && !allowInsecureAuth {
             problems.append("ALERTD_SMTP_URL has credentials but ALERTD_SMTP_TLS is not required: they could cross the network unencrypted. Use ALERTD_SMTP_TLS=required, or set ALERTD_SMTP_ALLOW_INSECURE_AUTH=true if that is really meant.")
         }
-        guard problems.isEmpty, let mode else { return (nil, problems) }
+        guard problems.isEmpty, let mode, let from else { return (nil, problems) }
         return (SMTPSettings(host: host, port: components.port ?? 587, user: user, password: password, from: from, tls: mode, caFile: caFile, allowInsecureAuth: allowInsecureAuth, timeout: timeout), [])
     }
 

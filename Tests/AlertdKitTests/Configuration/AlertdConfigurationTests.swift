@@ -1,0 +1,85 @@
+import AlertdKit
+import AlertdTestSupport
+import Foundation
+import Testing
+
+@Suite struct AlertdConfigurationTests {
+    static let base = ["ALERTD_DATABASE_URL": "postgresql://alertd:Db-Pa55@db.example.com/postgres"]
+
+    @Test func defaultsAreSaneAndFlagsWinOverVariables() throws {
+        let configuration = try AlertdConfiguration.load(flags: ["ALERTD_BATCH_SIZE": "7"], environment: Self.base.merging(["ALERTD_BATCH_SIZE": "9"]) { $1 }, sqlDirectory: nil)
+        #expect(configuration.batchSize == 7)
+        #expect(configuration.lease == .seconds(60))
+        #expect(configuration.pollInterval == .seconds(30))
+        #expect(configuration.webhook.totalTimeout == .seconds(15))
+        #expect(configuration.channels == ["webhook"])
+        #expect(configuration.smtp == nil)
+    }
+
+    @Test func everyProblemIsReportedAtOnce() {
+        do {
+            _ = try AlertdConfiguration.load(flags: [:], environment: [
+                "ALERTD_BATCH_SIZE": "0", "ALERTD_LEASE": "soon", "ALERTD_WEBHOOK_SECRET": "not-a-secret",
+                "ALERTD_SMTP_URL": "smtp://u:Smtp-Pa55@mail.example.com", "ALERTD_SMTP_TLS": "optional",
+            ], sqlDirectory: nil)
+            Issue.record("a broken configuration loaded")
+        } catch {
+            let text = "\(error)"
+            for variable in ["ALERTD_DATABASE_URL", "ALERTD_BATCH_SIZE", "ALERTD_LEASE", "ALERTD_WEBHOOK_SECRET", "ALERTD_SMTP_FROM", "unencrypted"] {
+                #expect(text.contains(variable), "\(variable) in \(text)")
+            }
+            #expect(!text.contains("Smtp-Pa55"))
+            #expect(!text.contains("not-a-secret"))
+        }
+    }
+
+    @Test func secretsComeFromFiles() throws {
+        let file = FileManager.default.temporaryDirectory.appending(path: "alertd-secret-\(UUID().uuidString)")
+        try "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n".write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let configuration = try AlertdConfiguration.load(flags: [:], environment: Self.base.merging(["ALERTD_WEBHOOK_SECRET_FILE": file.path]) { $1 }, sqlDirectory: nil)
+        #expect(configuration.webhookSigner.secrets.count == 1)
+    }
+
+    @Test func durationsReadAsPeopleWriteThem() {
+        #expect(AlertdConfiguration.parseDuration("500ms") == .milliseconds(500))
+        #expect(AlertdConfiguration.parseDuration("30s") == .seconds(30))
+        #expect(AlertdConfiguration.parseDuration("5m") == .seconds(300))
+        #expect(AlertdConfiguration.parseDuration("1h") == .seconds(3600))
+        #expect(AlertdConfiguration.parseDuration("2.5") == .milliseconds(2500))
+        #expect(AlertdConfiguration.parseDuration("later") == nil)
+        #expect(AlertdConfiguration.parseDuration("-1s") == nil)
+    }
+
+    @Test func alertdConfigPrintsEverythingButTheSecrets() async throws {
+        let secretFile = FileManager.default.temporaryDirectory.appending(path: "alertd-smtp-\(UUID().uuidString)")
+        try "smtp://mailer:Smtp-Pa55@mail.example.com:587".write(to: secretFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: secretFile) }
+        let result = try await TestProcess.alertd(["config"], environment: [
+            "ALERTD_DATABASE_URL": "postgresql://alertd:Db-Pa55@db.example.com/postgres",
+            "ALERTD_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "ALERTD_SMTP_URL_FILE": secretFile.path,
+            "ALERTD_SMTP_FROM": "alerts@example.com",
+            "ALERTD_TEMPLATES_DIR": TestPostgres.packageRoot.appending(path: "templates").path,
+        ])
+        #expect(result.status == 0, "\(result.allOutput)")
+        for line in ["host=db.example.com", "smtp = smtp://mailer:********@mail.example.com:587 tls=required", "webhook_secret = 1 secret, ********", "channels = email, webhook"] {
+            #expect(result.standardOutput.contains(line), "\(line)")
+        }
+        for secret in ["Db-Pa55", "Smtp-Pa55", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"] {
+            #expect(!result.allOutput.contains(secret), "\(secret)")
+        }
+    }
+
+    @Test func aBrokenTemplateStopsAlertdConfigAndAlertdRun() async throws {
+        let templates = FileManager.default.temporaryDirectory.appending(path: "alertd-templates-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: TestPostgres.packageRoot.appending(path: "templates"), to: templates)
+        defer { try? FileManager.default.removeItem(at: templates) }
+        try "{{#alert}}".write(to: templates.appending(path: "success.html.mustache"), atomically: true, encoding: .utf8)
+        for command in [["config"], ["run"]] {
+            let result = try await TestProcess.alertd(command, environment: ["ALERTD_DATABASE_URL": "host=127.0.0.1 port=1 dbname=x", "ALERTD_TEMPLATES_DIR": templates.path])
+            #expect(result.status == 1, "\(command)")
+            #expect(result.standardError.contains("success.html.mustache"), "\(command): \(result.standardError)")
+        }
+    }
+}
