@@ -93,11 +93,13 @@ public struct TestCertificates: Sendable {
     public var serverCertificate: String { directory.appending(path: "server.pem").path }
     public var serverKey: String { directory.appending(path: "server.key").path }
 
-    public static func make(hostName: String = "localhost") async throws -> TestCertificates {
+    /// `hostName` is the only name the server certificate carries (with 127.0.0.1 when
+    /// `includeLoopbackAddress`).
+    public static func make(hostName: String = "localhost", includeLoopbackAddress: Bool = true) async throws -> TestCertificates {
         let directory = FileManager.default.temporaryDirectory.appending(path: "alertd-certs-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let path = directory.path
-        try "subjectAltName=DNS:\(hostName),IP:127.0.0.1\n".write(toFile: "\(path)/san.cnf", atomically: true, encoding: .utf8)
+        try "subjectAltName=DNS:\(hostName)\(includeLoopbackAddress ? ",IP:127.0.0.1" : "")\n".write(toFile: "\(path)/san.cnf", atomically: true, encoding: .utf8)
         for arguments in [
             ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(path)/ca.key", "-out", "\(path)/ca.pem", "-days", "2", "-subj", "/CN=alertd test CA"],
             ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(path)/server.key", "-out", "\(path)/server.csr", "-subj", "/CN=\(hostName)"],

@@ -87,6 +87,15 @@ public final class SMTPClient: Sendable {
             context = SSL_CTX_new(TLS_client_method())
             if let context {
                 SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
+                // The certificate must name the host alertd connects to; checked during the
+                // handshake itself, whatever libesmtp does afterwards.
+                if let parameters = SSL_CTX_get0_param(context) {
+                    if Self.isIPAddress(settings.host) {
+                        X509_VERIFY_PARAM_set1_ip_asc(parameters, settings.host)
+                    } else {
+                        X509_VERIFY_PARAM_set1_host(parameters, settings.host, 0)
+                    }
+                }
                 if let caFile = settings.caFile {
                     SSL_CTX_load_verify_locations(context, caFile, nil)
                 } else {
@@ -151,6 +160,12 @@ public final class SMTPClient: Sendable {
             }
             return MessageResult(message: message?.code == 0 ? nil : message, recipients: recipients, sessionError: sessionError)
         }
+    }
+
+    static func isIPAddress(_ host: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1
     }
 
     static func reply(_ status: UnsafePointer<smtp_status_t>?) -> Reply? {

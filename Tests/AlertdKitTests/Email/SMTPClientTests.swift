@@ -67,6 +67,20 @@ import Testing
         print("untrusted certificate:", result.sessionError ?? "")
     }
 
+    @Test func aCertificateForAnotherHostIsRefused() async throws {
+        let certificates = try await TestCertificates.make(hostName: "mail.other.example", includeLoopbackAddress: false)
+        var options = SMTPSink.Options()
+        options.certificate = (certificates.serverCertificate, certificates.serverKey)
+        let sink = try await SMTPSink.start(options)
+        defer { sink.stop() }
+        // Trusted CA, but the certificate names mail.other.example, not localhost.
+        let client = SMTPClient(settings: try Self.settings(port: sink.port, host: "localhost", tls: "required", caFile: certificates.caFile))
+        let result = try #require(await client.send([Self.message(to: ["ops@example.com"])]).first)
+        #expect(result.sessionError != nil)
+        #expect(result.message == nil)
+        #expect(try sink.messages().isEmpty)
+    }
+
     @Test func aServerThatIsDownFailsTheSession() async throws {
         let client = SMTPClient(settings: try Self.settings(port: 1))
         let result = try #require(await client.send([Self.message(to: ["ops@example.com"])]).first)
