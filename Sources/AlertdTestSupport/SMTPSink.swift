@@ -1,16 +1,11 @@
 import Foundation
 
 /// The real SMTP server `deploy/dev/smtp-sink.py` (aiosmtpd), started for one test.
-public final class SMTPSink: @unchecked Sendable {
-    // Invariant: set in start(), read-only afterwards.
-    private let process: Process
-    private let logFile: URL
-    public let port: Int
+public final class SMTPSink: Sendable {
+    private let server: ScriptedServer
 
-    private init(process: Process, logFile: URL, port: Int) {
-        self.process = process
-        self.logFile = logFile
-        self.port = port
+    private init(server: ScriptedServer) {
+        self.server = server
     }
 
     public struct Message: Sendable, Decodable {
@@ -33,55 +28,24 @@ public final class SMTPSink: @unchecked Sendable {
     }
 
     public static func start(_ options: Options = Options()) async throws -> SMTPSink {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result { try startBlocking(options) }) }.start()
-        }
-    }
-
-    private static func startBlocking(_ options: Options) throws -> SMTPSink {
-        let logFile = FileManager.default.temporaryDirectory.appending(path: "alertd-smtp-\(UUID().uuidString).jsonl")
-        _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
-        var arguments = [TestPostgres.packageRoot.appending(path: "deploy/dev/smtp-sink.py").path, "--log", logFile.path]
-        arguments += options.reject.flatMap { ["--reject", $0] }
-        arguments += options.tempfail.flatMap { ["--tempfail", $0] }
+        var arguments = options.reject.flatMap { ["--reject", $0] } + options.tempfail.flatMap { ["--tempfail", $0] }
         if let certificate = options.certificate { arguments += ["--cert", certificate.cert, "--key", certificate.key] }
         if let auth = options.auth { arguments += ["--auth", "\(auth.user):\(auth.password)"] }
-        let process = Process()
-        process.executableURL = URL(filePath: "/usr/bin/python3")
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        var line = Data()
-        while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) {
-            line.append(byte)
-        }
-        let text = String(decoding: line, as: UTF8.self)
-        guard text.hasPrefix("listening on "), let port = Int(text.dropFirst("listening on ".count)) else {
-            kill(process.processIdentifier, SIGKILL)
-            throw TestSetupError("the SMTP sink did not start: \(text)")
-        }
-        return SMTPSink(process: process, logFile: logFile, port: port)
+        return SMTPSink(server: try await ScriptedServer.start("smtp-sink.py", arguments))
     }
 
+    public var port: Int { server.port }
+
     public func messages() throws -> [Message] {
-        try String(contentsOf: logFile, encoding: .utf8).split(separator: "\n").map { try JSONDecoder().decode(Message.self, from: Data($0.utf8)) }
+        try server.entries(Message.self)
     }
 
     public func waitForMessages(_ count: Int, timeout: Duration = .seconds(30)) async throws -> [Message] {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            let received = try messages()
-            if received.count >= count { return received }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        throw TestSetupError("the SMTP sink got \(try messages().count) messages, not \(count), within \(timeout)")
+        try await server.waitForEntries(Message.self, count, timeout: timeout)
     }
 
-    /// Kills the sink without waiting (waiting would hold a thread of the concurrency pool).
     public func stop() {
-        kill(process.processIdentifier, SIGKILL)
-        try? FileManager.default.removeItem(at: logFile)
+        server.stop()
     }
 }
 
