@@ -29,7 +29,18 @@ public final class Dispatcher: Sendable {
     public func run(until shutdown: ShutdownSignal) async throws {
         let wake = self.wake
         shutdown.onRequest { wake.signal() }
-        let connection = try await PostgresConnection.connect(configuration.database, retrying: .reconnect, logger: logger)
+        // Connecting retries until the database answers; a shutdown request ends the wait.
+        let database = configuration.database
+        let logger = self.logger
+        let connecting = Task { try await PostgresConnection.connect(database, retrying: .reconnect, logger: logger) }
+        shutdown.onRequest { connecting.cancel() }
+        let connection: PostgresConnection
+        do {
+            connection = try await connecting.value
+        } catch where shutdown.isRequested {
+            logger.info("alertd stopped before the database answered")
+            return
+        }
         defer { Task { await connection.close() } }
         let store = AlertStore(connection: connection, worker: configuration.instance)
         let listener = PostgresListener(connectionString: configuration.database, channels: ["alertd"], logger: logger)

@@ -212,3 +212,11 @@ extension DispatcherEndToEndTests {
         }
     }
 }
+
+extension DispatcherEndToEndTests {
+    @Test func sigtermWhileTheDatabaseIsUnreachableExitsZero() async throws {
+        let alertd = try AlertdProcess.start(environment: ["ALERTD_DATABASE_URL": "postgresql://alertd@127.0.0.1:1/x?connect_timeout=2"])
+        try await Self.waitUntil { alertd.output.contains("cannot connect to PostgreSQL; trying again") }
+        #expect(await alertd.stop(signal: SIGTERM, timeout: .seconds(10)) == 0, "\(alertd.output)")
+    }
+}
