@@ -36,6 +36,8 @@ struct RunOptions: ParsableArguments {
     var webhookConcurrency: String?
     @Option(name: .customLong("webhook-ca-file"), help: "CA bundle for https webhooks ($ALERTD_WEBHOOK_CA_FILE).")
     var webhookCAFile: String?
+    @Option(name: .customLong("webhook-allow"), help: "Internal webhook receivers to admit: CIDRs and host names, comma-separated ($ALERTD_WEBHOOK_ALLOW).")
+    var webhookAllow: String?
     @Option(name: .customLong("smtp-from"), help: "Sender address ($ALERTD_SMTP_FROM).")
     var smtpFrom: String?
     @Option(name: .customLong("smtp-tls"), help: "required, optional or none ($ALERTD_SMTP_TLS, default required).")
@@ -57,7 +59,7 @@ struct RunOptions: ParsableArguments {
             ("ALERTD_SHUTDOWN_GRACE", shutdownGrace), ("ALERTD_RETRY_INITIAL", retryInitial), ("ALERTD_RETRY_MAX", retryMax),
             ("ALERTD_LINK_BASE_URL", linkBaseURL), ("ALERTD_WEBHOOK_CONNECT_TIMEOUT", webhookConnectTimeout),
             ("ALERTD_WEBHOOK_TIMEOUT", webhookTimeout), ("ALERTD_WEBHOOK_CONCURRENCY", webhookConcurrency),
-            ("ALERTD_WEBHOOK_CA_FILE", webhookCAFile), ("ALERTD_SMTP_FROM", smtpFrom), ("ALERTD_SMTP_TLS", smtpTLS),
+            ("ALERTD_WEBHOOK_CA_FILE", webhookCAFile), ("ALERTD_WEBHOOK_ALLOW", webhookAllow), ("ALERTD_SMTP_FROM", smtpFrom), ("ALERTD_SMTP_TLS", smtpTLS),
             ("ALERTD_SMTP_CA_FILE", smtpCAFile), ("ALERTD_SMTP_TIMEOUT", smtpTimeout),
         ]
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { key, value in value.map { (key, $0) } })

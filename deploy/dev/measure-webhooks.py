@@ -55,7 +55,7 @@ def main():
     url = server.rsplit("/", 1)[0] + "/" + name
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTD_")}
     env.update(ALERTD_DATABASE_URL=url, ALERTD_TEMPLATES_DIR=f"{ROOT}/templates", ALERTD_LOG_LEVEL="warning",
-               ALERTD_WEBHOOK_SECRET="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", ALERTD_WEBHOOK_CONCURRENCY="8", ALERTD_BATCH_SIZE="200")
+               ALERTD_WEBHOOK_SECRET="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", ALERTD_WEBHOOK_CONCURRENCY="8", ALERTD_WEBHOOK_ALLOW="127.0.0.1", ALERTD_BATCH_SIZE="200")
     for command in (["db", "init-platform"], ["db", "migrate"]):
         subprocess.run([args.alertd] + command + ["--sql-dir", f"{ROOT}/deploy"], env=env, check=True, capture_output=True)
 

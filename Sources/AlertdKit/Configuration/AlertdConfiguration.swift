@@ -48,6 +48,7 @@ public struct AlertdConfiguration: Sendable {
         Setting(variable: "ALERTD_WEBHOOK_TIMEOUT", flag: "webhook-timeout", secret: false, defaultValue: "15s", help: "webhook total timeout"),
         Setting(variable: "ALERTD_WEBHOOK_CONCURRENCY", flag: "webhook-concurrency", secret: false, defaultValue: "4", help: "webhooks sent at once, 1 to 256"),
         Setting(variable: "ALERTD_WEBHOOK_CA_FILE", flag: "webhook-ca-file", secret: false, defaultValue: nil, help: "CA bundle for https webhooks instead of the system's"),
+        Setting(variable: "ALERTD_WEBHOOK_ALLOW", flag: "webhook-allow", secret: false, defaultValue: nil, help: "internal webhook receivers to admit: CIDRs and host names, comma-separated"),
         Setting(variable: "ALERTD_SMTP_URL", flag: "smtp-url", secret: true, defaultValue: nil, help: "smtp://[user:password@]host[:port] (port 587 by default); email is off without it"),
         Setting(variable: "ALERTD_SMTP_FROM", flag: "smtp-from", secret: false, defaultValue: nil, help: "sender address, required with ALERTD_SMTP_URL"),
         Setting(variable: "ALERTD_SMTP_TLS", flag: "smtp-tls", secret: false, defaultValue: "required", help: "required (STARTTLS, verified), optional or none"),
@@ -110,6 +111,9 @@ public struct AlertdConfiguration: Sendable {
         webhook.totalTimeout = duration("ALERTD_WEBHOOK_TIMEOUT")
         webhook.concurrency = integer("ALERTD_WEBHOOK_CONCURRENCY", 1...256)
         webhook.caFile = value("ALERTD_WEBHOOK_CA_FILE")
+        if let allow = value("ALERTD_WEBHOOK_ALLOW") {
+            do { webhook.policy = try DestinationPolicy.parse(allowList: allow) } catch let error as AlertdError { problems.append("ALERTD_WEBHOOK_ALLOW: \(error.message)") } catch {}
+        }
         if let caFile = webhook.caFile, !FileManager.default.isReadableFile(atPath: caFile) {
             problems.append("ALERTD_WEBHOOK_CA_FILE: \(caFile) cannot be read.")
         }
@@ -186,6 +190,7 @@ public struct AlertdConfiguration: Sendable {
             "webhook_timeout = \(webhook.totalTimeout)",
             "webhook_concurrency = \(webhook.concurrency)",
             "webhook_ca_file = \(webhook.caFile ?? "(system)")",
+            "webhook_allow = \(webhook.policy.allowedNetworks.map(\.description) + webhook.policy.allowedHosts.sorted()) (everything else internal is refused)",
         ]
     }
 }

@@ -28,6 +28,8 @@ public final class WebhookClient: Sendable {
         /// A CA bundle to trust instead of the system's.
         public var caFile: String?
         public var concurrency = 4
+        /// Which addresses may be called, checked on the resolved address at connect time.
+        public var policy = DestinationPolicy()
 
         public init() {}
     }
@@ -53,8 +55,13 @@ public final class WebhookClient: Sendable {
 
     /// Sends `request` and reports what the receiver said.
     public func send(_ request: WebhookRequest) async -> WebhookResponse {
-        guard let scheme = URLComponents(string: request.url)?.scheme?.lowercased(), scheme == "http" || scheme == "https" else {
-            return .refused(reason: "Only http and https webhook URLs are allowed.")
+        guard let components = URLComponents(string: request.url), let scheme = components.scheme?.lowercased(),
+              scheme == "http" || scheme == "https", let host = components.host, !host.isEmpty
+        else {
+            return .refused(reason: "Only http and https webhook URLs with a host are allowed.")
+        }
+        if components.user != nil || components.password != nil || request.url.contains("[redacted]@") {
+            return .refused(reason: "The webhook URL carries a user name or password, which alertd does not send; have the receiver verify the webhook signature instead.")
         }
         let lane = lanes[next.take() % lanes.count]
         let settings = self.settings
@@ -89,7 +96,8 @@ public final class WebhookClient: Sendable {
             // Keep the connection cache, forget the last request's options.
             curl_easy_reset(handle)
 
-            let capture = ResponseCapture(limit: settings.responseBodyLimit)
+            let host = URLComponents(string: request.url)?.host?.trimmingCharacters(in: CharacterSet(charactersIn: "[]")) ?? ""
+            let capture = ResponseCapture(limit: settings.responseBodyLimit, policy: settings.policy, host: host)
             var headers: UnsafeMutablePointer<curl_slist>?
             for header in request.headers {
                 headers = curl_slist_append(headers, "\(header.name): \(header.value)")
@@ -101,6 +109,9 @@ public final class WebhookClient: Sendable {
             alertd_curl_easy_setopt_string(handle, CURLOPT_URL, request.url)
             alertd_curl_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https")
             alertd_curl_easy_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0)
+            // No proxy from the environment: through a proxy, the address check below would see
+            // the proxy's address instead of the receiver's.
+            alertd_curl_easy_setopt_string(handle, CURLOPT_PROXY, "")
             alertd_curl_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
             alertd_curl_easy_setopt_long(handle, CURLOPT_POST, 1)
             alertd_curl_easy_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count))
@@ -134,8 +145,35 @@ public final class WebhookClient: Sendable {
                 return size * count
             }
 
+            // Every connection libcurl opens passes the destination policy, on the resolved address.
+            alertd_curl_easy_setopt_pointer(handle, CURLOPT_OPENSOCKETDATA, context)
+            alertd_curl_easy_setopt_opensocket_function(handle) { context, _, address in
+                guard let context, let address else { return CURL_SOCKET_BAD }
+                let capture = Unmanaged<ResponseCapture>.fromOpaque(context).takeUnretainedValue()
+                let family = address.pointee.family
+                let socketAddress = UnsafeMutableRawPointer(address).advanced(by: MemoryLayout<curl_sockaddr>.offset(of: \.addr)!)
+                let bytes: [UInt8]
+                switch family {
+                case AF_INET:
+                    bytes = withUnsafeBytes(of: socketAddress.load(as: sockaddr_in.self).sin_addr) { Array($0) }
+                case AF_INET6:
+                    bytes = withUnsafeBytes(of: socketAddress.load(as: sockaddr_in6.self).sin6_addr) { Array($0) }
+                default:
+                    capture.refusal = "The webhook URL's host \(capture.host) resolves to an address of family \(family), which alertd does not call."
+                    return CURL_SOCKET_BAD
+                }
+                if let refusal = capture.policy.refusal(host: capture.host, address: bytes) {
+                    capture.refusal = refusal
+                    return CURL_SOCKET_BAD
+                }
+                return socket(family, address.pointee.socktype, address.pointee.protocol)
+            }
+
             let code = curl_easy_perform(handle)
             withExtendedLifetime(capture) {}
+            if let refusal = capture.refusal {
+                return .refused(reason: refusal)
+            }
             guard code == CURLE_OK else {
                 let reason = String(cString: curl_easy_strerror(code))
                 return .transportFailed(reason: reason, timedOut: code == CURLE_OPERATION_TIMEDOUT)
@@ -151,9 +189,15 @@ public final class WebhookClient: Sendable {
         private let limit: Int
         private var body = Data()
         private(set) var retryAfter: String?
+        let policy: DestinationPolicy
+        let host: String
+        /// Set when the destination policy refused a connection.
+        var refusal: String?
 
-        init(limit: Int) {
+        init(limit: Int, policy: DestinationPolicy, host: String) {
             self.limit = limit
+            self.policy = policy
+            self.host = host
         }
 
         func appendBody(_ bytes: UnsafeRawBufferPointer) {

@@ -12,6 +12,7 @@ import Testing
         [
             "ALERTD_DATABASE_URL": database.url,
             "ALERTD_WEBHOOK_SECRET": secret,
+            "ALERTD_WEBHOOK_ALLOW": "127.0.0.1",
             "ALERTD_RETRY_INITIAL": "100ms",
             "ALERTD_RETRY_MAX": "200ms",
             "ALERTD_POLL_INTERVAL": "1s",
@@ -218,5 +219,26 @@ extension DispatcherEndToEndTests {
         let alertd = try AlertdProcess.start(environment: ["ALERTD_DATABASE_URL": "postgresql://alertd@127.0.0.1:1/x?connect_timeout=2"])
         try await Self.waitUntil { alertd.output.contains("cannot connect to PostgreSQL; trying again") }
         #expect(await alertd.stop(signal: SIGTERM, timeout: .seconds(10)) == 0, "\(alertd.output)")
+    }
+}
+
+extension DispatcherEndToEndTests {
+    @Test func aWebhookToAnInternalAddressIsAFinalFailureNotARetryLoop() async throws {
+        let receiver = try await WebhookReceiver.start()
+        defer { receiver.stop() }
+        try await TestPostgres.withDatabase { database in
+            var environment = Self.environment(database)
+            environment.removeValue(forKey: "ALERTD_WEBHOOK_ALLOW")
+            let alertd = try AlertdProcess.start(environment: environment)
+            try await Self.failRuns(database, webhook: "http://localhost:\(receiver.port)/hooks/internal")
+            try await Self.waitUntil { try await Self.statuses(database) == ["failed"] }
+            let row = try await database.withConnection { connection in
+                try await connection.query("SELECT delivery_error, attempt_count FROM integration_alert_history")[0]
+            }
+            #expect(try row.decode("attempt_count", as: Int.self) == 1)
+            #expect(try row.decode("delivery_error", as: String.self).contains("host localhost resolves to"))
+            #expect(try receiver.requests().isEmpty)
+            #expect(await alertd.stop() == 0)
+        }
     }
 }

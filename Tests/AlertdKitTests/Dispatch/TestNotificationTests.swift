@@ -19,6 +19,7 @@ import Testing
             let result = try await TestProcess.alertd(["--test-notification", "--integration", integration.postgresText], environment: [
                 "ALERTD_DATABASE_URL": database.url,
                 "ALERTD_WEBHOOK_SECRET": DispatcherEndToEndTests.secret,
+                "ALERTD_WEBHOOK_ALLOW": "127.0.0.1",
                 "ALERTD_SMTP_URL": "smtp://127.0.0.1:\(sink.port)",
                 "ALERTD_SMTP_FROM": "alertd@example.com",
                 "ALERTD_SMTP_TLS": "none",
@@ -46,7 +47,7 @@ import Testing
         defer { receiver.stop() }
         let result = try await TestProcess.alertd(
             ["--test-notification", "--webhook-url", receiver.url("/hooks/ok"), "--webhook-url", receiver.url("/codes/410/gone")],
-            environment: ["ALERTD_TEMPLATES_DIR": TestPostgres.packageRoot.appending(path: "templates").path]
+            environment: ["ALERTD_TEMPLATES_DIR": TestPostgres.packageRoot.appending(path: "templates").path, "ALERTD_WEBHOOK_ALLOW": "127.0.0.1"]
         )
         #expect(result.status == 1)
         #expect(result.standardOutput.contains("/hooks/ok: sent (HTTP 200)"))

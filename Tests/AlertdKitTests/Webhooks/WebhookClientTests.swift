@@ -4,10 +4,17 @@ import Foundation
 import Testing
 
 @Suite struct WebhookClientTests {
+    /// The test receivers listen on loopback, which alertd refuses unless allowed.
+    static var loopback: WebhookClient.Settings {
+        var settings = WebhookClient.Settings()
+        settings.policy = try! DestinationPolicy.parse(allowList: "127.0.0.1")
+        return settings
+    }
+
     @Test func postsTheBodyAndHeadersAndReadsTheAnswer() async throws {
         let receiver = try await WebhookReceiver.start()
         defer { receiver.stop() }
-        let client = WebhookClient(settings: .init())
+        let client = WebhookClient(settings: Self.loopback)
         let body = Data(#"{"text":"ünïcode \"quoted\""}"#.utf8)
         let response = await client.send(WebhookRequest(
             url: receiver.url("/hooks/one"), body: body,
@@ -27,7 +34,7 @@ import Testing
     @Test func readsRetryAfterAndErrorStatuses() async throws {
         let receiver = try await WebhookReceiver.start()
         defer { receiver.stop() }
-        let client = WebhookClient(settings: .init())
+        let client = WebhookClient(settings: Self.loopback)
         let request = WebhookRequest(url: receiver.url("/codes/503,410/x?retry_after=7"), body: Data("{}".utf8), headers: [])
         #expect(await client.send(request) == .answered(status: 503, retryAfter: "7", body: #"{"received": 1}"#))
         #expect(await client.send(request) == .answered(status: 410, retryAfter: "7", body: #"{"received": 2}"#))
@@ -36,7 +43,7 @@ import Testing
     @Test func timesOutOnAReceiverThatDoesNotAnswer() async throws {
         let receiver = try await WebhookReceiver.start()
         defer { receiver.stop() }
-        var settings = WebhookClient.Settings()
+        var settings = Self.loopback
         settings.totalTimeout = .milliseconds(300)
         let response = await WebhookClient(settings: settings).send(WebhookRequest(url: receiver.url("/sleep/3/x"), body: Data(), headers: []))
         guard case .transportFailed(_, let timedOut) = response else {
@@ -47,12 +54,12 @@ import Testing
     }
 
     @Test func failsToConnectToAClosedPortAndRefusesOtherSchemes() async throws {
-        let client = WebhookClient(settings: .init())
+        let client = WebhookClient(settings: Self.loopback)
         guard case .transportFailed(_, false) = await client.send(WebhookRequest(url: "http://127.0.0.1:1/x", body: Data(), headers: [])) else {
             Issue.record("port 1 answered")
             return
         }
-        for url in ["file:///etc/passwd", "ftp://example.com/x", "gopher://x", "not a url"] {
+        for url in ["file:///etc/passwd", "ftp://example.com/x", "gopher://x", "not a url", "https://user:pw@hooks.example.com/x", "https://[redacted]@hooks.example.com/x"] {
             guard case .refused = await client.send(WebhookRequest(url: url, body: Data(), headers: [])) else {
                 Issue.record("\(url) was not refused")
                 continue
@@ -63,8 +70,23 @@ import Testing
     @Test func doesNotFollowRedirects() async throws {
         let receiver = try await WebhookReceiver.start()
         defer { receiver.stop() }
-        let response = await WebhookClient(settings: .init()).send(WebhookRequest(url: receiver.url("/codes/302/x"), body: Data(), headers: []))
+        let response = await WebhookClient(settings: Self.loopback).send(WebhookRequest(url: receiver.url("/codes/302/x"), body: Data(), headers: []))
         #expect(response == .answered(status: 302, retryAfter: nil, body: #"{"received": 1}"#))
         #expect(try receiver.requests().count == 1)
+    }
+
+    @Test func internalDestinationsAreRefusedByDefaultOnTheResolvedAddress() async throws {
+        let receiver = try await WebhookReceiver.start()
+        defer { receiver.stop() }
+        let client = WebhookClient(settings: .init())
+        for url in [receiver.url("/hooks/x"), "http://localhost:\(receiver.port)/hooks/x", "http://169.254.169.254/latest/meta-data/", "http://[::1]:\(receiver.port)/x", "http://[::ffff:127.0.0.1]:\(receiver.port)/x"] {
+            let response = await client.send(WebhookRequest(url: url, body: Data("{}".utf8), headers: []))
+            guard case .refused(let reason) = response else {
+                Issue.record("\(url) was not refused: \(response)")
+                continue
+            }
+            #expect(reason.contains("ALERTD_WEBHOOK_ALLOW"), "\(url)")
+        }
+        #expect(try receiver.requests().isEmpty)
     }
 }
