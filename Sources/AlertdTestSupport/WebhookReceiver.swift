@@ -3,9 +3,11 @@ import Foundation
 /// The real HTTP server `deploy/dev/webhook-receiver.py`, started for one test.
 public final class WebhookReceiver: Sendable {
     private let server: ScriptedServer
+    private let scheme: String
 
-    private init(server: ScriptedServer) {
+    private init(server: ScriptedServer, scheme: String) {
         self.server = server
+        self.scheme = scheme
     }
 
     /// A request the receiver got.
@@ -19,15 +21,19 @@ public final class WebhookReceiver: Sendable {
         public let signature_valid: Bool?
     }
 
-    /// Starts the receiver and waits until it listens; with `secret`, it checks every signature.
-    public static func start(verifyingWith secret: String? = nil) async throws -> WebhookReceiver {
-        WebhookReceiver(server: try await ScriptedServer.start("webhook-receiver.py", secret.map { ["--secret", $0] } ?? []))
+    /// Starts the receiver and waits until it listens; with `secret`, it checks every signature;
+    /// with `certificates`, it serves https.
+    public static func start(verifyingWith secret: String? = nil, certificates: TestCertificates? = nil) async throws -> WebhookReceiver {
+        var arguments = secret.map { ["--secret", $0] } ?? []
+        if let certificates { arguments += ["--cert", certificates.serverCertificate, "--key", certificates.serverKey] }
+        return WebhookReceiver(server: try await ScriptedServer.start("webhook-receiver.py", arguments), scheme: certificates == nil ? "http" : "https")
     }
 
     public var port: Int { server.port }
 
-    public func url(_ path: String) -> String {
-        "http://127.0.0.1:\(server.port)\(path.hasPrefix("/") ? path : "/" + path)"
+    /// A URL on this receiver; `host` may be a name that resolves to 127.0.0.1, such as localhost.
+    public func url(_ path: String, host: String = "127.0.0.1") -> String {
+        "\(scheme)://\(host):\(server.port)\(path.hasPrefix("/") ? path : "/" + path)"
     }
 
     public func requests() throws -> [Request] {

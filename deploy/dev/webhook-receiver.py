@@ -11,6 +11,8 @@ How it answers is chosen by the request path:
   anything else               200
 A "retry_after" query parameter adds that Retry-After header to every answer that is not 2xx.
 
+With --cert and --key it serves https instead of http.
+
 With --secret whsec_..., each logged request also says whether its Standard Webhooks signature
 verifies ("signature_valid"), checked here independently of alertd.
 """
@@ -21,6 +23,7 @@ import hmac
 import json
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -96,6 +99,8 @@ def main():
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--log", required=True)
     parser.add_argument("--secret", default=None, help="whsec_ secret to verify signatures with")
+    parser.add_argument("--cert", help="serve https with this certificate")
+    parser.add_argument("--key", help="the certificate's key")
     args = parser.parse_args()
     # A parent may start us with signals blocked (threads of a Swift process block them, and the
     # mask survives exec): unblock them so that SIGTERM and Ctrl-C stop the receiver.
@@ -104,6 +109,10 @@ def main():
     server.daemon_threads = True
     server.log_path = args.log
     server.secret = args.secret
+    if args.cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.cert, args.key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     print(f"listening on {server.server_address[1]}", flush=True)
     server.serve_forever()
 

@@ -89,4 +89,32 @@ import Testing
         }
         #expect(try receiver.requests().isEmpty)
     }
+
+    @Test func httpsReceiversMustHaveATrustedCertificateForTheirName() async throws {
+        let certificates = try await TestCertificates.make(hostName: "localhost")
+        let receiver = try await WebhookReceiver.start(certificates: certificates)
+        defer { receiver.stop() }
+        var settings = WebhookClient.Settings()
+        settings.policy = try DestinationPolicy.parse(allowList: "127.0.0.1, ::1")
+        let request = WebhookRequest(url: receiver.url("/hooks/tls", host: "localhost"), body: Data("{}".utf8), headers: [])
+
+        // The system's CAs do not know the throwaway CA.
+        guard case .transportFailed = await WebhookClient(settings: settings).send(request) else {
+            Issue.record("an untrusted certificate was accepted")
+            return
+        }
+        // Trusted, for the right name: delivered.
+        settings.caFile = certificates.caFile
+        #expect(await WebhookClient(settings: settings).send(request) == .answered(status: 200, retryAfter: nil, body: #"{"received": 1}"#))
+        // Trusted CA, wrong name: refused.
+        let other = try await TestCertificates.make(hostName: "hooks.other.example", includeLoopbackAddress: false)
+        let misnamed = try await WebhookReceiver.start(certificates: other)
+        defer { misnamed.stop() }
+        settings.caFile = other.caFile
+        guard case .transportFailed = await WebhookClient(settings: settings).send(WebhookRequest(url: misnamed.url("/x", host: "localhost"), body: Data(), headers: [])) else {
+            Issue.record("a certificate for another host was accepted")
+            return
+        }
+        #expect(try misnamed.requests().isEmpty)
+    }
 }
