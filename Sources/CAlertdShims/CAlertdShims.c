@@ -79,3 +79,7 @@ int alertd_smtp_starttls_set_ctx(smtp_session_t session, void *ctx) {
 int alertd_smtp_auth_set_context(smtp_session_t session, void *context) {
     return smtp_auth_set_context(session, (auth_context_t) context);
 }
+
+CURLcode alertd_curl_msg_result(const CURLMsg *message) {
+    return message->data.result;
+}

@@ -16,6 +16,8 @@ struct RunOptions: ParsableArguments {
     var instance: String?
     @Option(name: .customLong("batch-size"), help: "Alerts claimed at once ($ALERTD_BATCH_SIZE, default 100).")
     var batchSize: String?
+    @Option(name: .customLong("max-in-flight"), help: "Alerts being delivered at once ($ALERTD_MAX_IN_FLIGHT, default 512).")
+    var maxInFlight: String?
     @Option(help: "How long a claimed alert is reserved ($ALERTD_LEASE, default 60s).")
     var lease: String?
     @Option(name: .customLong("poll-interval"), help: "Slow poll for due alerts ($ALERTD_POLL_INTERVAL, default 30s).")
@@ -32,8 +34,10 @@ struct RunOptions: ParsableArguments {
     var webhookConnectTimeout: String?
     @Option(name: .customLong("webhook-timeout"), help: "($ALERTD_WEBHOOK_TIMEOUT, default 15s)")
     var webhookTimeout: String?
-    @Option(name: .customLong("webhook-concurrency"), help: "($ALERTD_WEBHOOK_CONCURRENCY, default 4)")
+    @Option(name: .customLong("webhook-concurrency"), help: "Webhook connections open at once ($ALERTD_WEBHOOK_CONCURRENCY, default 64).")
     var webhookConcurrency: String?
+    @Option(name: .customLong("webhook-per-host"), help: "Webhooks in flight to one host ($ALERTD_WEBHOOK_PER_HOST, default 16).")
+    var webhookPerHost: String?
     @Option(name: .customLong("webhook-ca-file"), help: "CA bundle for https webhooks ($ALERTD_WEBHOOK_CA_FILE).")
     var webhookCAFile: String?
     @Option(name: .customLong("webhook-allow"), help: "Internal webhook receivers to admit: CIDRs and host names, comma-separated ($ALERTD_WEBHOOK_ALLOW).")
@@ -55,10 +59,10 @@ struct RunOptions: ParsableArguments {
     var flags: [String: String] {
         let pairs: [(String, String?)] = [
             ("ALERTD_DATABASE_URL", databaseURL), ("ALERTD_TEMPLATES_DIR", templatesDirectory), ("ALERTD_INSTANCE", instance),
-            ("ALERTD_BATCH_SIZE", batchSize), ("ALERTD_LEASE", lease), ("ALERTD_POLL_INTERVAL", pollInterval),
+            ("ALERTD_BATCH_SIZE", batchSize), ("ALERTD_MAX_IN_FLIGHT", maxInFlight), ("ALERTD_LEASE", lease), ("ALERTD_POLL_INTERVAL", pollInterval),
             ("ALERTD_SHUTDOWN_GRACE", shutdownGrace), ("ALERTD_RETRY_INITIAL", retryInitial), ("ALERTD_RETRY_MAX", retryMax),
             ("ALERTD_LINK_BASE_URL", linkBaseURL), ("ALERTD_WEBHOOK_CONNECT_TIMEOUT", webhookConnectTimeout),
-            ("ALERTD_WEBHOOK_TIMEOUT", webhookTimeout), ("ALERTD_WEBHOOK_CONCURRENCY", webhookConcurrency),
+            ("ALERTD_WEBHOOK_TIMEOUT", webhookTimeout), ("ALERTD_WEBHOOK_CONCURRENCY", webhookConcurrency), ("ALERTD_WEBHOOK_PER_HOST", webhookPerHost),
             ("ALERTD_WEBHOOK_CA_FILE", webhookCAFile), ("ALERTD_WEBHOOK_ALLOW", webhookAllow), ("ALERTD_SMTP_FROM", smtpFrom), ("ALERTD_SMTP_TLS", smtpTLS),
             ("ALERTD_SMTP_CA_FILE", smtpCAFile), ("ALERTD_SMTP_TIMEOUT", smtpTimeout),
         ]

@@ -10,6 +10,8 @@ public struct AlertdConfiguration: Sendable {
     /// This instance's name in leases and the audit.
     public var instance: String
     public var batchSize: Int
+    /// Alerts claimed and not yet recorded, at most: what bounds the work (and memory) in flight.
+    public var maxInFlight: Int
     public var lease: Duration
     /// The slow poll that finds due alerts even when no notification arrives.
     public var pollInterval: Duration
@@ -37,6 +39,7 @@ public struct AlertdConfiguration: Sendable {
         Setting(variable: "ALERTD_TEMPLATES_DIR", flag: "templates-dir", secret: false, defaultValue: nil, help: "folder of Mustache templates (default: alertd's templates/)"),
         Setting(variable: "ALERTD_INSTANCE", flag: "instance", secret: false, defaultValue: nil, help: "this instance's name in leases and the audit (default: host name and process ID)"),
         Setting(variable: "ALERTD_BATCH_SIZE", flag: "batch-size", secret: false, defaultValue: "100", help: "alerts claimed at once, 1 to 10000"),
+        Setting(variable: "ALERTD_MAX_IN_FLIGHT", flag: "max-in-flight", secret: false, defaultValue: "512", help: "alerts being delivered at once (claimed, not yet recorded), 1 to 100000"),
         Setting(variable: "ALERTD_LEASE", flag: "lease", secret: false, defaultValue: "60s", help: "how long a claimed alert is reserved for this instance"),
         Setting(variable: "ALERTD_POLL_INTERVAL", flag: "poll-interval", secret: false, defaultValue: "30s", help: "slow poll for due alerts, besides notifications"),
         Setting(variable: "ALERTD_SHUTDOWN_GRACE", flag: "shutdown-grace", secret: false, defaultValue: "20s", help: "time to finish in-flight deliveries after SIGTERM"),
@@ -46,7 +49,8 @@ public struct AlertdConfiguration: Sendable {
         Setting(variable: "ALERTD_WEBHOOK_SECRET", flag: "webhook-secret", secret: true, defaultValue: nil, help: "whsec_ signing secrets, space-separated, newest first"),
         Setting(variable: "ALERTD_WEBHOOK_CONNECT_TIMEOUT", flag: "webhook-connect-timeout", secret: false, defaultValue: "5s", help: "webhook connect timeout"),
         Setting(variable: "ALERTD_WEBHOOK_TIMEOUT", flag: "webhook-timeout", secret: false, defaultValue: "15s", help: "webhook total timeout"),
-        Setting(variable: "ALERTD_WEBHOOK_CONCURRENCY", flag: "webhook-concurrency", secret: false, defaultValue: "4", help: "webhooks sent at once, 1 to 256"),
+        Setting(variable: "ALERTD_WEBHOOK_CONCURRENCY", flag: "webhook-concurrency", secret: false, defaultValue: "64", help: "webhook connections open at once, to all receivers, 1 to 1024"),
+        Setting(variable: "ALERTD_WEBHOOK_PER_HOST", flag: "webhook-per-host", secret: false, defaultValue: "16", help: "webhooks in flight to one host at once, 1 to 1024; a slow receiver holds no more"),
         Setting(variable: "ALERTD_WEBHOOK_CA_FILE", flag: "webhook-ca-file", secret: false, defaultValue: nil, help: "CA bundle for https webhooks instead of the system's"),
         Setting(variable: "ALERTD_WEBHOOK_ALLOW", flag: "webhook-allow", secret: false, defaultValue: nil, help: "internal webhook receivers to admit: CIDRs and host names, comma-separated"),
         Setting(variable: "ALERTD_SMTP_URL", flag: "smtp-url", secret: true, defaultValue: nil, help: "smtp://[user:password@]host[:port] (port 587 by default); email is off without it"),
@@ -109,7 +113,8 @@ public struct AlertdConfiguration: Sendable {
         var webhook = WebhookClient.Settings()
         webhook.connectTimeout = duration("ALERTD_WEBHOOK_CONNECT_TIMEOUT")
         webhook.totalTimeout = duration("ALERTD_WEBHOOK_TIMEOUT")
-        webhook.concurrency = integer("ALERTD_WEBHOOK_CONCURRENCY", 1...256)
+        webhook.concurrency = integer("ALERTD_WEBHOOK_CONCURRENCY", 1...1024)
+        webhook.perHost = integer("ALERTD_WEBHOOK_PER_HOST", 1...1024)
         webhook.caFile = value("ALERTD_WEBHOOK_CA_FILE")
         if let allow = value("ALERTD_WEBHOOK_ALLOW") {
             do { webhook.policy = try DestinationPolicy.parse(allowList: allow) } catch let error as AlertdError { problems.append("ALERTD_WEBHOOK_ALLOW: \(error.message)") } catch {}
@@ -143,6 +148,7 @@ public struct AlertdConfiguration: Sendable {
             templatesDirectory: AlertTemplates.locate(flag: value("ALERTD_TEMPLATES_DIR"), environment: [:], sqlDirectory: sqlDirectory),
             instance: value("ALERTD_INSTANCE") ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())",
             batchSize: integer("ALERTD_BATCH_SIZE", 1...10_000),
+            maxInFlight: integer("ALERTD_MAX_IN_FLIGHT", 1...100_000),
             lease: lease,
             pollInterval: duration("ALERTD_POLL_INTERVAL"),
             shutdownGrace: duration("ALERTD_SHUTDOWN_GRACE"),
@@ -178,6 +184,7 @@ public struct AlertdConfiguration: Sendable {
             "templates_dir = \(templatesDirectory.path)",
             "instance = \(instance)",
             "batch_size = \(batchSize)",
+            "max_in_flight = \(maxInFlight)",
             "lease = \(lease)",
             "poll_interval = \(pollInterval)",
             "shutdown_grace = \(shutdownGrace)",
@@ -189,6 +196,7 @@ public struct AlertdConfiguration: Sendable {
             "webhook_connect_timeout = \(webhook.connectTimeout)",
             "webhook_timeout = \(webhook.totalTimeout)",
             "webhook_concurrency = \(webhook.concurrency)",
+            "webhook_per_host = \(webhook.perHost)",
             "webhook_ca_file = \(webhook.caFile ?? "(system)")",
             "webhook_allow = \(webhook.policy.allowedNetworks.map(\.description) + webhook.policy.allowedHosts.sorted()) (everything else internal is refused)",
         ]

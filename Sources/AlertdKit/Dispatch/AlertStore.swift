@@ -16,7 +16,10 @@ public struct AlertStore: Sendable {
     /// Leases up to `limit` due alerts of `channels` for `lease`, oldest due first. Rows another
     /// instance holds are skipped, not waited for; rows whose lease expired (a crashed instance's)
     /// are due again. Each claim starts an attempt: attempt_count goes up by one.
-    public func claim(limit: Int, channels: [String], lease: Duration) async throws -> [ClaimedAlert] {
+    ///
+    /// Webhooks to the hosts in `excludingDestinations` (those with as many in flight as allowed)
+    /// are left for later. Fields a tenant types in are cut to a length a message can carry.
+    public func claim(limit: Int, channels: [String], lease: Duration, excludingDestinations: [String] = []) async throws -> [ClaimedAlert] {
         let rows = try await connection.query(
             """
             WITH due AS (
@@ -26,6 +29,7 @@ public struct AlertStore: Sendable {
                  AND next_attempt_at <= now()
                  AND (locked_until IS NULL OR locked_until < now())
                  AND alert_channel = ANY ($3::text[])
+                 AND NOT (alert_channel = 'webhook' AND \(Self.destination("recipients")) = ANY ($5::text[]))
                ORDER BY next_attempt_at
                LIMIT $1
                FOR UPDATE SKIP LOCKED
@@ -41,20 +45,34 @@ public struct AlertStore: Sendable {
             )
             SELECT c.id, c.alert_type, c.alert_channel, c.origin, c.recipients, c.attempt_count,
                    c.max_attempts, c.created_at,
+                   CASE c.alert_channel WHEN 'webhook' THEN \(Self.destination("c.recipients")) END AS destination,
                    ARRAY(SELECT jsonb_array_elements_text(coalesce(c.metadata -> 'email_delivered', '[]'))) AS email_delivered,
                    ARRAY(SELECT jsonb_array_elements_text(coalesce(c.metadata -> 'email_bounced', '[]'))) AS email_bounced,
-                   i.id AS integration_id, i.integration_name, i.integration_type, i.environment, i.tenant_id,
-                   h.id AS sync_id, h.endpoint_name, h.status AS sync_status, h.sync_started_at,
+                   i.id AS integration_id, \(Self.cut("i.integration_name", 500)) AS integration_name, i.integration_type,
+                   i.environment, i.tenant_id,
+                   h.id AS sync_id, \(Self.cut("h.endpoint_name", 500)) AS endpoint_name, h.status AS sync_status, h.sync_started_at,
                    h.sync_completed_at, h.duration_seconds, h.records_synced, h.records_failed,
-                   h.records_skipped, h.error_message, h.retry_count, h.max_retries, h.retry_at, h.triggered_by
+                   h.records_skipped, \(Self.cut("h.error_message", 8000)) AS error_message, h.retry_count, h.max_retries,
+                   h.retry_at, h.triggered_by
               FROM claimed c
               LEFT JOIN integration_configs i ON i.id = c.integration_config_id
               LEFT JOIN integration_sync_history h ON h.id = c.sync_history_id
              ORDER BY c.next_attempt_at
             """,
-            [limit, worker, channels, lease.seconds]
+            [limit, worker, channels, lease.seconds, excludingDestinations]
         )
         return try rows.map(ClaimedAlert.init(row:))
+    }
+
+    /// SQL for a webhook alert's destination: the lower-cased host of its URL, "" if it has none.
+    /// The dispatcher counts webhooks in flight by this key.
+    static func destination(_ recipients: String) -> String {
+        "coalesce(lower(substring(\(recipients)[1] from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?(\\[[^]]*\\]|[^/?#:]*)')), '')"
+    }
+
+    /// SQL that cuts a text column to `limit` characters, saying so.
+    static func cut(_ column: String, _ limit: Int) -> String {
+        "CASE WHEN length(\(column)) > \(limit) THEN left(\(column), \(limit)) || ' [cut: ' || length(\(column)) || ' characters in all]' ELSE \(column) END"
     }
 
     /// Writes test alerts for an integration, one per channel it has, already leased to this
@@ -84,6 +102,7 @@ public struct AlertStore: Sendable {
               RETURNING *
             )
             SELECT c.id, c.alert_type, c.alert_channel, c.origin, c.recipients, c.attempt_count, c.max_attempts, c.created_at,
+                   CASE c.alert_channel WHEN 'webhook' THEN \(Self.destination("c.recipients")) END AS destination,
                    ARRAY[]::text[] AS email_delivered, ARRAY[]::text[] AS email_bounced,
                    i.id AS integration_id, i.integration_name, i.integration_type, i.environment, i.tenant_id,
                    NULL::uuid AS sync_id, NULL AS endpoint_name, NULL AS sync_status, NULL::timestamp AS sync_started_at,

@@ -12,6 +12,8 @@ public struct ClaimedAlert: Sendable, Equatable {
     public let attempt: Int
     public let maxAttempts: Int
     public let createdAt: Date?
+    /// For a webhook, the host it goes to (lower case), by which webhooks in flight are counted.
+    public var destination: String?
     /// Email recipients earlier attempts delivered to, and those refused for good: neither is
     /// sent to again.
     public var deliveredRecipients: [String] = []
@@ -72,6 +74,7 @@ public struct ClaimedAlert: Sendable, Equatable {
         attempt = try row.decode("attempt_count")
         maxAttempts = try row.decode("max_attempts")
         createdAt = try row.decode("created_at")
+        destination = try row.decode("destination")
         deliveredRecipients = try row.decode("email_delivered", as: [String]?.self) ?? []
         bouncedRecipients = try row.decode("email_bounced", as: [String]?.self) ?? []
         if let integrationID = try row.decode("integration_id", as: UUID?.self) {

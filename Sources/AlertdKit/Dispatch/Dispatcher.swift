@@ -3,12 +3,18 @@ import AlertdSupport
 import Foundation
 import Logging
 
-/// `alertd run`: waits for due alerts, claims them in batches, delivers them and records every
-/// attempt, until shutdown.
+/// `alertd run`: waits for due alerts, claims them, delivers them and records every attempt,
+/// until shutdown.
 ///
 /// It wakes on a notification on channel `alertd`, when its listener (re)connects, on the slow
-/// poll, and when the next retry or lease falls due. Notifications are only hints: the alert rows
-/// are the truth, so a missed notification delays an alert by one poll at most.
+/// poll, when the next retry or lease falls due, and when deliveries finish. Notifications are
+/// only hints: the alert rows are the truth, so a missed notification delays an alert by one poll
+/// at most.
+///
+/// Claiming, delivering and recording overlap: up to `maxInFlight` alerts are out at once, each
+/// webhook finishing on its own time, and a recorder writes the outcomes in batches on a second
+/// connection. A receiver that never answers holds at most `webhook.perHost` alerts; the others
+/// keep flowing.
 public final class Dispatcher: Sendable {
     public let configuration: AlertdConfiguration
     let templates: AlertTemplates
@@ -25,24 +31,39 @@ public final class Dispatcher: Sendable {
         self.logger = logger
     }
 
-    /// Runs until `shutdown` is requested; the batch in flight then finishes and is recorded.
+    /// Runs until `shutdown` is requested; the deliveries in flight then finish and are recorded
+    /// within the shutdown grace.
     public func run(until shutdown: ShutdownSignal) async throws {
         let wake = self.wake
         shutdown.onRequest { wake.signal() }
         // Connecting retries until the database answers; a shutdown request ends the wait.
         let database = configuration.database
         let logger = self.logger
-        let connecting = Task { try await PostgresConnection.connect(database, retrying: .reconnect, logger: logger) }
+        let connecting = Task {
+            let claims = try await PostgresConnection.connect(database, retrying: .reconnect, logger: logger)
+            let records = try await PostgresConnection.connect(database, retrying: .reconnect, logger: logger)
+            return (claims, records)
+        }
         shutdown.onRequest { connecting.cancel() }
-        let connection: PostgresConnection
+        let connections: (claims: PostgresConnection, records: PostgresConnection)
         do {
-            connection = try await connecting.value
+            connections = try await connecting.value
         } catch where shutdown.isRequested {
             logger.info("alertd stopped before the database answered")
             return
         }
-        defer { Task { await connection.close() } }
-        let store = AlertStore(connection: connection, worker: configuration.instance)
+        defer {
+            Task {
+                await connections.claims.close()
+                await connections.records.close()
+            }
+        }
+        let store = AlertStore(connection: connections.claims, worker: configuration.instance)
+        let inFlight = InFlightAlerts()
+        let outcomes = OutcomeQueue()
+        let recorder = Task {
+            await self.recordOutcomes(outcomes, store: AlertStore(connection: connections.records, worker: configuration.instance), inFlight: inFlight)
+        }
         let listener = PostgresListener(connectionString: configuration.database, channels: ["alertd"], logger: logger)
         logger.info("alertd started", metadata: [
             "version": "\(AlertdVersion.string)",
@@ -58,53 +79,126 @@ public final class Dispatcher: Sendable {
                 }
             }
             defer { listening.cancel() }
-            var failures = 0
-            while !shutdown.isRequested {
-                do {
-                    let claimed = try await store.claim(limit: configuration.batchSize, channels: configuration.channels, lease: configuration.lease)
-                    failures = 0
-                    if claimed.isEmpty {
-                        await wake.wait(timeout: try await nextWait(store))
-                        continue
-                    }
-                    if let outcomes = await deliverWithinGrace(claimed, shutdown: shutdown) {
-                        try await record(outcomes, store: store)
-                    } else {
-                        try await store.release(claimed.map(\.id))
-                        logger.warning("released in-flight alerts at shutdown", metadata: [
-                            "alerts": "\(claimed.count)", "grace_s": "\(configuration.shutdownGrace.seconds)",
-                        ])
-                    }
-                } catch {
-                    failures += 1
-                    let delay = Backoff.reconnect.delay(attempt: failures)
-                    logger.warning("database call failed; trying again", metadata: ["error": "\(error)", "retry_in_s": "\(delay.seconds)"])
-                    await wake.wait(timeout: delay)
-                }
-            }
+            await self.claimAndDeliver(store: store, inFlight: inFlight, outcomes: outcomes, shutdown: shutdown)
+            await self.finishInFlight(store: store, inFlight: inFlight)
         }
+        outcomes.close()
+        await recorder.value
         logger.info("alertd stopped", metadata: ["instance": "\(configuration.instance)"])
     }
 
-    /// Delivers a batch; nil if shutdown was requested and the grace period ran out first. The
-    /// deliveries left behind are abandoned with the process; their leases are released.
-    private func deliverWithinGrace(_ claimed: [ClaimedAlert], shutdown: ShutdownSignal) async -> [AttemptOutcome]? {
-        let grace = configuration.shutdownGrace
-        // A race that does not wait for its loser: a blocking transfer cannot be cut short.
-        return await withCheckedContinuation { (continuation: CheckedContinuation<[AttemptOutcome]?, Never>) in
-            let once = ResumeOnce()
-            Task {
-                let outcomes = await self.deliver(claimed)
-                if once.claim() { continuation.resume(returning: outcomes) }
+    /// Claims due alerts while there is room in flight, and starts their deliveries.
+    private func claimAndDeliver(store: AlertStore, inFlight: InFlightAlerts, outcomes: OutcomeQueue, shutdown: ShutdownSignal) async {
+        let perHost = configuration.webhook.perHost
+        var failures = 0
+        while !shutdown.isRequested {
+            let room = configuration.maxInFlight - inFlight.count
+            guard room > 0 else {
+                await wake.wait(timeout: configuration.pollInterval)
+                continue
             }
-            Task {
-                while !shutdown.isRequested && !once.isClaimed {
-                    try? await Task.sleep(for: .milliseconds(50))
+            do {
+                let claimed = try await store.claim(
+                    limit: min(configuration.batchSize, room), channels: configuration.channels, lease: configuration.lease,
+                    excludingDestinations: inFlight.saturatedDestinations(limit: perHost)
+                )
+                failures = 0
+                if claimed.isEmpty {
+                    // With deliveries out, their end is the next thing to happen; else the next due alert.
+                    await wake.wait(timeout: inFlight.count > 0 ? configuration.pollInterval : try await nextWait(store))
+                    continue
                 }
-                guard !once.isClaimed else { return }
-                try? await Task.sleep(for: grace)
-                if once.claim() { continuation.resume(returning: nil) }
+                let (admitted, excess) = inFlight.admit(claimed, perDestination: perHost)
+                if !excess.isEmpty {
+                    // More for one host than may be in flight: given back unattempted, for later.
+                    try await store.release(excess.map(\.id))
+                }
+                start(admitted, inFlight: inFlight, outcomes: outcomes)
+            } catch {
+                failures += 1
+                let delay = Backoff.reconnect.delay(attempt: failures)
+                logger.warning("database call failed; trying again", metadata: ["error": "\(error)", "retry_in_s": "\(delay.seconds)"])
+                await wake.wait(timeout: delay)
             }
+        }
+    }
+
+    /// Starts the deliveries of claimed alerts: the email alerts together in one SMTP session,
+    /// each webhook on its own.
+    private func start(_ alerts: [ClaimedAlert], inFlight: InFlightAlerts, outcomes: OutcomeQueue) {
+        let emails = alerts.filter { $0.channel == "email" && $0.attempt <= $0.maxAttempts }
+        if !emails.isEmpty {
+            Task {
+                let results = await self.deliverEmails(emails)
+                inFlight.delivered(results.map(\.alertID))
+                outcomes.push(results)
+            }
+        }
+        for alert in alerts where !(alert.channel == "email" && alert.attempt <= alert.maxAttempts) {
+            Task {
+                let result = await self.deliver(alert)
+                inFlight.delivered([result.alertID])
+                outcomes.push([result])
+            }
+        }
+    }
+
+    /// At shutdown: waits for the deliveries in flight and their records, up to the grace; then
+    /// gives back the leases of deliveries still unfinished.
+    private func finishInFlight(store: AlertStore, inFlight: InFlightAlerts) async {
+        let grace = configuration.shutdownGrace
+        let deadline = ContinuousClock.now + grace
+        inFlight.giveUpRecording(at: deadline)
+        while inFlight.count > 0 && ContinuousClock.now < deadline {
+            await wake.wait(timeout: .milliseconds(50))
+        }
+        let unfinished = inFlight.undelivered
+        guard !unfinished.isEmpty else { return }
+        do {
+            try await store.release(unfinished)
+            logger.warning("released in-flight alerts at shutdown", metadata: [
+                "alerts": "\(unfinished.count)", "grace_s": "\(grace.seconds)",
+            ])
+        } catch {
+            logger.warning("could not release in-flight alerts at shutdown; they are due again when their lease ends", metadata: [
+                "alerts": "\(unfinished.count)", "error": "\(error)",
+            ])
+        }
+    }
+
+    /// Writes outcomes in batches as they come, on a connection of its own. While the database is
+    /// away it keeps them and tries again: an attempt that is not recorded is delivered again once
+    /// its lease ends. At shutdown it gives up when the grace runs out.
+    private func recordOutcomes(_ outcomes: OutcomeQueue, store: AlertStore, inFlight: InFlightAlerts) async {
+        while let batch = await outcomes.next(max: 1000) {
+            var failures = 0
+            while true {
+                do {
+                    let recorded = try await store.record(batch)
+                    if recorded.count < batch.count {
+                        logger.warning("leases lost before their outcome was recorded", metadata: ["alerts": "\(batch.count - recorded.count)"])
+                    }
+                    if failures > 0 { logger.info("recorded outcomes after the database came back", metadata: ["alerts": "\(batch.count)"]) }
+                    break
+                } catch {
+                    failures += 1
+                    if inFlight.mustGiveUpRecording {
+                        logger.error("outcomes not recorded at shutdown; those alerts are delivered again when their lease ends", metadata: [
+                            "alerts": "\(batch.count)", "error": "\(error)",
+                        ])
+                        break
+                    }
+                    let delay = Backoff.reconnect.delay(attempt: failures)
+                    if failures == 1 || failures % 10 == 0 {
+                        logger.warning("cannot record outcomes; keeping them and trying again", metadata: [
+                            "alerts": "\(batch.count)", "error": "\(error)", "retry_in_s": "\(delay.seconds)",
+                        ])
+                    }
+                    try? await Task.sleep(for: delay)
+                }
+            }
+            inFlight.finished(batch.map(\.alertID))
+            wake.signal()
         }
     }
 
@@ -113,26 +207,6 @@ public final class Dispatcher: Sendable {
         guard let due = try await store.nextDue(channels: configuration.channels) else { return configuration.pollInterval }
         let seconds = max(due.timeIntervalSinceNow, 0.01)
         return min(.milliseconds(Int64(seconds * 1000)), configuration.pollInterval)
-    }
-
-    /// Records outcomes, trying again for a while if the database is away: an attempt that is not
-    /// recorded is delivered again once its lease expires.
-    private func record(_ outcomes: [AttemptOutcome], store: AlertStore) async throws {
-        var attempt = 0
-        while true {
-            do {
-                let recorded = try await store.record(outcomes)
-                let lost = outcomes.count - recorded.count
-                if lost > 0 {
-                    logger.warning("leases lost before their outcome was recorded", metadata: ["alerts": "\(lost)"])
-                }
-                return
-            } catch {
-                attempt += 1
-                guard attempt < 5 else { throw error }
-                try await Task.sleep(for: Backoff.reconnect.delay(attempt: attempt))
-            }
-        }
     }
 
     /// Delivers a batch concurrently; every alert gets an outcome, whatever happens to it. The
@@ -330,24 +404,130 @@ public final class Dispatcher: Sendable {
     }
 }
 
-/// Lets exactly one of several racers resume a continuation.
-final class ResumeOnce: @unchecked Sendable {
-    // Invariant: `claimed` is read and written with `lock` held.
+/// The alerts claimed and not yet recorded, and how many webhooks of them go to each host.
+final class InFlightAlerts: @unchecked Sendable {
+    // Invariant: every property is read and written with `lock` held.
     private let lock = NSLock()
-    private var claimed = false
+    private var destinations: [UUID: String] = [:]
+    private var perDestination: [String: Int] = [:]
+    private var awaitingOutcome: Set<UUID> = []
+    private var all: Set<UUID> = []
+    private var recordingDeadline: ContinuousClock.Instant?
 
-    /// True for the first caller only.
-    func claim() -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        if claimed { return false }
-        claimed = true
-        return true
+    var count: Int {
+        lock.withLock { all.count }
     }
 
-    var isClaimed: Bool {
+    /// Claimed alerts with no outcome yet.
+    var undelivered: [UUID] {
+        lock.withLock { Array(awaitingOutcome) }
+    }
+
+    /// Hosts with `limit` webhooks or more in flight.
+    func saturatedDestinations(limit: Int) -> [String] {
+        lock.withLock { perDestination.filter { $0.value >= limit }.map(\.key) }
+    }
+
+    /// Takes claimed alerts in, up to `perDestination` webhooks per host; returns the rest apart.
+    func admit(_ claimed: [ClaimedAlert], perDestination limit: Int) -> (admitted: [ClaimedAlert], excess: [ClaimedAlert]) {
+        lock.withLock {
+            var admitted: [ClaimedAlert] = []
+            var excess: [ClaimedAlert] = []
+            for alert in claimed {
+                if let destination = alert.destination {
+                    guard perDestination[destination, default: 0] < limit else {
+                        excess.append(alert)
+                        continue
+                    }
+                    perDestination[destination, default: 0] += 1
+                    destinations[alert.id] = destination
+                }
+                awaitingOutcome.insert(alert.id)
+                all.insert(alert.id)
+                admitted.append(alert)
+            }
+            return (admitted, excess)
+        }
+    }
+
+    /// Outcomes known; their record is on its way. The host's place is free again.
+    func delivered(_ ids: [UUID]) {
+        lock.withLock {
+            for id in ids {
+                awaitingOutcome.remove(id)
+                if let destination = destinations.removeValue(forKey: id) {
+                    perDestination[destination, default: 1] -= 1
+                    if perDestination[destination] == 0 { perDestination[destination] = nil }
+                }
+            }
+        }
+    }
+
+    /// Recorded, or given up on at shutdown.
+    func finished(_ ids: [UUID]) {
+        lock.withLock {
+            for id in ids { all.remove(id) }
+        }
+    }
+
+    func giveUpRecording(at deadline: ContinuousClock.Instant) {
+        lock.withLock { recordingDeadline = deadline }
+    }
+
+    var mustGiveUpRecording: Bool {
+        lock.withLock { recordingDeadline.map { ContinuousClock.now >= $0 } ?? false }
+    }
+}
+
+/// Outcomes waiting to be recorded, handed from the deliveries to the recorder.
+final class OutcomeQueue: @unchecked Sendable {
+    // Invariant: `buffer`, `waiter` and `closed` are read and written with `lock` held.
+    private let lock = NSLock()
+    private var buffer: [AttemptOutcome] = []
+    private var waiter: CheckedContinuation<Void, Never>?
+    private var closed = false
+
+    func push(_ outcomes: [AttemptOutcome]) {
         lock.lock()
-        defer { lock.unlock() }
-        return claimed
+        buffer += outcomes
+        let waiter = self.waiter
+        self.waiter = nil
+        lock.unlock()
+        waiter?.resume()
+    }
+
+    /// No more outcomes will come; `next` returns nil once the buffer is empty.
+    func close() {
+        lock.lock()
+        closed = true
+        let waiter = self.waiter
+        self.waiter = nil
+        lock.unlock()
+        waiter?.resume()
+    }
+
+    /// Up to `max` outcomes, waiting for the first; nil when closed and empty. One reader only.
+    func next(max: Int) async -> [AttemptOutcome]? {
+        while true {
+            let taken: [AttemptOutcome]? = lock.withLock {
+                if !buffer.isEmpty {
+                    let batch = Array(buffer.prefix(max))
+                    buffer.removeFirst(batch.count)
+                    return batch
+                }
+                return closed ? [] : nil
+            }
+            if let taken { return taken.isEmpty ? nil : taken }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                lock.lock()
+                if !buffer.isEmpty || closed {
+                    lock.unlock()
+                    continuation.resume()
+                } else {
+                    waiter = continuation
+                    lock.unlock()
+                }
+            }
+        }
     }
 }

@@ -16,8 +16,10 @@ public struct WebhookRequest: Sendable {
     }
 }
 
-/// Sends webhooks with libcurl, each on one of a few dedicated threads that keep their easy
-/// handle, and with it their open connections, from one request to the next.
+/// Sends webhooks with one libcurl multi handle on a dedicated thread (`alertd-http`): many
+/// transfers at once, connections kept alive and shared between them, at most
+/// `Settings.concurrency` connections in all and `Settings.perHost` to any one host. A receiver
+/// that never answers holds only its own transfers, until their timeout.
 public final class WebhookClient: Sendable {
     public struct Settings: Sendable {
         public var connectTimeout: Duration = .seconds(5)
@@ -27,7 +29,10 @@ public final class WebhookClient: Sendable {
         public var userAgent = "alertd/\(AlertdVersion.string)"
         /// A CA bundle to trust instead of the system's.
         public var caFile: String?
-        public var concurrency = 4
+        /// Connections open at once, to all receivers together.
+        public var concurrency = 64
+        /// Connections open at once to one host.
+        public var perHost = 16
         /// Which addresses may be called, checked on the resolved address at connect time.
         public var policy = DestinationPolicy()
 
@@ -35,17 +40,16 @@ public final class WebhookClient: Sendable {
     }
 
     private let settings: Settings
-    private let lanes: [Lane]
-    private let next = LaneCounter()
+    private let engine: MultiEngine
 
     public init(settings: Settings) {
         Self.initialiseCurl
         self.settings = settings
-        self.lanes = (0..<max(settings.concurrency, 1)).map { Lane(name: "alertd-http-\($0)") }
+        self.engine = MultiEngine(settings: settings)
     }
 
     deinit {
-        for lane in lanes { lane.close() }
+        engine.stop()
     }
 
     /// curl_global_init is not thread-safe: run it once, before any handle exists.
@@ -63,48 +67,146 @@ public final class WebhookClient: Sendable {
         if components.user != nil || components.password != nil || request.url.contains("[redacted]@") {
             return .refused(reason: "The webhook URL carries a user name or password, which alertd does not send; have the receiver verify the webhook signature instead.")
         }
-        let lane = lanes[next.take() % lanes.count]
-        let settings = self.settings
-        do {
-            return try await lane.worker.run { lane.perform(request, settings: settings) }
-        } catch {
-            return .transportFailed(reason: "alertd is shutting down", timedOut: false)
+        let engine = self.engine
+        return await withCheckedContinuation { continuation in
+            engine.submit(Transfer(request: request, settings: settings, continuation: continuation))
         }
     }
 
-    /// A thread and the easy handle that only it uses.
-    final class Lane: @unchecked Sendable {
-        // Invariant: `handle` is used only by jobs on `worker`, one at a time.
-        let worker: BlockingWorker
-        private var handle: UnsafeMutableRawPointer?
+    /// One request on its way: what libcurl's callbacks fill in, and whom to tell when it ends.
+    final class Transfer: @unchecked Sendable {
+        // Invariant: created on the caller's task, then touched only by the engine's thread.
+        let request: WebhookRequest
+        let capture: ResponseCapture
+        let continuation: CheckedContinuation<WebhookResponse, Never>
+        var headers: UnsafeMutablePointer<curl_slist>?
 
-        init(name: String) {
-            worker = BlockingWorker(name: name)
-        }
-
-        func close() {
-            worker.submit { [self] in
-                if let handle { curl_easy_cleanup(handle) }
-                handle = nil
-            }
-            worker.shutdown()
-        }
-
-        func perform(_ request: WebhookRequest, settings: Settings) -> WebhookResponse {
-            if handle == nil { handle = curl_easy_init() }
-            guard let handle else { return .transportFailed(reason: "libcurl could not create a handle", timedOut: false) }
-            // Keep the connection cache, forget the last request's options.
-            curl_easy_reset(handle)
-
+        init(request: WebhookRequest, settings: Settings, continuation: CheckedContinuation<WebhookResponse, Never>) {
+            self.request = request
             let host = URLComponents(string: request.url)?.host?.trimmingCharacters(in: CharacterSet(charactersIn: "[]")) ?? ""
-            let capture = ResponseCapture(limit: settings.responseBodyLimit, policy: settings.policy, host: host)
-            var headers: UnsafeMutablePointer<curl_slist>?
+            self.capture = ResponseCapture(limit: settings.responseBodyLimit, policy: settings.policy, host: host)
+            self.continuation = continuation
+        }
+
+        deinit {
+            curl_slist_free_all(headers)
+        }
+    }
+
+    /// The thread that owns the multi handle and every easy handle in it.
+    final class MultiEngine: @unchecked Sendable {
+        // Invariant: `incoming` and `stopping` are read and written with `lock` held; `multi` is
+        // used by the engine's thread only, except curl_multi_wakeup, which libcurl allows from
+        // any thread; `running` and `spare` belong to the engine's thread.
+        private let lock = NSLock()
+        private var incoming: [Transfer] = []
+        private var stopping = false
+        private let multi: UnsafeMutableRawPointer
+        private var running: [UnsafeMutableRawPointer: Transfer] = [:]
+        private var spare: [UnsafeMutableRawPointer] = []
+        private let settings: Settings
+
+        init(settings: Settings) {
+            self.settings = settings
+            multi = curl_multi_init()!
+            alertd_curl_multi_setopt_long(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, max(settings.concurrency, 1))
+            alertd_curl_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, max(settings.perHost, 1))
+            alertd_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, max(settings.concurrency, 1))
+            let thread = Thread { [self] in
+                BlockingWorker.nameCurrentThread("alertd-http")
+                loop()
+            }
+            thread.start()
+        }
+
+        func submit(_ transfer: Transfer) {
+            lock.lock()
+            guard !stopping else {
+                lock.unlock()
+                transfer.continuation.resume(returning: .transportFailed(reason: "alertd is shutting down", timedOut: false))
+                return
+            }
+            incoming.append(transfer)
+            lock.unlock()
+            curl_multi_wakeup(multi)
+        }
+
+        /// Ends the thread; transfers still running are answered as failed.
+        func stop() {
+            lock.lock()
+            stopping = true
+            lock.unlock()
+            curl_multi_wakeup(multi)
+        }
+
+        private func loop() {
+            var stillRunning: Int32 = 0
+            while true {
+                lock.lock()
+                let added = incoming
+                incoming.removeAll(keepingCapacity: true)
+                let stop = stopping
+                lock.unlock()
+                if stop {
+                    for transfer in added { transfer.continuation.resume(returning: .transportFailed(reason: "alertd is shutting down", timedOut: false)) }
+                    break
+                }
+                for transfer in added { start(transfer) }
+                curl_multi_perform(multi, &stillRunning)
+                var left: Int32 = 0
+                while let message = curl_multi_info_read(multi, &left) {
+                    guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
+                    finish(easy, code: alertd_curl_msg_result(message))
+                }
+                curl_multi_poll(multi, nil, 0, 1000, nil)
+            }
+            for (easy, transfer) in running {
+                curl_multi_remove_handle(multi, easy)
+                curl_easy_cleanup(easy)
+                transfer.continuation.resume(returning: .transportFailed(reason: "alertd is shutting down", timedOut: false))
+            }
+            running.removeAll()
+            for easy in spare { curl_easy_cleanup(easy) }
+            spare.removeAll()
+            curl_multi_cleanup(multi)
+        }
+
+        private func start(_ transfer: Transfer) {
+            guard let easy = spare.popLast() ?? curl_easy_init() else {
+                transfer.continuation.resume(returning: .transportFailed(reason: "libcurl could not create a handle", timedOut: false))
+                return
+            }
+            configure(easy, for: transfer)
+            running[easy] = transfer
+            curl_multi_add_handle(multi, easy)
+        }
+
+        private func finish(_ easy: UnsafeMutableRawPointer, code: CURLcode) {
+            curl_multi_remove_handle(multi, easy)
+            guard let transfer = running.removeValue(forKey: easy) else { return }
+            let response: WebhookResponse
+            if let refusal = transfer.capture.refusal {
+                response = .refused(reason: refusal)
+            } else if code != CURLE_OK {
+                response = .transportFailed(reason: String(cString: curl_easy_strerror(code)), timedOut: code == CURLE_OPERATION_TIMEDOUT)
+            } else {
+                var status = 0
+                alertd_curl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+                response = .answered(status: status, retryAfter: transfer.capture.retryAfter, body: transfer.capture.bodyText)
+            }
+            // A handle kept for the next transfer forgets this one's options.
+            curl_easy_reset(easy)
+            if spare.count < settings.concurrency { spare.append(easy) } else { curl_easy_cleanup(easy) }
+            transfer.continuation.resume(returning: response)
+        }
+
+        private func configure(_ handle: UnsafeMutableRawPointer, for transfer: Transfer) {
+            let request = transfer.request
             for header in request.headers {
-                headers = curl_slist_append(headers, "\(header.name): \(header.value)")
+                transfer.headers = curl_slist_append(transfer.headers, "\(header.name): \(header.value)")
             }
             // libcurl would otherwise send "Expect: 100-continue" for larger bodies and wait.
-            headers = curl_slist_append(headers, "Expect:")
-            defer { curl_slist_free_all(headers) }
+            transfer.headers = curl_slist_append(transfer.headers, "Expect:")
 
             alertd_curl_easy_setopt_string(handle, CURLOPT_URL, request.url)
             alertd_curl_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https")
@@ -119,7 +221,7 @@ public final class WebhookClient: Sendable {
                 // COPYPOSTFIELDS: libcurl keeps its own copy of the body for the transfer.
                 _ = alertd_curl_easy_setopt_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
             }
-            alertd_curl_easy_setopt_slist(handle, CURLOPT_HTTPHEADER, headers)
+            alertd_curl_easy_setopt_slist(handle, CURLOPT_HTTPHEADER, transfer.headers)
             alertd_curl_easy_setopt_string(handle, CURLOPT_USERAGENT, settings.userAgent)
             alertd_curl_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(settings.connectTimeout.seconds * 1000))
             alertd_curl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, Int(settings.totalTimeout.seconds * 1000))
@@ -127,9 +229,9 @@ public final class WebhookClient: Sendable {
             alertd_curl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1)
             alertd_curl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2)
 
-            // The capture lives on this stack frame for the whole of curl_easy_perform, which is
-            // the only time libcurl calls the callbacks that read it.
-            let context = Unmanaged.passUnretained(capture).toOpaque()
+            // The capture lives in `running` until the transfer is finished, which is the only
+            // time libcurl calls the callbacks that read it.
+            let context = Unmanaged.passUnretained(transfer.capture).toOpaque()
             alertd_curl_easy_setopt_pointer(handle, CURLOPT_WRITEDATA, context)
             alertd_curl_easy_setopt_write_function(handle) { data, size, count, context in
                 guard let data, let context else { return 0 }
@@ -168,19 +270,6 @@ public final class WebhookClient: Sendable {
                 }
                 return socket(family, address.pointee.socktype, address.pointee.protocol)
             }
-
-            let code = curl_easy_perform(handle)
-            withExtendedLifetime(capture) {}
-            if let refusal = capture.refusal {
-                return .refused(reason: refusal)
-            }
-            guard code == CURLE_OK else {
-                let reason = String(cString: curl_easy_strerror(code))
-                return .transportFailed(reason: reason, timedOut: code == CURLE_OPERATION_TIMEDOUT)
-            }
-            var status = 0
-            alertd_curl_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
-            return .answered(status: status, retryAfter: capture.retryAfter, body: capture.bodyText)
         }
     }
 
@@ -220,20 +309,6 @@ public final class WebhookClient: Sendable {
                 .map { $0.isNewline || ($0.asciiValue.map { $0 < 0x20 } ?? false) ? " " : String($0) }
                 .joined()
                 .trimmingCharacters(in: .whitespaces)
-        }
-    }
-
-    /// Hands out lanes in turn.
-    final class LaneCounter: @unchecked Sendable {
-        // Invariant: `value` is read and written with `lock` held.
-        private let lock = NSLock()
-        private var value = 0
-
-        func take() -> Int {
-            lock.lock()
-            defer { lock.unlock() }
-            value &+= 1
-            return value & Int.max
         }
     }
 }

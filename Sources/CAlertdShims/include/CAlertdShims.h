@@ -30,6 +30,8 @@ CURLcode alertd_curl_easy_getinfo_pointer(CURL *handle, CURLINFO info, void **va
 
 /* curl_multi_setopt is variadic as well. */
 CURLMcode alertd_curl_multi_setopt_long(CURLM *multi, CURLMoption option, long value);
+/* The result of a finished transfer, from the union in CURLMsg. */
+CURLcode alertd_curl_msg_result(const CURLMsg *message);
 
 /* smtp_set_header for headers whose value is one string (Subject, Message-ID, ...). */
 int alertd_smtp_set_header_string(smtp_message_t message, const char *header, const char *value);
