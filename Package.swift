@@ -84,6 +84,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The fault suite: real alertd processes through crashes, restarts and outages.
+        .executableTarget(
+            name: "alertd-faults",
+            dependencies: [
+                "AlertdKit",
+                "AlertdPostgres",
+                "AlertdTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .testTarget(
             name: "AlertdPostgresTests",
             dependencies: ["AlertdPostgres", "AlertdSupport", "AlertdTestSupport"]

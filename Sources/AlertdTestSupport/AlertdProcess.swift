@@ -38,6 +38,9 @@ public final class AlertdProcess: @unchecked Sendable {
 
     public var isRunning: Bool { process.isRunning }
 
+    /// The process ID, for signals and /proc.
+    public var pid: Int32 { process.processIdentifier }
+
     /// Sends `signal` and waits (without holding a pool thread) for the process to end; returns
     /// its exit status, or nil if it was still running after `timeout`.
     @discardableResult

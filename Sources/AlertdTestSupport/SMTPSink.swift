@@ -24,6 +24,8 @@ public final class SMTPSink: Sendable {
         public var certificate: (cert: String, key: String)?
         /// Require AUTH with these credentials.
         public var auth: (user: String, password: String)?
+        /// Listen on this port (to come back where it was after a stop).
+        public var port: Int?
         public init() {}
     }
 
@@ -31,6 +33,7 @@ public final class SMTPSink: Sendable {
         var arguments = options.reject.flatMap { ["--reject", $0] } + options.tempfail.flatMap { ["--tempfail", $0] }
         if let certificate = options.certificate { arguments += ["--cert", certificate.cert, "--key", certificate.key] }
         if let auth = options.auth { arguments += ["--auth", "\(auth.user):\(auth.password)"] }
+        if let port = options.port { arguments += ["--port", String(port)] }
         return SMTPSink(server: try await ScriptedServer.start("smtp-sink.py", arguments))
     }
 
@@ -46,6 +49,11 @@ public final class SMTPSink: Sendable {
 
     public func stop() {
         server.stop()
+    }
+
+    /// Kills the sink but keeps its log, so what it got stays countable.
+    public func kill() {
+        server.stop(keepingLog: true)
     }
 }
 

@@ -59,8 +59,8 @@ final class ScriptedServer: @unchecked Sendable {
     }
 
     /// Kills the server without waiting (waiting would hold a thread of the concurrency pool).
-    func stop() {
+    func stop(keepingLog: Bool = false) {
         kill(process.processIdentifier, SIGKILL)
-        try? FileManager.default.removeItem(at: logFile)
+        if !keepingLog { try? FileManager.default.removeItem(at: logFile) }
     }
 }

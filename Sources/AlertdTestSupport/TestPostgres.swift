@@ -48,6 +48,16 @@ public enum TestPostgres {
         case migrated
     }
 
+    /// Drops a test database; once more on a new connection if the server restarted meanwhile
+    /// (the fault suite restarts it).
+    private static func dropDatabase(_ name: some StringProtocol, _ admin: PostgresConnection) async throws {
+        do {
+            try await admin.execute("DROP DATABASE \(name) WITH (FORCE)")
+        } catch let error as PostgresError where error.code == .connectionLost {
+            try await admin.execute("DROP DATABASE \(name) WITH (FORCE)")
+        }
+    }
+
     /// Creates a database, prepares it, runs `body`, and drops the database afterwards, also when
     /// `body` throws.
     @discardableResult
@@ -70,14 +80,15 @@ public enum TestPostgres {
             case .migrated:
                 try await PlatformFixture(connection: connection, sql: PlatformFixture.load(from: sqlDirectory)).apply { _ in }
                 try await Migrator(connection: connection, migrations: Migration.load(from: sqlDirectory)).migrate { _ in }
+                try await AlertdRole.ensured.value()
             }
             await connection.close()
             let result = try await body(database)
-            try await admin.execute("DROP DATABASE \(name) WITH (FORCE)")
+            try await dropDatabase(name, admin)
             await admin.close()
             return result
         } catch {
-            _ = try? await admin.execute("DROP DATABASE \(name) WITH (FORCE)")
+            _ = try? await dropDatabase(name, admin)
             await admin.close()
             throw error
         }

@@ -23,8 +23,10 @@ public final class WebhookReceiver: Sendable {
 
     /// Starts the receiver and waits until it listens; with `secret`, it checks every signature;
     /// with `certificates`, it serves https.
-    public static func start(verifyingWith secret: String? = nil, certificates: TestCertificates? = nil) async throws -> WebhookReceiver {
+    /// With `port`, it listens there (to come back where it was after a stop).
+    public static func start(verifyingWith secret: String? = nil, certificates: TestCertificates? = nil, port: Int? = nil) async throws -> WebhookReceiver {
         var arguments = secret.map { ["--secret", $0] } ?? []
+        if let port { arguments += ["--port", String(port)] }
         if let certificates { arguments += ["--cert", certificates.serverCertificate, "--key", certificates.serverKey] }
         return WebhookReceiver(server: try await ScriptedServer.start("webhook-receiver.py", arguments), scheme: certificates == nil ? "http" : "https")
     }
@@ -47,5 +49,10 @@ public final class WebhookReceiver: Sendable {
 
     public func stop() {
         server.stop()
+    }
+
+    /// Kills the receiver but keeps its log, so what it got stays countable.
+    public func kill() {
+        server.stop(keepingLog: true)
     }
 }

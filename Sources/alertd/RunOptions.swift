@@ -22,6 +22,8 @@ struct RunOptions: ParsableArguments {
     var lease: String?
     @Option(name: .customLong("poll-interval"), help: "Slow poll for due alerts ($ALERTD_POLL_INTERVAL, default 30s).")
     var pollInterval: String?
+    @Option(name: .customLong("listen-check-interval"), help: "How often the idle LISTEN connection is checked ($ALERTD_LISTEN_CHECK_INTERVAL, default 30s).")
+    var listenCheckInterval: String?
     @Option(name: .customLong("shutdown-grace"), help: "Time to finish in-flight work after SIGTERM ($ALERTD_SHUTDOWN_GRACE, default 20s).")
     var shutdownGrace: String?
     @Option(name: .customLong("retry-initial"), help: "Delay before the first retry ($ALERTD_RETRY_INITIAL, default 30s).")
@@ -59,7 +61,7 @@ struct RunOptions: ParsableArguments {
     var flags: [String: String] {
         let pairs: [(String, String?)] = [
             ("ALERTD_DATABASE_URL", databaseURL), ("ALERTD_TEMPLATES_DIR", templatesDirectory), ("ALERTD_INSTANCE", instance),
-            ("ALERTD_BATCH_SIZE", batchSize), ("ALERTD_MAX_IN_FLIGHT", maxInFlight), ("ALERTD_LEASE", lease), ("ALERTD_POLL_INTERVAL", pollInterval),
+            ("ALERTD_BATCH_SIZE", batchSize), ("ALERTD_MAX_IN_FLIGHT", maxInFlight), ("ALERTD_LEASE", lease), ("ALERTD_POLL_INTERVAL", pollInterval), ("ALERTD_LISTEN_CHECK_INTERVAL", listenCheckInterval),
             ("ALERTD_SHUTDOWN_GRACE", shutdownGrace), ("ALERTD_RETRY_INITIAL", retryInitial), ("ALERTD_RETRY_MAX", retryMax),
             ("ALERTD_LINK_BASE_URL", linkBaseURL), ("ALERTD_WEBHOOK_CONNECT_TIMEOUT", webhookConnectTimeout),
             ("ALERTD_WEBHOOK_TIMEOUT", webhookTimeout), ("ALERTD_WEBHOOK_CONCURRENCY", webhookConcurrency), ("ALERTD_WEBHOOK_PER_HOST", webhookPerHost),

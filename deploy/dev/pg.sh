@@ -3,7 +3,8 @@
 # a free loopback port, password (SCRAM) authentication over TCP.
 #
 #   deploy/dev/pg.sh start   creates (first time) and starts the cluster, prints its URL
-#   deploy/dev/pg.sh stop    stops it
+#   deploy/dev/pg.sh stop [fast|immediate]
+#                            stops it (immediate: no shutdown checkpoint, as after a crash)
 #   deploy/dev/pg.sh url     prints the superuser URL of the running cluster
 #   deploy/dev/pg.sh destroy stops it and deletes its directory
 #
@@ -36,6 +37,18 @@ s = socket.socket()
 s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])
 s.close()
+PY
+}
+
+port_free() {
+  /usr/bin/python3 - "$1" <<'PY'
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)
 PY
 }
 
@@ -75,24 +88,31 @@ CONF
     url
     return 0
   fi
+  # A restart keeps the port, so that clients reconnect to the same URL.
   local port
-  port="$(free_port)"
-  echo "$port" >"$dir/port"
+  if [ -f "$dir/port" ] && port_free "$(cat "$dir/port")"; then
+    port="$(cat "$dir/port")"
+  else
+    port="$(free_port)"
+    echo "$port" >"$dir/port"
+  fi
   as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -o "-p $port" -w -t 60 start >/dev/null \
     || { tail -20 "$dir/server.log" >&2; exit 1; }
   url
 }
 
 stop() {
+  local mode="${1:-fast}"
+  case "$mode" in fast|immediate|smart) ;; *) echo "pg.sh: stop mode must be fast or immediate" >&2; exit 2 ;; esac
   if running; then
-    as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -m "$mode" -w stop >/dev/null
   fi
 }
 
 case "${1:-}" in
   start) start ;;
-  stop) stop ;;
+  stop) stop "${2:-fast}" ;;
   url) running || { echo "pg.sh: the cluster in $dir is not running" >&2; exit 1; }; url ;;
   destroy) stop; rm -rf "$dir" ;;
-  *) echo "usage: $0 start|stop|url|destroy" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop [fast|immediate]|url|destroy" >&2; exit 2 ;;
 esac

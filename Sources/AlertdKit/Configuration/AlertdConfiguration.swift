@@ -15,6 +15,9 @@ public struct AlertdConfiguration: Sendable {
     public var lease: Duration
     /// The slow poll that finds due alerts even when no notification arrives.
     public var pollInterval: Duration
+    /// How often an idle LISTEN connection is checked with `SELECT 1`; the answer must come
+    /// within this interval too (10 s at most).
+    public var listenCheckInterval: Duration
     public var shutdownGrace: Duration
     public var retryBackoff: Backoff
     public var linkBaseURL: String?
@@ -42,6 +45,7 @@ public struct AlertdConfiguration: Sendable {
         Setting(variable: "ALERTD_MAX_IN_FLIGHT", flag: "max-in-flight", secret: false, defaultValue: "512", help: "alerts being delivered at once (claimed, not yet recorded), 1 to 100000"),
         Setting(variable: "ALERTD_LEASE", flag: "lease", secret: false, defaultValue: "60s", help: "how long a claimed alert is reserved for this instance"),
         Setting(variable: "ALERTD_POLL_INTERVAL", flag: "poll-interval", secret: false, defaultValue: "30s", help: "slow poll for due alerts, besides notifications"),
+        Setting(variable: "ALERTD_LISTEN_CHECK_INTERVAL", flag: "listen-check-interval", secret: false, defaultValue: "30s", help: "how often the idle LISTEN connection is checked, to notice one cut without a close"),
         Setting(variable: "ALERTD_SHUTDOWN_GRACE", flag: "shutdown-grace", secret: false, defaultValue: "20s", help: "time to finish in-flight deliveries after SIGTERM"),
         Setting(variable: "ALERTD_RETRY_INITIAL", flag: "retry-initial", secret: false, defaultValue: "30s", help: "delay before the first retry of a failed delivery"),
         Setting(variable: "ALERTD_RETRY_MAX", flag: "retry-max", secret: false, defaultValue: "1h", help: "longest delay between retries"),
@@ -151,6 +155,7 @@ public struct AlertdConfiguration: Sendable {
             maxInFlight: integer("ALERTD_MAX_IN_FLIGHT", 1...100_000),
             lease: lease,
             pollInterval: duration("ALERTD_POLL_INTERVAL"),
+            listenCheckInterval: duration("ALERTD_LISTEN_CHECK_INTERVAL"),
             shutdownGrace: duration("ALERTD_SHUTDOWN_GRACE"),
             retryBackoff: Backoff(initial: retryInitial, maximum: max(retryMax, retryInitial), multiplier: 2, jitter: 0.5),
             linkBaseURL: linkBase,
@@ -187,6 +192,7 @@ public struct AlertdConfiguration: Sendable {
             "max_in_flight = \(maxInFlight)",
             "lease = \(lease)",
             "poll_interval = \(pollInterval)",
+            "listen_check_interval = \(listenCheckInterval)",
             "shutdown_grace = \(shutdownGrace)",
             "retry = \(retryBackoff.initial) doubling up to \(retryBackoff.maximum), jitter \(Int(retryBackoff.jitter * 100))%",
             "link_base_url = \(linkBaseURL ?? "(none)")",

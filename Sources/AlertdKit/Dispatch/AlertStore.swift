@@ -64,10 +64,11 @@ public struct AlertStore: Sendable {
         return try rows.map(ClaimedAlert.init(row:))
     }
 
-    /// SQL for a webhook alert's destination: the lower-cased host of its URL, "" if it has none.
+    /// SQL for a webhook alert's destination: the lower-cased host and port of its URL (as libcurl
+    /// counts connections per host), "" if it has none.
     /// The dispatcher counts webhooks in flight by this key.
     static func destination(_ recipients: String) -> String {
-        "coalesce(lower(substring(\(recipients)[1] from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?(\\[[^]]*\\]|[^/?#:]*)')), '')"
+        "coalesce(lower(substring(\(recipients)[1] from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?((?:\\[[^]]*\\]|[^/?#:]*)(?::[0-9]*)?)')), '')"
     }
 
     /// SQL that cuts a text column to `limit` characters, saying so.
@@ -81,7 +82,7 @@ public struct AlertStore: Sendable {
         let rows = try await connection.query(
             """
             WITH config AS (
-              SELECT c.*,
+              SELECT c.id,
                      ARRAY(SELECT DISTINCT btrim(e) FROM unnest(c.alert_emails) e WHERE btrim(e) <> '') AS emails,
                      nullif(btrim(c.alert_webhook_url), '') AS webhook
                 FROM integration_configs c WHERE c.id = $1
@@ -186,6 +187,19 @@ public struct AlertStore: Sendable {
              WHERE id = ANY ($1::uuid[]) AND locked_by = $2
             """,
             [ids, worker]
+        )
+    }
+
+    /// Extends the leases this instance still holds on `ids` to `lease` from now.
+    public func renew(_ ids: [UUID], lease: Duration) async throws {
+        guard !ids.isEmpty else { return }
+        try await connection.query(
+            """
+            UPDATE integration_alert_history
+               SET locked_until = now() + make_interval(secs => $3)
+             WHERE id = ANY ($1::uuid[]) AND locked_by = $2
+            """,
+            [ids, worker, lease.seconds]
         )
     }
 

@@ -22,6 +22,9 @@ public final class Dispatcher: Sendable {
     let smtp: SMTPClient?
     public let logger: Logger
     private let wake = WakeSignal()
+    /// Waits between database calls that failed: short, so that work resumes soon after the
+    /// database is back.
+    static let databaseRetry = Backoff(initial: .milliseconds(100), maximum: .seconds(5))
 
     public init(configuration: AlertdConfiguration, templates: AlertTemplates, logger: Logger) {
         self.configuration = configuration
@@ -64,7 +67,12 @@ public final class Dispatcher: Sendable {
         let recorder = Task {
             await self.recordOutcomes(outcomes, store: AlertStore(connection: connections.records, worker: configuration.instance), inFlight: inFlight)
         }
-        let listener = PostgresListener(connectionString: configuration.database, channels: ["alertd"], logger: logger)
+        let listener = PostgresListener(
+            connectionString: configuration.database, channels: ["alertd"],
+            healthCheckInterval: configuration.listenCheckInterval,
+            healthCheckTimeout: min(configuration.listenCheckInterval, .seconds(10)),
+            logger: logger
+        )
         logger.info("alertd started", metadata: [
             "version": "\(AlertdVersion.string)",
             "instance": "\(configuration.instance)",
@@ -79,8 +87,10 @@ public final class Dispatcher: Sendable {
                 }
             }
             defer { listening.cancel() }
+            let renewing = Task { await self.renewLeases(store: store, inFlight: inFlight) }
             await self.claimAndDeliver(store: store, inFlight: inFlight, outcomes: outcomes, shutdown: shutdown)
             await self.finishInFlight(store: store, inFlight: inFlight)
+            renewing.cancel()
         }
         outcomes.close()
         await recorder.value
@@ -97,9 +107,12 @@ public final class Dispatcher: Sendable {
                 await wake.wait(timeout: configuration.pollInterval)
                 continue
             }
+            // One SMTP session at a time: email claimed while one is under way would only wait
+            // in line for it, its lease running; left in the table, it joins the next session.
+            let channels = inFlight.sendingEmail ? configuration.channels.filter { $0 != "email" } : configuration.channels
             do {
-                let claimed = try await store.claim(
-                    limit: min(configuration.batchSize, room), channels: configuration.channels, lease: configuration.lease,
+                let claimed = channels.isEmpty ? [] : try await store.claim(
+                    limit: min(configuration.batchSize, room), channels: channels, lease: configuration.lease,
                     excludingDestinations: inFlight.saturatedDestinations(limit: perHost)
                 )
                 failures = 0
@@ -116,7 +129,7 @@ public final class Dispatcher: Sendable {
                 start(admitted, inFlight: inFlight, outcomes: outcomes)
             } catch {
                 failures += 1
-                let delay = Backoff.reconnect.delay(attempt: failures)
+                let delay = Self.databaseRetry.delay(attempt: failures)
                 logger.warning("database call failed; trying again", metadata: ["error": "\(error)", "retry_in_s": "\(delay.seconds)"])
                 await wake.wait(timeout: delay)
             }
@@ -128,10 +141,13 @@ public final class Dispatcher: Sendable {
     private func start(_ alerts: [ClaimedAlert], inFlight: InFlightAlerts, outcomes: OutcomeQueue) {
         let emails = alerts.filter { $0.channel == "email" && $0.attempt <= $0.maxAttempts }
         if !emails.isEmpty {
+            inFlight.setSendingEmail(true)
             Task {
                 let results = await self.deliverEmails(emails)
                 inFlight.delivered(results.map(\.alertID))
+                inFlight.setSendingEmail(false)
                 outcomes.push(results)
+                self.wake.signal()
             }
         }
         for alert in alerts where !(alert.channel == "email" && alert.attempt <= alert.maxAttempts) {
@@ -139,6 +155,24 @@ public final class Dispatcher: Sendable {
                 let result = await self.deliver(alert)
                 inFlight.delivered([result.alertID])
                 outcomes.push([result])
+            }
+        }
+    }
+
+    /// Extends the leases of the alerts in flight every third of a lease, so that a delivery that
+    /// takes long (a slow receiver, a long SMTP session) is never claimed a second time by
+    /// another instance while it is still under way. A crashed instance renews nothing: its
+    /// alerts are due again one lease after its last renewal.
+    private func renewLeases(store: AlertStore, inFlight: InFlightAlerts) async {
+        let period = configuration.lease / 3
+        while !Task.isCancelled {
+            try? await Task.sleep(for: period)
+            let ids = inFlight.ids
+            guard !ids.isEmpty, !Task.isCancelled else { continue }
+            do {
+                try await store.renew(ids, lease: configuration.lease)
+            } catch {
+                logger.warning("could not renew leases", metadata: ["alerts": "\(ids.count)", "error": "\(error)"])
             }
         }
     }
@@ -188,7 +222,7 @@ public final class Dispatcher: Sendable {
                         ])
                         break
                     }
-                    let delay = Backoff.reconnect.delay(attempt: failures)
+                    let delay = Self.databaseRetry.delay(attempt: failures)
                     if failures == 1 || failures % 10 == 0 {
                         logger.warning("cannot record outcomes; keeping them and trying again", metadata: [
                             "alerts": "\(batch.count)", "error": "\(error)", "retry_in_s": "\(delay.seconds)",
@@ -414,8 +448,23 @@ final class InFlightAlerts: @unchecked Sendable {
     private var all: Set<UUID> = []
     private var recordingDeadline: ContinuousClock.Instant?
 
+    private var emailSession = false
+
     var count: Int {
         lock.withLock { all.count }
+    }
+
+    var ids: [UUID] {
+        lock.withLock { Array(all) }
+    }
+
+    /// Whether an SMTP session is under way.
+    var sendingEmail: Bool {
+        lock.withLock { emailSession }
+    }
+
+    func setSendingEmail(_ value: Bool) {
+        lock.withLock { emailSession = value }
     }
 
     /// Claimed alerts with no outcome yet.
@@ -434,6 +483,8 @@ final class InFlightAlerts: @unchecked Sendable {
             var admitted: [ClaimedAlert] = []
             var excess: [ClaimedAlert] = []
             for alert in claimed {
+                // Already on its way here (claimed again after its lease ran out): not twice.
+                guard !all.contains(alert.id) else { continue }
                 if let destination = alert.destination {
                     guard perDestination[destination, default: 0] < limit else {
                         excess.append(alert)

@@ -10,7 +10,7 @@ import Testing
 
     static func environment(_ database: TestDatabase, _ extra: [String: String] = [:]) -> [String: String] {
         [
-            "ALERTD_DATABASE_URL": database.url,
+            "ALERTD_DATABASE_URL": database.alertdURL,
             "ALERTD_WEBHOOK_SECRET": secret,
             "ALERTD_WEBHOOK_ALLOW": "127.0.0.1",
             "ALERTD_RETRY_INITIAL": "100ms",

@@ -8,7 +8,7 @@ import Testing
 @Suite struct EmailEndToEndTests {
     static func environment(_ database: TestDatabase, sink: SMTPSink, _ extra: [String: String] = [:]) -> [String: String] {
         [
-            "ALERTD_DATABASE_URL": database.url,
+            "ALERTD_DATABASE_URL": database.alertdURL,
             "ALERTD_SMTP_URL": "smtp://127.0.0.1:\(sink.port)",
             "ALERTD_SMTP_FROM": "alertd@example.com",
             "ALERTD_SMTP_TLS": "none",

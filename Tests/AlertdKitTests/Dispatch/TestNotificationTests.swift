@@ -17,7 +17,7 @@ import Testing
                 return try await rows.integration(tenant: try await rows.tenant(), name: "ADP", emails: ["ops@example.com"], webhook: receiver.url("/hooks/test"))
             }
             let result = try await TestProcess.alertd(["--test-notification", "--integration", integration.postgresText], environment: [
-                "ALERTD_DATABASE_URL": database.url,
+                "ALERTD_DATABASE_URL": database.alertdURL,
                 "ALERTD_WEBHOOK_SECRET": DispatcherEndToEndTests.secret,
                 "ALERTD_WEBHOOK_ALLOW": "127.0.0.1",
                 "ALERTD_SMTP_URL": "smtp://127.0.0.1:\(sink.port)",
@@ -58,7 +58,7 @@ import Testing
     @Test func anUnknownIntegrationIsAClearError() async throws {
         try await TestPostgres.withDatabase { database in
             let result = try await TestProcess.alertd(["--test-notification", "--integration", UUID().uuidString], environment: [
-                "ALERTD_DATABASE_URL": database.url,
+                "ALERTD_DATABASE_URL": database.alertdURL,
                 "ALERTD_TEMPLATES_DIR": TestPostgres.packageRoot.appending(path: "templates").path,
             ])
             #expect(result.status == 1)

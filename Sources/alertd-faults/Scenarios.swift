@@ -1,0 +1,224 @@
+import AlertdPostgres
+import AlertdTestSupport
+import Foundation
+
+struct FaultOptions: Sendable {
+    var events = 2000
+    var rate = 200.0
+    var outage: Duration = .seconds(60)
+    var backlog = 100_000
+    /// alertd logs in as this role, when the least-privilege role is set up.
+    var alertdRole: (user: String, password: String)?
+}
+
+/// The fault scenarios, each on a fresh database of the suite's own cluster.
+enum Scenario: String, CaseIterable, Sendable {
+    case kill
+    case pgRestart = "pg-restart"
+    case listenCut = "listen-cut"
+    case outage
+    case hungReceiver = "hung-receiver"
+    case twoInstances = "two-instances"
+    case threeInstances = "three-instances"
+    case backlog
+
+    var summary: String {
+        switch self {
+        case .kill: "alertd killed with SIGKILL every 0.7 to 2 s while sync runs change, restarted each time"
+        case .pgRestart: "PostgreSQL restarted under load, once in fast mode and once in immediate mode"
+        case .listenCut: "the LISTEN connection's server process frozen (SIGSTOP): no close, no answer"
+        case .outage: "the SMTP server and the webhook receiver down together, then back on their ports"
+        case .hungReceiver: "one integration in six points at a receiver that never answers"
+        case .twoInstances: "two alertd instances on one database"
+        case .threeInstances: "three alertd instances on one database"
+        case .backlog: "a backlog of pending webhook alerts drained from a cold start"
+        }
+    }
+
+    func run(_ trial: Trial) async throws -> Verdict {
+        var verdict = Verdict(scenario: rawValue, description: summary)
+        let options = trial.options
+        let clock = ContinuousClock.now
+        switch self {
+        case .kill:
+            try await trial.prepare()
+            trial.environment["ALERTD_LEASE"] = "5s"
+            try trial.startAlertd()
+            let killer = Task {
+                var kills = 0
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(Int64.random(in: 700...2000)))
+                    if Task.isCancelled { break }
+                    trial.kill("a")
+                    kills += 1
+                    _ = try? trial.startAlertd()
+                }
+                return kills
+            }
+            verdict.events = try await trial.drive(events: options.events, rate: options.rate / 2)
+            killer.cancel()
+            let kills = await killer.value
+            verdict.faults = ["\(kills) SIGKILLs"]
+            _ = try await trial.settle(timeout: .seconds(120))
+            try await trial.judge(&verdict, crashes: true)
+
+        case .pgRestart:
+            try await trial.prepare()
+            try trial.startAlertd()
+            let cluster = trial.cluster
+            let restarts = Task {
+                try await Task.sleep(for: .seconds(3))
+                try await cluster.restart(mode: "fast", down: .seconds(2))
+                try await Task.sleep(for: .seconds(4))
+                try await cluster.restart(mode: "immediate", down: .seconds(2))
+            }
+            verdict.events = try await trial.drive(events: options.events, rate: options.rate / 2)
+            try await restarts.value
+            verdict.faults = ["restart (fast), 2 s down", "restart (immediate), 2 s down"]
+            _ = try await trial.settle(timeout: .seconds(120))
+            try await trial.judge(&verdict, crashes: false)
+
+        case .listenCut:
+            try await trial.prepare()
+            try trial.startAlertd()
+            let frozen = try await listenerBackend(trial, timeout: .seconds(20))
+            guard FaultCluster.signalBackend(frozen, SIGSTOP) else { throw TestSetupError("cannot stop the listener's backend \(frozen)") }
+            let frozenAt = Date()
+            let watcher = Task { try await listenerBackend(trial, timeout: .seconds(60), other: frozen) }
+            verdict.events = try await trial.drive(events: min(options.events, 1000), rate: 100)
+            let replacement = try? await watcher.value
+            let reconnectedAt = Date()
+            _ = FaultCluster.signalBackend(frozen, SIGCONT)
+            _ = try? await trial.owner.query("SELECT pg_terminate_backend($1)", [Int(frozen)])
+            verdict.faults = ["listener's backend frozen for \(Int(reconnectedAt.timeIntervalSince(frozenAt))) s"]
+            _ = try await trial.settle(timeout: .seconds(60))
+            try await trial.judge(&verdict, crashes: false)
+            verdict.check("alertd noticed and listened again on a new connection", replacement != nil)
+            // While nothing was heard, the 2 s poll still delivered.
+            let rows = try await trial.owner.query("SELECT id, extract(epoch FROM created_at)::float8 AS created FROM integration_alert_history WHERE alert_channel = 'webhook'")
+            let receipts = try trial.webhookReceipts()
+            var worst = 0.0
+            for row in rows {
+                let id: UUID = try row.decode("id")
+                guard let first = receipts[id]?.min() else { continue }
+                worst = max(worst, first - (try row.decode("created", as: Double.self)))
+            }
+            verdict.notes.append(String(format: "slowest webhook: %.2f s from commit to receipt (poll 2 s)", worst))
+            verdict.check("every webhook arrived within the poll interval plus 2 s", worst <= 4.0, String(format: "%.2f s", worst))
+
+        case .outage:
+            try await trial.prepare()
+            trial.environment["ALERTD_RETRY_MAX"] = "30s"
+            try trial.startAlertd()
+            let outage = options.outage
+            let down = Task {
+                try await Task.sleep(for: .seconds(2))
+                trial.killReceivers()
+                try await Task.sleep(for: outage)
+                try await trial.restartReceivers()
+            }
+            verdict.events = try await trial.drive(events: min(options.events, 1000), rate: 100)
+            try await down.value
+            verdict.faults = ["SMTP server and webhook receiver down \(Int(outage.seconds)) s"]
+            _ = try await trial.settle(timeout: .seconds(150))
+            try await trial.judge(&verdict, crashes: false)
+            let retried: Int = try await trial.owner.query("SELECT count(*)::int AS n FROM integration_alert_history WHERE attempt_count > 1")[0].decode("n")
+            verdict.notes.append("\(retried) alerts needed more than one attempt")
+            verdict.check("alerts caught by the outage were retried", retried > 0)
+
+        case .hungReceiver:
+            let hung = try await WebhookReceiver.start()
+            defer { hung.stop() }
+            try await trial.prepare { index, receiver in
+                index % 6 == 0 ? hung.url("/sleep/600/\(index)") : receiver.url("/hook/\(index)")
+            }
+            try await trial.owner.execute("ALTER TABLE integration_alert_history ALTER COLUMN max_attempts SET DEFAULT 2")
+            try trial.startAlertd()
+            verdict.events = try await trial.drive(events: min(options.events, 600), rate: 60)
+            verdict.faults = ["a receiver that accepts and never answers (timeout 3 s)"]
+            _ = try await trial.settle(timeout: .seconds(120))
+            let hungFilter = "alert_channel = 'webhook' AND recipients[1] LIKE '%/sleep/%'"
+            try await trial.judge(&verdict, crashes: false, deliverable: "NOT (\(hungFilter))")
+            let hungRows = try await trial.owner.query("SELECT delivery_status, delivery_error FROM integration_alert_history WHERE \(hungFilter)")
+            let timedOut = try hungRows.filter { try $0.decode("delivery_status", as: String.self) == "failed" && ($0.decode("delivery_error", as: String?.self) ?? "").contains("Timeout") }
+            verdict.check("every alert to the silent receiver failed for good after its timeouts", !hungRows.isEmpty && timedOut.count == hungRows.count, "\(timedOut.count) of \(hungRows.count)")
+            let latencies = try await webhookLatencies(trial, where: "NOT (\(hungFilter))")
+            let p99 = percentile(latencies, 0.99)
+            verdict.notes.append(String(format: "other webhooks meanwhile: p50 %.0f ms, p99 %.0f ms", percentile(latencies, 0.5) * 1000, p99 * 1000))
+            verdict.check("other destinations kept flowing (p99 under 1 s)", p99 < 1.0, String(format: "p99 %.2f s", p99))
+
+        case .twoInstances, .threeInstances:
+            let count = self == .twoInstances ? 2 : 3
+            try await trial.prepare()
+            for index in 0..<count { try trial.startAlertd("i\(index)", extra: ["ALERTD_BATCH_SIZE": "20"]) }
+            verdict.events = try await trial.drive(events: options.events, rate: options.rate)
+            verdict.faults = ["\(count) instances"]
+            _ = try await trial.settle(timeout: .seconds(120))
+            try await trial.judge(&verdict, crashes: false)
+            let workers: Int = try await trial.owner.query("SELECT count(DISTINCT worker)::int AS n FROM integration_alert_attempts")[0].decode("n")
+            verdict.notes.append("\(workers) instances recorded attempts")
+            verdict.check("every instance delivered some", workers == count, "\(workers) of \(count)")
+
+        case .backlog:
+            try await trial.prepare(emails: false)
+            let integrations = trial.integrations
+            var written = 0
+            while written < options.backlog {
+                let chunk = min(10_000, options.backlog - written)
+                try await trial.owner.query(
+                    """
+                    INSERT INTO integration_sync_history (integration_config_id, endpoint_name, sync_started_at, status, error_message)
+                    SELECT ($1::uuid[])[1 + n % cardinality($1::uuid[])], 'employees', now(), 'failed', 'backlog run ' || n
+                      FROM generate_series($2::int, $3::int) n
+                    """,
+                    [integrations, written, written + chunk - 1]
+                )
+                written += chunk
+            }
+            verdict.events = written
+            let start = ContinuousClock.now
+            try trial.startAlertd()
+            let left = try await trial.settle(timeout: .seconds(600))
+            let drained = (ContinuousClock.now - start).seconds
+            verdict.faults = ["\(written) alerts pending at start"]
+            try await trial.judge(&verdict, crashes: false)
+            verdict.notes.append(String(format: "drained in %.1f s (%.0f deliveries/s, debug or release as built)", drained, Double(written) / drained))
+            verdict.check("the backlog drained", left == 0, "\(left) left")
+        }
+        verdict.seconds = (ContinuousClock.now - clock).seconds
+        return verdict
+    }
+
+    /// The server process of alertd's LISTEN connection (other than `other`), once it shows.
+    private func listenerBackend(_ trial: Trial, timeout: Duration, other: Int32 = 0) async throws -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let rows = try await trial.owner.query(
+                """
+                SELECT pid FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid() AND pid <> $1
+                   AND (query ILIKE 'LISTEN%' OR query = 'SELECT 1')
+                """,
+                [Int(other)]
+            )
+            if let row = rows.first { return Int32(try row.decode("pid", as: Int.self)) }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw TestSetupError("no LISTEN connection showed within \(timeout)")
+    }
+
+    /// Seconds from each webhook alert's commit to its first receipt.
+    private func webhookLatencies(_ trial: Trial, where condition: String) async throws -> [Double] {
+        let rows = try await trial.owner.query("SELECT id, extract(epoch FROM created_at)::float8 AS created FROM integration_alert_history WHERE alert_channel = 'webhook' AND (\(condition))")
+        let receipts = try trial.webhookReceipts()
+        return try rows.compactMap { row in
+            guard let first = receipts[try row.decode("id")]?.min() else { return nil }
+            return first - (try row.decode("created", as: Double.self))
+        }.sorted()
+    }
+}
+
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
+    guard !sorted.isEmpty else { return 0 }
+    return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))]
+}

@@ -1,0 +1,257 @@
+import AlertdPostgres
+import AlertdTestSupport
+import Foundation
+
+/// The fault suite's own PostgreSQL cluster (deploy/dev/pg.sh in a directory of its own), which
+/// scenarios may stop and start.
+struct FaultCluster: Sendable {
+    let directory: String
+    let url: String
+
+    static func start() async throws -> FaultCluster {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "alertd-faults-pg-\(UUID().uuidString.prefix(8))").path
+        let url = try await pg(directory, ["start"])
+        return FaultCluster(directory: directory, url: url)
+    }
+
+    /// Stops the server (`fast` or `immediate`), waits `down`, and starts it again on its port.
+    func restart(mode: String, down: Duration) async throws {
+        _ = try await Self.pg(directory, ["stop", mode])
+        try await Task.sleep(for: down)
+        _ = try await Self.pg(directory, ["start"])
+    }
+
+    func destroy() async {
+        _ = try? await Self.pg(directory, ["destroy"])
+    }
+
+    /// Runs pg.sh with its output in files, not pipes: the server it starts would inherit a
+    /// pipe and hold it open, and a reader would wait for its end forever.
+    @discardableResult
+    private static func pg(_ directory: String, _ arguments: [String]) async throws -> String {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(with: Result {
+                    let script = TestPostgres.packageRoot.appending(path: "deploy/dev/pg.sh").path
+                    let out = FileManager.default.temporaryDirectory.appending(path: "alertd-faults-pg-\(UUID().uuidString).out")
+                    let err = out.appendingPathExtension("err")
+                    _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+                    _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+                    defer {
+                        try? FileManager.default.removeItem(at: out)
+                        try? FileManager.default.removeItem(at: err)
+                    }
+                    var environment = ProcessInfo.processInfo.environment
+                    environment["ALERTD_PG_DIR"] = directory
+                    let status = try spawnAndWait("/bin/bash", [script] + arguments, environment: environment, output: out.path, error: err.path)
+                    let output = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+                    guard status == 0 else {
+                        throw TestSetupError("pg.sh \(arguments.joined(separator: " ")) failed: \((try? String(contentsOf: err, encoding: .utf8)) ?? "")")
+                    }
+                    return output.trimmingCharacters(in: .whitespacesAndNewlines)
+                })
+            }.start()
+        }
+    }
+
+    /// posix_spawn with output to files, no signal blocked in the child (the server must hear
+    /// pg_ctl's signals), and a plain waitpid.
+    private static func spawnAndWait(_ executable: String, _ arguments: [String], environment: [String: String], output: String, error: String) throws -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, error, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        guard spawned == 0 else { throw TestSetupError("cannot start \(executable): error \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return (status >> 8) & 0xff
+    }
+
+    /// Sends `signal` to the server process serving the backend `pid` (SIGSTOP, SIGCONT).
+    static func signalBackend(_ pid: Int32, _ signal: Int32) -> Bool {
+        kill(pid, signal) == 0
+    }
+}
+
+/// Peak resident memory and open file descriptors of the alertd processes it watches, sampled
+/// from /proc on a thread of its own every 100 ms (and whenever asked).
+final class ResourceSampler: @unchecked Sendable {
+    // Invariant: every property is read and written with `lock` held.
+    private let lock = NSLock()
+    private var pids: Set<Int32> = []
+    private var peakRSSKiB = 0
+    private var peakFDs = 0
+    private var running = true
+
+    init() {
+        Thread { [self] in
+            while lock.withLock({ running }) {
+                sampleNow()
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+        }.start()
+    }
+
+    func watch(_ pid: Int32) { lock.withLock { _ = pids.insert(pid) } }
+    func forget(_ pid: Int32) { lock.withLock { _ = pids.remove(pid) } }
+    func stop() { lock.withLock { running = false } }
+
+    func sampleNow() {
+        for pid in lock.withLock({ pids }) {
+            var rss = 0
+            if let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) {
+                rss = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+            }
+            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0
+            lock.withLock {
+                peakRSSKiB = max(peakRSSKiB, rss)
+                peakFDs = max(peakFDs, fds)
+            }
+        }
+    }
+
+    var peakRSSMiB: Double { lock.withLock { Double(peakRSSKiB) / 1024 } }
+    var peakOpenFiles: Int { lock.withLock { peakFDs } }
+}
+
+/// What a scenario found, from the database and from what the receivers got.
+struct Verdict: Sendable, Codable {
+    var scenario: String
+    var description: String
+    var events = 0
+    var faults: [String] = []
+    var alerts = 0
+    var alertsMissing = 0
+    var alertsUnexpected = 0
+    var alertsDuplicatedInDatabase = 0
+    var sent = 0
+    var failedFinal = 0
+    var pending = 0
+    var pendingPastSchedule = 0
+    /// Alerts expected to be delivered that no receiver got.
+    var lost = 0
+    /// Deliveries beyond the first, and how many of those no crash explains.
+    var duplicates = 0
+    var unexplainedDuplicates = 0
+    var peakRSSMiB = 0.0
+    var peakOpenFiles = 0
+    var seconds = 0.0
+    /// Particular checks of the scenario, by name: true when they held.
+    var checks: [String: Bool] = [:]
+    var notes: [String] = []
+    var problems: [String] = []
+
+    var passed: Bool { problems.isEmpty }
+
+    init(scenario: String, description: String) {
+        self.scenario = scenario
+        self.description = description
+    }
+
+    mutating func check(_ name: String, _ holds: Bool, _ detail: String = "") {
+        checks[name] = holds
+        if !holds { problems.append(name + (detail.isEmpty ? "" : ": " + detail)) }
+    }
+}
+
+extension Trial {
+    /// The standard checks: every alert that should exist exists once; each was delivered (all
+    /// of them, or those `deliverable` selects); duplicates only where an attempt went unrecorded
+    /// because an instance died (when `crashes`), none otherwise; nothing pending past its time.
+    func judge(_ verdict: inout Verdict, crashes: Bool, deliverable: String = "true") async throws {
+        let counts = try await Trial.persevering { try await self.owner.query(
+            """
+            WITH expected AS (
+              SELECT h.id AS sync_id, t.alert_type, ch.channel
+                FROM integration_sync_history h
+                JOIN integration_configs c ON c.id = h.integration_config_id
+               CROSS JOIN LATERAL (SELECT CASE h.status WHEN 'failed' THEN 'failure' WHEN 'partial' THEN 'warning'
+                                                         WHEN 'success' THEN 'success' END AS alert_type) t
+               CROSS JOIN LATERAL (VALUES ('email'), ('webhook')) ch(channel)
+               WHERE t.alert_type IS NOT NULL
+                 AND CASE t.alert_type WHEN 'success' THEN c.alert_on_success ELSE c.alert_on_failure END
+                 AND CASE ch.channel WHEN 'email' THEN cardinality(c.alert_emails) > 0 ELSE c.alert_webhook_url IS NOT NULL END
+            ), actual AS (
+              SELECT sync_history_id AS sync_id, alert_type, alert_channel AS channel, count(*) AS n
+                FROM integration_alert_history WHERE origin = 'trigger' GROUP BY 1, 2, 3
+            )
+            SELECT (SELECT count(*) FROM expected)::int AS expected,
+                   (SELECT count(*) FROM expected e LEFT JOIN actual a USING (sync_id, alert_type, channel) WHERE a.n IS NULL)::int AS missing,
+                   (SELECT count(*) FROM actual a LEFT JOIN expected e USING (sync_id, alert_type, channel) WHERE e.sync_id IS NULL)::int AS unexpected,
+                   (SELECT coalesce(sum(n - 1), 0) FROM actual WHERE n > 1)::int AS duplicated,
+                   (SELECT count(*) FROM integration_alert_history WHERE delivery_status = 'sent')::int AS sent,
+                   (SELECT count(*) FROM integration_alert_history WHERE delivery_status IN ('failed', 'bounced'))::int AS failed,
+                   (SELECT count(*) FROM integration_alert_history WHERE delivery_status = 'pending')::int AS pending,
+                   (SELECT count(*) FROM integration_alert_history
+                     WHERE delivery_status = 'pending'
+                       AND greatest(next_attempt_at, coalesce(locked_until, next_attempt_at)) < now() - interval '10 seconds')::int AS overdue
+            """
+        ) }[0]
+        verdict.alerts = try counts.decode("expected")
+        verdict.alertsMissing = try counts.decode("missing")
+        verdict.alertsUnexpected = try counts.decode("unexpected")
+        verdict.alertsDuplicatedInDatabase = try counts.decode("duplicated")
+        verdict.sent = try counts.decode("sent")
+        verdict.failedFinal = try counts.decode("failed")
+        verdict.pending = try counts.decode("pending")
+        verdict.pendingPastSchedule = try counts.decode("overdue")
+
+        let rows = try await Trial.persevering { try await self.owner.query(
+            """
+            SELECT a.id, a.alert_channel, (\(deliverable)) AS deliverable, a.attempt_count,
+                   (SELECT count(*) FROM integration_alert_attempts t WHERE t.alert_id = a.id)::int AS recorded
+              FROM integration_alert_history a
+            """
+        ) }
+        let webhooks = try webhookReceipts()
+        let emails = try emailReceipts()
+        for row in rows {
+            let id: UUID = try row.decode("id")
+            let channel: String = try row.decode("alert_channel")
+            let received = (channel == "email" ? emails[id] : webhooks[id])?.count ?? 0
+            if try row.decode("deliverable", as: Bool.self), received == 0 { verdict.lost += 1 }
+            if received > 1 {
+                verdict.duplicates += received - 1
+                let unrecorded = try row.decode("attempt_count", as: Int.self) - row.decode("recorded", as: Int.self)
+                if !crashes || unrecorded < 1 { verdict.unexplainedDuplicates += received - 1 }
+            }
+        }
+        verdict.peakRSSMiB = sampler.peakRSSMiB
+        verdict.peakOpenFiles = sampler.peakOpenFiles
+
+        let v = verdict
+        verdict.check("every alert that should exist exists", v.alertsMissing == 0, "\(v.alertsMissing) missing")
+        verdict.check("no alert exists that should not", v.alertsUnexpected == 0, "\(v.alertsUnexpected) unexpected")
+        verdict.check("no alert exists twice", v.alertsDuplicatedInDatabase == 0, "\(v.alertsDuplicatedInDatabase) extra rows")
+        verdict.check("every alert delivered at least once", v.lost == 0, "\(v.lost) never received")
+        verdict.check(crashes ? "duplicates only where a crash cut an attempt short" : "no alert delivered twice", v.unexplainedDuplicates == 0, "\(v.unexplainedDuplicates) unexplained")
+        verdict.check("nothing pending past its schedule", v.pendingPastSchedule == 0, "\(v.pendingPastSchedule) overdue")
+        verdict.check("peak RSS under 200 MiB", v.peakRSSMiB < 200, String(format: "%.1f MiB", v.peakRSSMiB))
+        verdict.check("peak open files under 256", v.peakOpenFiles < 256, "\(v.peakOpenFiles)")
+        let output = alertdOutput
+        verdict.check("no secret in alertd's output", !output.contains(TestPostgres.password) && !output.contains(options.alertdRole?.password ?? TestPostgres.password))
+    }
+}
+
+/// Prints a line at once, also when standard output is a pipe or a file.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}

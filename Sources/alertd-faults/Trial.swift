@@ -1,0 +1,250 @@
+import AlertdPostgres
+import AlertdTestSupport
+import Foundation
+
+/// One scenario's world: a fresh database with integrations, a webhook receiver and an SMTP sink
+/// (each may be killed and brought back on its port), the alertd instances, and what they used.
+final class Trial: @unchecked Sendable {
+    // Invariant: the mutable state is touched by the scenario's task only, except `sampler`,
+    // which locks itself.
+    let database: TestDatabase
+    let owner: PostgresConnection
+    let cluster: FaultCluster
+    let options: FaultOptions
+    private(set) var receivers: [WebhookReceiver] = []
+    private(set) var sinks: [SMTPSink] = []
+    private(set) var receiverPort = 0
+    private(set) var sinkPort = 0
+    private(set) var integrations: [UUID] = []
+    private(set) var instances: [String: AlertdProcess] = [:]
+    private var retired: [AlertdProcess] = []
+    let sampler = ResourceSampler()
+    var environment: [String: String] = [:]
+    var faults: [String] = []
+    private var started = 0
+
+    init(database: TestDatabase, owner: PostgresConnection, cluster: FaultCluster, options: FaultOptions) {
+        self.database = database
+        self.owner = owner
+        self.cluster = cluster
+        self.options = options
+    }
+
+    /// The receiver, the sink and `count` integrations alerting on every outcome to both, each
+    /// at its own path and address. `webhook` lets a scenario point some elsewhere.
+    func prepare(integrations count: Int = 12, emails: Bool = true, webhook: ((Int, WebhookReceiver) -> String)? = nil) async throws {
+        let receiver = try await WebhookReceiver.start()
+        receivers.append(receiver)
+        receiverPort = receiver.port
+        let sink = try await SMTPSink.start()
+        sinks.append(sink)
+        sinkPort = sink.port
+        let rows = PlatformRows(owner)
+        let tenant = try await rows.tenant("Fault suite")
+        for index in 0..<count {
+            let url = webhook?(index, receiver) ?? receiver.url("/hook/\(index)")
+            integrations.append(try await rows.integration(
+                tenant: tenant, type: "type\(index)", name: "Integration \(index)", alertOnFailure: true, alertOnSuccess: true,
+                emails: emails ? ["ops\(index)@example.com"] : [], webhook: url
+            ))
+        }
+        environment = [
+            "ALERTD_DATABASE_URL": database.url,
+            "ALERTD_WEBHOOK_ALLOW": "127.0.0.1",
+            "ALERTD_SMTP_URL": "smtp://127.0.0.1:\(sinkPort)",
+            "ALERTD_SMTP_FROM": "alertd@example.com",
+            "ALERTD_SMTP_TLS": "none",
+            "ALERTD_LEASE": "10s",
+            "ALERTD_WEBHOOK_TIMEOUT": "3s",
+            "ALERTD_WEBHOOK_CONNECT_TIMEOUT": "2s",
+            "ALERTD_SMTP_TIMEOUT": "5s",
+            "ALERTD_RETRY_INITIAL": "1s",
+            "ALERTD_RETRY_MAX": "5s",
+            "ALERTD_POLL_INTERVAL": "2s",
+            "ALERTD_LISTEN_CHECK_INTERVAL": "3s",
+            "ALERTD_SHUTDOWN_GRACE": "5s",
+        ]
+        if let role = options.alertdRole { environment["ALERTD_DATABASE_URL"] = try database.connectionString.withUser(role.user, password: role.password).conninfoForChildProcesses }
+    }
+
+    /// Starts (or restarts) the instance called `name`.
+    @discardableResult
+    func startAlertd(_ name: String = "a", extra: [String: String] = [:]) throws -> AlertdProcess {
+        var environment = self.environment.merging(extra) { $1 }
+        environment["ALERTD_INSTANCE"] = "\(name)-\(started)"
+        environment["ALERTD_LOG_LEVEL"] = "notice"
+        started += 1
+        let process = try AlertdProcess.start(environment: environment)
+        if let old = instances[name] { retired.append(old) }
+        instances[name] = process
+        sampler.watch(process.pid)
+        return process
+    }
+
+    /// SIGKILLs the instance called `name`; it is not restarted here.
+    func kill(_ name: String) {
+        guard let process = instances[name] else { return }
+        Foundation.kill(process.pid, SIGKILL)
+        sampler.forget(process.pid)
+    }
+
+    func stopAll() async {
+        for (_, process) in instances {
+            sampler.sampleNow()
+            sampler.forget(process.pid)
+            await process.stop(signal: SIGTERM, timeout: .seconds(15))
+        }
+    }
+
+    /// Everything the alertd processes of this trial wrote, retired ones included.
+    var alertdOutput: String {
+        (retired + instances.values).map(\.output).joined(separator: "\n")
+    }
+
+    // MARK: faults on the receivers
+
+    func killReceivers() {
+        receivers.last?.kill()
+        sinks.last?.kill()
+    }
+
+    func restartReceivers() async throws {
+        receivers.append(try await Self.retrying { try await WebhookReceiver.start(port: self.receiverPort) })
+        var options = SMTPSink.Options()
+        options.port = sinkPort
+        let sinkOptions = options
+        sinks.append(try await Self.retrying { try await SMTPSink.start(sinkOptions) })
+    }
+
+    /// The port may still be held for a moment after the kill.
+    private static func retrying<T>(_ body: () async throws -> T) async throws -> T {
+        var failures = 0
+        while true {
+            do { return try await body() } catch {
+                failures += 1
+                if failures > 50 { throw error }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
+    // MARK: the workload
+
+    /// Writes `events` sync runs, each inserted as running and then moved to failed, partial or
+    /// success (which all alert here), from `writers` connections at about `rate` runs a second
+    /// in all. Database errors are waited out: a run whose fate is unclear is left to the check,
+    /// which works from what the database holds.
+    func drive(events: Int, rate: Double, writers: Int = 4) async throws -> Int {
+        let statuses = ["failed", "failed", "failed", "partial", "success"]
+        let connectionString = database.connectionString
+        let integrations = self.integrations
+        let perWriter = events / writers
+        let interval = Double(writers) / rate
+        return try await withThrowingTaskGroup(of: Int.self) { group in
+            for writer in 0..<writers {
+                group.addTask {
+                    let connection = try await PostgresConnection.connect(connectionString, retrying: .reconnect, logger: TestPostgres.logger)
+                    defer { Task { await connection.close() } }
+                    let start = ContinuousClock.now
+                    var written = 0
+                    for index in 0..<perWriter {
+                        let due = start + .milliseconds(Int64(Double(index) * interval * 1000))
+                        if due > ContinuousClock.now { try await Task.sleep(until: due) }
+                        let n = writer * perWriter + index
+                        let integration = integrations[n % integrations.count]
+                        let run: UUID = try await Self.persevering {
+                            try await connection.query(
+                                "INSERT INTO integration_sync_history (integration_config_id, endpoint_name, sync_started_at, status) VALUES ($1, 'employees', now(), 'running') RETURNING id",
+                                [integration]
+                            )[0].decode("id")
+                        }
+                        try await Self.persevering {
+                            try await connection.query(
+                                "UPDATE integration_sync_history SET status = $2, error_message = $3, sync_completed_at = now() WHERE id = $1 AND status = 'running'",
+                                [run, statuses[n % statuses.count], "run \(n) of the fault suite"]
+                            )
+                        }
+                        written += 1
+                    }
+                    return written
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+    }
+
+    /// Runs `body` until it succeeds, for two minutes at most: the database may be restarting.
+    static func persevering<T>(_ body: () async throws -> T) async throws -> T {
+        let deadline = ContinuousClock.now + .seconds(120)
+        while true {
+            do { return try await body() } catch {
+                if ContinuousClock.now > deadline { throw error }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
+    /// Waits until no alert is pending, or `timeout`; returns how many still are.
+    func settle(timeout: Duration, where condition: String = "true") async throws -> Int {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let pending: Int = try await Self.persevering {
+                try await owner.query("SELECT count(*)::int AS n FROM integration_alert_history WHERE delivery_status = 'pending' AND (\(condition))")[0].decode("n")
+            }
+            if pending == 0 || ContinuousClock.now > deadline { return pending }
+            sampler.sampleNow()
+            try await Task.sleep(for: .milliseconds(250))
+        }
+    }
+
+    // MARK: what the receivers got
+
+    /// Webhook deliveries per alert id, from every incarnation of the receiver, and the times
+    /// they arrived.
+    func webhookReceipts() throws -> [UUID: [Double]] {
+        var receipts: [UUID: [Double]] = [:]
+        for receiver in receivers {
+            for request in try receiver.requests() {
+                guard let id = request.headers["webhook-id"].flatMap({ UUID(uuidString: String($0.dropFirst("msg_".count))) }) else { continue }
+                receipts[id, default: []].append(request.time)
+            }
+        }
+        return receipts
+    }
+
+    /// Email deliveries per alert id (from each message's Message-ID), from every incarnation of the sink.
+    func emailReceipts() throws -> [UUID: [Double]] {
+        var receipts: [UUID: [Double]] = [:]
+        for sink in sinks {
+            for message in try sink.messages() {
+                guard let line = message.data.split(whereSeparator: \.isNewline).first(where: { $0.lowercased().hasPrefix("message-id:") }),
+                      let open = line.firstIndex(of: "<"), let dot = line[open...].firstIndex(of: "."),
+                      let id = UUID(uuidString: String(line[line.index(after: open)..<dot]))
+                else { continue }
+                receipts[id, default: []].append(message.time)
+            }
+        }
+        return receipts
+    }
+
+    func shutdown() async {
+        await stopAll()
+        for receiver in receivers { receiver.stop() }
+        for sink in sinks { sink.stop() }
+        await owner.close()
+    }
+}
+
+extension PostgresConnectionString {
+    /// The same server and database as another user.
+    func withUser(_ user: String, password: String) throws -> PostgresConnectionString {
+        var url = URLComponents()
+        url.scheme = "postgresql"
+        url.user = user
+        url.password = password
+        url.host = value(of: "host") ?? "127.0.0.1"
+        url.port = value(of: "port").flatMap(Int.init)
+        url.path = "/" + (value(of: "dbname") ?? "postgres")
+        return try PostgresConnectionString(url.string ?? "")
+    }
+}
