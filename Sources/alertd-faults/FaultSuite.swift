@@ -68,6 +68,9 @@ struct FaultSuite: AsyncParsableCommand {
                         defer { progress.cancel() }
                         do {
                             let verdict = try await scenario.run(trial)
+                            if !verdict.passed {
+                                say("   alertd said (last lines):\n" + trial.alertdOutput.split(separator: "\n").suffix(25).map { "     " + $0 }.joined(separator: "\n"))
+                            }
                             await trial.shutdown()
                             trial.sampler.stop()
                             return verdict

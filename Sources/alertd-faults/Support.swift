@@ -246,6 +246,8 @@ extension Trial {
         verdict.check("nothing pending past its schedule", v.pendingPastSchedule == 0, "\(v.pendingPastSchedule) overdue")
         verdict.check("peak RSS under 200 MiB", v.peakRSSMiB < 200, String(format: "%.1f MiB", v.peakRSSMiB))
         verdict.check("peak open files under 256", v.peakOpenFiles < 256, "\(v.peakOpenFiles)")
+        let dead = instances.filter { !$0.value.isRunning }.map(\.key)
+        verdict.check("alertd kept running (no instance died on its own)", dead.isEmpty, "stopped: \(dead.joined(separator: ", "))")
         let output = alertdOutput
         verdict.check("no secret in alertd's output", !output.contains(TestPostgres.password) && !output.contains(options.alertdRole?.password ?? TestPostgres.password))
     }

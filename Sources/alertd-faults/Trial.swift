@@ -72,7 +72,7 @@ final class Trial: @unchecked Sendable {
     func startAlertd(_ name: String = "a", extra: [String: String] = [:]) throws -> AlertdProcess {
         var environment = self.environment.merging(extra) { $1 }
         environment["ALERTD_INSTANCE"] = "\(name)-\(started)"
-        environment["ALERTD_LOG_LEVEL"] = "notice"
+        environment["ALERTD_LOG_LEVEL"] = ProcessInfo.processInfo.environment["ALERTD_FAULTS_LOG_LEVEL"] ?? "notice"
         started += 1
         let process = try AlertdProcess.start(environment: environment)
         if let old = instances[name] { retired.append(old) }

@@ -47,6 +47,23 @@ struct Alertd: AsyncParsableCommand {
         }
     }
 
+    /// Ignores SIGPIPE before anything else: libesmtp writes to its socket with plain write(2),
+    /// and a server that hangs up mid-session would otherwise end the whole process silently.
+    /// The write then fails with EPIPE, and the delivery is recorded as failed and retried.
+    static func main() async {
+        signal(SIGPIPE, SIG_IGN)
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+
     func run() async throws {
         guard testNotification else {
             print(Alertd.helpMessage())
