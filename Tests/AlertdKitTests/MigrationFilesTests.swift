@@ -6,7 +6,7 @@ import Testing
 @Suite struct MigrationFilesTests {
     @Test func loadsTheMigrationsInOrderWithTheirRollbacks() throws {
         let migrations = try Migration.load(from: TestPostgres.sqlDirectory)
-        #expect(migrations.map(\.id) == ["20251122_add_retry_and_alerts", "20251124_alertd_outbox"])
+        #expect(migrations.map(\.id) == ["20251122_add_retry_and_alerts", "20251124_alertd_outbox", "20251125_alertd_dispatcher_role"])
         #expect(migrations.allSatisfy { $0.rollbackSQL != nil })
     }
 
@@ -14,6 +14,7 @@ import Testing
         let migrations = try Migration.load(from: TestPostgres.sqlDirectory)
         #expect(migrations[0].tablesDroppedByRollback == ["integration_alert_history"])
         #expect(migrations[1].tablesDroppedByRollback == ["integration_alert_attempts"])
+        #expect(migrations[2].tablesDroppedByRollback == [])
     }
 
     @Test func readsDropTableStatementsOnly() {
