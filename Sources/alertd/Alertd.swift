@@ -51,6 +51,7 @@ struct Alertd: AsyncParsableCommand {
     /// and a server that hangs up mid-session would otherwise end the whole process silently.
     /// The write then fails with EPIPE, and the delivery is recorded as failed and retried.
     static func main() async {
+        hideMemoryFromCrashReports()
         signal(SIGPIPE, SIG_IGN)
         do {
             var command = try parseAsRoot()
@@ -62,6 +63,17 @@ struct Alertd: AsyncParsableCommand {
         } catch {
             exit(withError: error)
         }
+    }
+
+    /// Swift's crash report prints the memory each register points at, which may hold a
+    /// password or a signing key. The runtime reads its settings before main, so alertd starts
+    /// itself again, once, with registers and memory left out of the report (the stack trace
+    /// stays). An operator's own SWIFT_BACKTRACE is left as it is.
+    static func hideMemoryFromCrashReports() {
+        guard getenv("SWIFT_BACKTRACE") == nil else { return }
+        setenv("SWIFT_BACKTRACE", "enable=yes,registers=none,images=none,sanitize=yes", 1)
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        // exec failed (no /proc): carry on with the runtime's defaults.
     }
 
     func run() async throws {
