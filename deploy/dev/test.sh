@@ -23,3 +23,11 @@ swift build --build-tests
 
 echo "test.sh: testing"
 swift test --skip-build "$@"
+
+# The fault suite runs real alertd processes through crashes, restarts and outages on a cluster
+# of its own (docs/faults.md). ALERTD_FAULT_ARGS passes it options (default: every scenario).
+if [ "$#" -eq 0 ]; then
+  echo "test.sh: fault suite"
+  # shellcheck disable=SC2086
+  bash deploy/dev/faults.sh ${ALERTD_FAULT_ARGS:-}
+fi
