@@ -158,7 +158,7 @@ final class Trial: @unchecked Sendable {
                                 [integration]
                             )[0].decode("id")
                         }
-                        try await Self.persevering {
+                        _ = try await Self.persevering {
                             try await connection.query(
                                 "UPDATE integration_sync_history SET status = $2, error_message = $3, sync_completed_at = now() WHERE id = $1 AND status = 'running'",
                                 [run, statuses[n % statuses.count], "run \(n) of the fault suite"]

@@ -94,6 +94,14 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(reply)
 
 
+class Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        # A client that goes away mid-request (alertd killed by a fault test) is not news.
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=0)
@@ -105,7 +113,7 @@ def main():
     # A parent may start us with signals blocked (threads of a Swift process block them, and the
     # mask survives exec): unblock them so that SIGTERM and Ctrl-C stop the receiver.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server = Server(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     server.log_path = args.log
     server.secret = args.secret
