@@ -71,8 +71,12 @@ struct Alertd: AsyncParsableCommand {
     /// stays). An operator's own SWIFT_BACKTRACE is left as it is.
     static func hideMemoryFromCrashReports() {
         guard getenv("SWIFT_BACKTRACE") == nil else { return }
+        // The executable's own path, not /proc/self/exe, so that ps and top still say "alertd".
+        var path = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let length = readlink("/proc/self/exe", &path, Int(PATH_MAX))
+        guard length > 0 else { return }
         setenv("SWIFT_BACKTRACE", "enable=yes,registers=none,images=none,sanitize=yes", 1)
-        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        execv(path, CommandLine.unsafeArgv)
         // exec failed (no /proc): carry on with the runtime's defaults.
     }
 

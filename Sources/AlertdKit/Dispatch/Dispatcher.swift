@@ -25,6 +25,8 @@ public final class Dispatcher: Sendable {
     /// Waits between database calls that failed: short, so that work resumes soon after the
     /// database is back.
     static let databaseRetry = Backoff(initial: .milliseconds(100), maximum: .seconds(5))
+    /// Webhooks in flight per connection allowed to a host: the rest wait in libcurl's queue.
+    static let queuedPerConnection = 4
 
     public init(configuration: AlertdConfiguration, templates: AlertTemplates, logger: Logger) {
         self.configuration = configuration
@@ -99,7 +101,10 @@ public final class Dispatcher: Sendable {
 
     /// Claims due alerts while there is room in flight, and starts their deliveries.
     private func claimAndDeliver(store: AlertStore, inFlight: InFlightAlerts, outcomes: OutcomeQueue, shutdown: ShutdownSignal) async {
-        let perHost = configuration.webhook.perHost
+        // libcurl opens at most `perHost` connections to a host and queues the rest; a few
+        // times that many in flight keeps every connection busy, while a receiver that never
+        // answers still holds a bounded share.
+        let perHost = configuration.webhook.perHost * Self.queuedPerConnection
         var failures = 0
         while !shutdown.isRequested {
             let room = configuration.maxInFlight - inFlight.count
@@ -122,11 +127,14 @@ public final class Dispatcher: Sendable {
                     continue
                 }
                 let (admitted, excess) = inFlight.admit(claimed, perDestination: perHost)
+                start(admitted, inFlight: inFlight, outcomes: outcomes)
                 if !excess.isEmpty {
                     // More for one host than may be in flight: given back unattempted, for later.
+                    // Claiming again at once would only scan past that host's backlog; the next
+                    // delivery to finish (or a notification) frees a place first.
                     try await store.release(excess.map(\.id))
+                    await wake.wait(timeout: configuration.pollInterval)
                 }
-                start(admitted, inFlight: inFlight, outcomes: outcomes)
             } catch {
                 failures += 1
                 let delay = Self.databaseRetry.delay(attempt: failures)
