@@ -7,6 +7,10 @@
 -- then give alertd   postgresql://alertd:<password>@<host>:<port>/<database>   as its
 -- ALERTD_DATABASE_URL (on Supabase, the pooler's session mode or a direct connection: see
 -- docs/database.md). The role has no other privilege: no superuser, no BYPASSRLS.
+--
+-- The password reaches the server in the first SELECT below (psql cannot put a variable inside
+-- the DO block): with log_statement = 'all' it would be logged there. The role stores only its
+-- SCRAM hash, and the setting is cleared at the end.
 
 \set ON_ERROR_STOP on
 SELECT set_config('alertd.login_user', :'user', false), set_config('alertd.login_password', :'password', false) \gset
