@@ -83,3 +83,42 @@ int alertd_smtp_auth_set_context(smtp_session_t session, void *context) {
 CURLcode alertd_curl_msg_result(const CURLMsg *message) {
     return message->data.result;
 }
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/resource.h>
+
+/* libESMTP writes a message body in 2 KiB pieces and gives no access to its socket. With Nagle's
+   algorithm on, the last short piece waits for the server's delayed ACK: 40 ms per message. On
+   connect, every TCP socket of the process without TCP_NODELAY gets it; libcurl and libpq set it
+   on theirs already, so only libESMTP's changes. */
+static void alertd_nodelay_everywhere(void) {
+    struct rlimit limit;
+    int highest = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < (rlim_t)highest) highest = (int)limit.rlim_cur;
+    for (int fd = 3; fd < highest; fd++) {
+        int type = 0;
+        socklen_t length = sizeof type;
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) != 0 || type != SOCK_STREAM) continue;
+        struct sockaddr_storage address;
+        socklen_t size = sizeof address;
+        if (getsockname(fd, (struct sockaddr *)&address, &size) != 0) continue;
+        if (address.ss_family != AF_INET && address.ss_family != AF_INET6) continue;
+        int on = 0;
+        length = sizeof on;
+        if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &length) == 0 && on) continue;
+        on = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    }
+}
+
+static void alertd_smtp_event(smtp_session_t session, int event, void *arg, ...) {
+    (void)session;
+    (void)arg;
+    if (event == SMTP_EV_CONNECT) alertd_nodelay_everywhere();
+}
+
+int alertd_smtp_set_nodelay(smtp_session_t session) {
+    return smtp_set_eventcb(session, alertd_smtp_event, NULL);
+}

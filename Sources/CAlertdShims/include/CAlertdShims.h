@@ -44,5 +44,8 @@ int alertd_smtp_set_message_string(smtp_message_t message, const char *text);
    in that order so that Swift modules need not. ctx is an SSL_CTX *, context an auth_context_t. */
 int alertd_smtp_starttls_set_ctx(smtp_session_t session, void *ctx);
 int alertd_smtp_auth_set_context(smtp_session_t session, void *context);
+/* Turns Nagle's algorithm off for the session's socket once it connects (libESMTP offers no
+   access to the socket; see the .c file). */
+int alertd_smtp_set_nodelay(smtp_session_t session);
 
 #endif
