@@ -49,12 +49,7 @@ struct DatabaseOptions: ParsableArguments {
     }
 
     private func makeLogger() throws -> Logger {
-        let name = logLevel ?? ProcessInfo.processInfo.environment["ALERTD_LOG_LEVEL"] ?? "warning"
-        guard let level = Logger.Level(rawValue: name.lowercased()) else {
-            throw AlertdError(.configuration, "Unknown log level \(name); use trace, debug, info, notice, warning, error or critical.")
-        }
-        var logger = Logger(label: "alertd") { label in StreamLogHandler.standardError(label: label) }
-        logger.logLevel = level
-        return logger
+        let environment = ProcessInfo.processInfo.environment
+        return try AlertdLogHandler.logger(level: logLevel ?? environment["ALERTD_LOG_LEVEL"] ?? "warning", format: environment["ALERTD_LOG_FORMAT"] ?? "text")
     }
 }

@@ -54,6 +54,8 @@ struct RunOptions: ParsableArguments {
     var smtpTimeout: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical ($ALERTD_LOG_LEVEL, default info for run, warning otherwise).")
     var logLevel: String?
+    @Option(name: .customLong("log-format"), help: "text, json (one object per line) or logfmt ($ALERTD_LOG_FORMAT, default text).")
+    var logFormat: String?
 
     /// The flags given, keyed by their variable. Secrets (the webhook secret, the SMTP URL with its
     /// password) have no flag:
@@ -78,16 +80,15 @@ struct RunOptions: ParsableArguments {
     }
 
     func logger() throws -> Logger {
-        try Self.logger(level: logLevel ?? ProcessInfo.processInfo.environment["ALERTD_LOG_LEVEL"] ?? "info")
+        let environment = ProcessInfo.processInfo.environment
+        return try AlertdLogHandler.logger(
+            level: logLevel ?? environment["ALERTD_LOG_LEVEL"] ?? "info",
+            format: logFormat ?? environment["ALERTD_LOG_FORMAT"] ?? "text"
+        )
     }
 
     static func logger(level name: String) throws -> Logger {
-        guard let level = Logger.Level(rawValue: name.lowercased()) else {
-            throw AlertdError(.configuration, "Unknown log level \(name); use trace, debug, info, notice, warning, error or critical.")
-        }
-        var logger = Logger(label: "alertd") { label in StreamLogHandler.standardError(label: label) }
-        logger.logLevel = level
-        return logger
+        try AlertdLogHandler.logger(level: name, format: ProcessInfo.processInfo.environment["ALERTD_LOG_FORMAT"] ?? "text")
     }
 }
 

@@ -80,6 +80,9 @@ public final class Dispatcher: Sendable {
             "instance": "\(configuration.instance)",
             "db": "\(configuration.database.host ?? "local socket")",
             "channels": "\(configuration.channels.joined(separator: ","))",
+            "webhook_allow": "\(configuration.webhook.policy.allowedNetworks.map(\.description) + configuration.webhook.policy.allowedHosts.sorted())",
+            "webhooks_signed": "\(!configuration.webhookSigner.secrets.isEmpty)",
+            "max_in_flight": "\(configuration.maxInFlight)",
         ])
         try await listener.run { events in
             let listening = Task {
@@ -438,10 +441,15 @@ public final class Dispatcher: Sendable {
         outcome.message = partial.message
         outcome.error = error
         outcome.retryIn = retryIn
-        logger.info("delivery", metadata: [
+        var fields: Logger.Metadata = [
             "alert": "\(alert.id)", "channel": "\(alert.channel)", "attempt": "\(alert.attempt)",
+            "integration": "\(alert.integration.map { $0.id.uuidString.lowercased() } ?? "none")",
             "outcome": "\(result.rawValue)", "duration_ms": "\(Int(outcome.duration.seconds * 1000))",
-        ])
+        ]
+        if let status = partial.httpStatus { fields["http_status"] = "\(status)" }
+        if let error { fields["error"] = "\(error.prefix(300))" }
+        if let retryIn { fields["retry_in_s"] = "\(retryIn.seconds)" }
+        logger.info("delivery", metadata: fields)
         return outcome
     }
 }
