@@ -14,6 +14,7 @@ public struct AlertdError: Error, Sendable, CustomStringConvertible {
         public static let rollbackRefused = Code("rollback_refused")
         public static let migrationFailed = Code("migration_failed")
         public static let verificationFailed = Code("verification_failed")
+        public static let notFound = Code("not_found")
 
         public var description: String { rawValue }
     }

@@ -12,6 +12,7 @@
 --   * claims alerts, records the outcome and gives leases back: SELECT and UPDATE of the
 --     dispatcher's columns of integration_alert_history, SELECT and INSERT on
 --     integration_alert_attempts;
+--   * replays final failures (`alertd replay`): max_attempts among the columns it may update;
 --   * writes test alerts (`alertd --test-notification --integration`): INSERT into
 --     integration_alert_history, of rows whose origin is 'test' only;
 --   * LISTEN needs no privilege; reading alertd.schema_migrations lets it report the schema.
@@ -46,7 +47,7 @@ GRANT SELECT ON integration_sync_history TO alertd_dispatcher;
 
 GRANT SELECT, INSERT ON integration_alert_history TO alertd_dispatcher;
 GRANT UPDATE (delivery_status, delivery_error, sent_at, subject, message, metadata,
-              attempt_count, next_attempt_at, last_attempt_at, locked_by, locked_until)
+              attempt_count, max_attempts, next_attempt_at, last_attempt_at, locked_by, locked_until)
   ON integration_alert_history TO alertd_dispatcher;
 GRANT SELECT, INSERT ON integration_alert_attempts TO alertd_dispatcher;
 

@@ -21,7 +21,7 @@ BEGIN
                 alert_webhook_url, alert_on_failure, alert_on_success)
       ON integration_configs FROM alertd_dispatcher;
     REVOKE ALL (delivery_status, delivery_error, sent_at, subject, message, metadata, attempt_count,
-                next_attempt_at, last_attempt_at, locked_by, locked_until)
+                max_attempts, next_attempt_at, last_attempt_at, locked_by, locked_until)
       ON integration_alert_history FROM alertd_dispatcher;
     REVOKE USAGE ON SCHEMA public FROM alertd_dispatcher;
     IF to_regnamespace('alertd') IS NOT NULL THEN

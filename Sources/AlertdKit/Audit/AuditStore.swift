@@ -1,0 +1,164 @@
+import AlertdPostgres
+import Foundation
+
+/// The audit from a terminal: `alertd history`, `alertd show` and `alertd replay`. The SQL here
+/// is the SQL docs/audit-queries.md gives for the Supabase SQL editor.
+public struct AuditStore: Sendable {
+    public let connection: PostgresConnection
+
+    public init(connection: PostgresConnection) {
+        self.connection = connection
+    }
+
+    public struct Filter: Sendable {
+        public var integration: UUID?
+        public var syncRun: UUID?
+        public var status: String?
+        public var channel: String?
+        public var since: Date?
+        public var until: Date?
+        public var limit = 50
+
+        public init() {}
+    }
+
+    /// One alert as the audit shows it; every value as text, nil where the row has NULL.
+    public typealias Record = [(key: String, value: String?)]
+
+    static let alertColumns = """
+        a.id, a.created_at, i.integration_name, a.integration_config_id AS integration_id, a.sync_history_id,
+        a.alert_type, a.alert_channel, a.origin, a.delivery_status, a.attempt_count, a.max_attempts,
+        a.recipients, a.sent_at, a.last_attempt_at, a.next_attempt_at, a.locked_by, a.delivery_error
+        """
+
+    /// Recent alerts, newest first.
+    public func history(_ filter: Filter) async throws -> [Record] {
+        let rows = try await connection.query(
+            """
+            SELECT \(Self.alertColumns)
+              FROM integration_alert_history a
+              LEFT JOIN integration_configs i ON i.id = a.integration_config_id
+             WHERE ($1::uuid IS NULL OR a.integration_config_id = $1)
+               AND ($2::uuid IS NULL OR a.sync_history_id = $2)
+               AND ($3::text IS NULL OR a.delivery_status = $3)
+               AND ($4::text IS NULL OR a.alert_channel = $4)
+               AND ($5::timestamptz IS NULL OR a.created_at >= $5)
+               AND ($6::timestamptz IS NULL OR a.created_at < $6)
+             ORDER BY a.created_at DESC NULLS LAST, a.id
+             LIMIT $7
+            """,
+            [filter.integration, filter.syncRun, filter.status, filter.channel, filter.since, filter.until, filter.limit]
+        )
+        return rows.map(Self.record)
+    }
+
+    /// One alert and every attempt of it, oldest first; nil when there is no such alert.
+    public func show(_ id: UUID) async throws -> (alert: Record, attempts: [Record])? {
+        let alerts = try await connection.query(
+            """
+            SELECT \(Self.alertColumns), a.subject, a.metadata
+              FROM integration_alert_history a
+              LEFT JOIN integration_configs i ON i.id = a.integration_config_id
+             WHERE a.id = $1
+            """,
+            [id]
+        )
+        guard let alert = alerts.first else { return nil }
+        let attempts = try await connection.query(
+            """
+            SELECT attempt_number, started_at, duration_ms, outcome, http_status, smtp_reply, error, worker
+              FROM integration_alert_attempts
+             WHERE alert_id = $1
+             ORDER BY attempt_number
+            """,
+            [id]
+        )
+        return (Self.record(alert), attempts.map(Self.record))
+    }
+
+    /// Queues final failures (failed or bounced) again, due now, with `extraAttempts` more
+    /// attempts, and notes each replay in the alert's metadata (`replays`: when, by whom, what
+    /// it was). Email recipients that bounced are tried again; those already delivered are not.
+    /// Returns the alerts queued.
+    public func replay(ids: [UUID]? = nil, failedSince since: Date? = nil, by who: String, extraAttempts: Int = 10) async throws -> [UUID] {
+        let rows = try await connection.withTransaction { session in
+            let rows = try session.query(
+                """
+                UPDATE integration_alert_history
+                   SET metadata = (coalesce(metadata, '{}') - 'email_bounced')
+                                  || jsonb_build_object('replays', coalesce(metadata -> 'replays', '[]') || jsonb_build_array(
+                                       jsonb_build_object('at', now(), 'by', $3::text, 'status', delivery_status,
+                                                          'error', delivery_error, 'attempts', attempt_count))),
+                       delivery_status = 'pending',
+                       delivery_error = NULL,
+                       next_attempt_at = now(),
+                       max_attempts = attempt_count + $4,
+                       locked_by = NULL,
+                       locked_until = NULL
+                 WHERE delivery_status IN ('failed', 'bounced')
+                   AND ($1::uuid[] IS NULL OR id = ANY ($1::uuid[]))
+                   AND ($2::timestamptz IS NULL OR coalesce(last_attempt_at, created_at) >= $2)
+                RETURNING id
+                """,
+                [ids, since, who, extraAttempts]
+            )
+            if !rows.isEmpty { try session.query("SELECT pg_notify('alertd', '')") }
+            return rows
+        }
+        return try rows.map { try $0.decode("id", as: UUID.self) }
+    }
+
+    /// The delivery status of each of `ids` that exists.
+    public func statuses(_ ids: [UUID]) async throws -> [UUID: String] {
+        var result: [UUID: String] = [:]
+        for row in try await connection.query("SELECT id, delivery_status FROM integration_alert_history WHERE id = ANY ($1::uuid[])", [ids]) {
+            result[try row.decode("id")] = try row.decode("delivery_status")
+        }
+        return result
+    }
+
+    static func record(_ row: PostgresRow) -> Record {
+        row.columns.map { column in (column, row[column]) }
+    }
+}
+
+/// How the audit commands print what they found.
+public enum AuditFormat {
+    /// A table for a terminal: one line per record, the columns chosen, long values cut.
+    public static func table(_ records: [AuditStore.Record], columns: [(key: String, title: String, width: Int)]) -> String {
+        var lines: [[String]] = [columns.map(\.title)]
+        for record in records {
+            let values = Dictionary(record.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
+            lines.append(columns.map { column in
+                let value = (values[column.key] ?? nil).map(singleLine) ?? "-"
+                return value.count > column.width ? String(value.prefix(column.width - 1)) + "…" : value
+            })
+        }
+        let widths = columns.indices.map { index in lines.map { $0[index].count }.max() ?? 0 }
+        return lines.map { cells in
+            zip(cells, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                .trimmingCharacters(in: .whitespaces)
+        }.joined(separator: "\n")
+    }
+
+    /// `key: value` lines, in the record's order.
+    public static func fields(_ record: AuditStore.Record) -> String {
+        let width = record.map(\.key.count).max() ?? 0
+        return record.map { "\($0.key.padding(toLength: width, withPad: " ", startingAt: 0))  \($0.value.map(singleLine) ?? "-")" }.joined(separator: "\n")
+    }
+
+    /// Records as JSON objects (values as text, NULL as null).
+    public static func json(_ object: Any) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data("null".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    public static func jsonObject(_ record: AuditStore.Record) -> [String: Any] {
+        Dictionary(record.map { ($0.key, $0.value.map { $0 as Any } ?? NSNull()) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// Control characters (a tenant's CR/LF, escape sequences) shown, never obeyed, by a terminal.
+    static func singleLine(_ text: String) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "·" : $0 }))
+    }
+}

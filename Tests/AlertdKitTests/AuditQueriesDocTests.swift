@@ -1,0 +1,44 @@
+import AlertdPostgres
+import AlertdTestSupport
+import Foundation
+import Testing
+
+/// Every SQL block of docs/audit-queries.md runs, as written, against a database with alerts.
+@Suite struct AuditQueriesDocTests {
+    static func sqlBlocks() throws -> [String] {
+        let text = try String(contentsOf: TestPostgres.packageRoot.appending(path: "docs/audit-queries.md"), encoding: .utf8)
+        var blocks: [String] = []
+        var current: [Substring]?
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("```sql") { current = [] } else if line.hasPrefix("```"), let block = current {
+                blocks.append(block.joined(separator: "\n"))
+                current = nil
+            } else if current != nil { current!.append(line) }
+        }
+        return blocks
+    }
+
+    @Test func everyQueryOnThePageRuns() async throws {
+        let blocks = try Self.sqlBlocks()
+        #expect(blocks.count >= 6)
+        try await TestPostgres.withDatabase { database in
+            try await database.withConnection { connection in
+                let rows = PlatformRows(connection)
+                let integration = try await rows.integration(tenant: try await rows.tenant(), emails: ["ops@example.com"], webhook: "https://hooks.example.com/x")
+                try await rows.syncRun(integration: integration, status: "failed")
+                try await connection.query("UPDATE integration_alert_history SET delivery_status = 'failed', delivery_error = 'HTTP 410'")
+                // The page's example id, on a real failed alert, so the replay has work to do.
+                try await connection.query("UPDATE integration_alert_history SET id = '3d0c6f7e-9b1a-4c2d-8e5f-1a2b3c4d5e6f' WHERE alert_channel = 'webhook'")
+            }
+            for block in blocks {
+                let result = try await TestProcess.run("/usr/bin/psql", ["--no-psqlrc", "-v", "ON_ERROR_STOP=1", "--dbname", database.url, "-c", block])
+                #expect(result.status == 0, "\(block.prefix(80)): \(result.standardError)")
+            }
+            let replayed = try await database.withConnection { connection in
+                try await connection.query("SELECT delivery_status, metadata -> 'replays' -> 0 ->> 'by' AS by FROM integration_alert_history WHERE id = '3d0c6f7e-9b1a-4c2d-8e5f-1a2b3c4d5e6f'")[0]
+            }
+            #expect(try replayed.decode("delivery_status", as: String.self) == "pending")
+            #expect(try replayed.decode("by", as: String.self) == "jane@support")
+        }
+    }
+}
