@@ -150,7 +150,7 @@ public final class Dispatcher: Sendable {
     /// Starts the deliveries of claimed alerts: the email alerts together in one SMTP session,
     /// each webhook on its own.
     private func start(_ alerts: [ClaimedAlert], inFlight: InFlightAlerts, outcomes: OutcomeQueue) {
-        let emails = alerts.filter { $0.channel == "email" && $0.attempt <= $0.maxAttempts }
+        let emails = alerts.filter(Self.goesBySMTP)
         if !emails.isEmpty {
             inFlight.setSendingEmail(true)
             Task {
@@ -161,7 +161,7 @@ public final class Dispatcher: Sendable {
                 self.wake.signal()
             }
         }
-        for alert in alerts where !(alert.channel == "email" && alert.attempt <= alert.maxAttempts) {
+        for alert in alerts where !Self.goesBySMTP(alert) {
             Task {
                 let result = await self.deliver(alert)
                 inFlight.delivered([result.alertID])
@@ -254,11 +254,17 @@ public final class Dispatcher: Sendable {
         return min(.milliseconds(Int64(seconds * 1000)), configuration.pollInterval)
     }
 
+    /// Email alerts with an attempt left go out together in one SMTP session; the rest (webhooks,
+    /// and alerts out of attempts, which only get their final outcome) one by one.
+    static func goesBySMTP(_ alert: ClaimedAlert) -> Bool {
+        alert.channel == "email" && alert.attempt <= alert.maxAttempts
+    }
+
     /// Delivers a batch concurrently; every alert gets an outcome, whatever happens to it. The
     /// batch's email goes out in one SMTP session.
     func deliver(_ alerts: [ClaimedAlert]) async -> [AttemptOutcome] {
-        let emails = alerts.filter { $0.channel == "email" && $0.attempt <= $0.maxAttempts }
-        let others = alerts.filter { !($0.channel == "email" && $0.attempt <= $0.maxAttempts) }
+        let emails = alerts.filter(Self.goesBySMTP)
+        let others = alerts.filter { !Self.goesBySMTP($0) }
         async let emailOutcomes = deliverEmails(emails)
         let otherOutcomes = await withTaskGroup(of: AttemptOutcome.self) { group in
             for alert in others {

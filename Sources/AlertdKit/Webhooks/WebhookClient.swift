@@ -69,7 +69,7 @@ public final class WebhookClient: Sendable {
         }
         let engine = self.engine
         return await withCheckedContinuation { continuation in
-            engine.submit(Transfer(request: request, settings: settings, continuation: continuation))
+            engine.submit(Transfer(request: request, host: host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")), settings: settings, continuation: continuation))
         }
     }
 
@@ -81,9 +81,8 @@ public final class WebhookClient: Sendable {
         let continuation: CheckedContinuation<WebhookResponse, Never>
         var headers: UnsafeMutablePointer<curl_slist>?
 
-        init(request: WebhookRequest, settings: Settings, continuation: CheckedContinuation<WebhookResponse, Never>) {
+        init(request: WebhookRequest, host: String, settings: Settings, continuation: CheckedContinuation<WebhookResponse, Never>) {
             self.request = request
-            let host = URLComponents(string: request.url)?.host?.trimmingCharacters(in: CharacterSet(charactersIn: "[]")) ?? ""
             self.capture = ResponseCapture(limit: settings.responseBodyLimit, policy: settings.policy, host: host)
             self.continuation = continuation
         }
