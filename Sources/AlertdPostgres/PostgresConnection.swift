@@ -111,6 +111,11 @@ public final class PostgresConnection: Sendable {
         try await withSession { session in try session.execute(script) }
     }
 
+    /// Calls `body` each time the connection is found broken and made again (on its thread).
+    public func onReconnect(_ body: @escaping @Sendable () -> Void) async throws {
+        try await withSession { session in session.onReconnect = body }
+    }
+
     /// Closes the connection; later calls fail with `PostgresError.Code.closed`.
     public func close() async {
         let session = self.session

@@ -16,6 +16,8 @@ public final class PostgresSession {
     /// True inside `transaction`: a connection lost there must fail the transaction, not be
     /// replaced by a new one that would run the remaining statements outside it.
     private var inTransaction = false
+    /// Called after a broken connection has been made again.
+    var onReconnect: (@Sendable () -> Void)?
 
     private init(connectionString: PostgresConnectionString) {
         self.connectionString = connectionString
@@ -113,6 +115,7 @@ public final class PostgresSession {
             throw PostgresError(.connectionLost, "The connection to PostgreSQL was lost during a transaction; nothing in it was committed.")
         }
         try connect()
+        onReconnect?()
     }
 
     /// Runs one statement with `$1, $2, ...` parameters and returns its rows.

@@ -17,7 +17,17 @@ struct RunCommand: AsyncParsableCommand {
             let templates = try await AlertTemplates.load(from: configuration.templatesDirectory)
             let shutdown = ShutdownSignal()
             shutdown.installSignalHandlers()
-            try await Dispatcher(configuration: configuration, templates: templates, logger: logger).run(until: shutdown)
+            let dispatcher = Dispatcher(configuration: configuration, templates: templates, logger: logger)
+            // Up before the database answers: /healthz says alive, /readyz says what is missing.
+            let status = try configuration.httpAddress.map { address in
+                let metrics = dispatcher.metrics
+                return try StatusServer.start(on: address) { path in metrics.respond(to: path) }
+            }
+            if let status {
+                logger.info("serving /healthz, /readyz and /metrics", metadata: ["address": "http://\(status.address)"])
+            }
+            defer { status?.stop() }
+            try await dispatcher.run(until: shutdown)
         } catch {
             throw reportFailure(error)
         }

@@ -52,6 +52,8 @@ struct RunOptions: ParsableArguments {
     var smtpCAFile: String?
     @Option(name: .customLong("smtp-timeout"), help: "($ALERTD_SMTP_TIMEOUT, default 30s)")
     var smtpTimeout: String?
+    @Option(name: .customLong("http-address"), help: "HOST:PORT to serve /healthz, /readyz and /metrics on ($ALERTD_HTTP_ADDRESS, default off).")
+    var httpAddress: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical ($ALERTD_LOG_LEVEL, default info for run, warning otherwise).")
     var logLevel: String?
     @Option(name: .customLong("log-format"), help: "text, json (one object per line) or logfmt ($ALERTD_LOG_FORMAT, default text).")
@@ -68,7 +70,7 @@ struct RunOptions: ParsableArguments {
             ("ALERTD_LINK_BASE_URL", linkBaseURL), ("ALERTD_WEBHOOK_CONNECT_TIMEOUT", webhookConnectTimeout),
             ("ALERTD_WEBHOOK_TIMEOUT", webhookTimeout), ("ALERTD_WEBHOOK_CONCURRENCY", webhookConcurrency), ("ALERTD_WEBHOOK_PER_HOST", webhookPerHost),
             ("ALERTD_WEBHOOK_CA_FILE", webhookCAFile), ("ALERTD_WEBHOOK_ALLOW", webhookAllow), ("ALERTD_SMTP_FROM", smtpFrom), ("ALERTD_SMTP_TLS", smtpTLS),
-            ("ALERTD_SMTP_CA_FILE", smtpCAFile), ("ALERTD_SMTP_TIMEOUT", smtpTimeout),
+            ("ALERTD_SMTP_CA_FILE", smtpCAFile), ("ALERTD_SMTP_TIMEOUT", smtpTimeout), ("ALERTD_HTTP_ADDRESS", httpAddress),
         ]
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { key, value in value.map { (key, $0) } })
     }

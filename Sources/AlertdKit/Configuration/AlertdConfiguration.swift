@@ -27,6 +27,8 @@ public struct AlertdConfiguration: Sendable {
     public var smtp: SMTPSettings?
     /// The channels this instance delivers; alerts of the others stay pending for an instance that can.
     public var channels: [String]
+    /// Where /healthz, /readyz and /metrics are served; nil (the default): not served.
+    public var httpAddress: StatusAddress?
 
     /// One setting: its variable, its flag, and whether its value is a secret.
     public struct Setting: Sendable {
@@ -50,6 +52,7 @@ public struct AlertdConfiguration: Sendable {
         Setting(variable: "ALERTD_RETRY_INITIAL", flag: "retry-initial", secret: false, defaultValue: "30s", help: "delay before the first retry of a failed delivery"),
         Setting(variable: "ALERTD_RETRY_MAX", flag: "retry-max", secret: false, defaultValue: "1h", help: "longest delay between retries"),
         Setting(variable: "ALERTD_LINK_BASE_URL", flag: "link-base-url", secret: false, defaultValue: nil, help: "base URL for links to sync runs in messages"),
+        Setting(variable: "ALERTD_HTTP_ADDRESS", flag: "http-address", secret: false, defaultValue: nil, help: "HOST:PORT to serve /healthz, /readyz and /metrics on, such as 127.0.0.1:9464 (default: off)"),
         Setting(variable: "ALERTD_WEBHOOK_SECRET", flag: "webhook-secret", secret: true, defaultValue: nil, help: "whsec_ signing secrets, space-separated, newest first"),
         Setting(variable: "ALERTD_WEBHOOK_CONNECT_TIMEOUT", flag: "webhook-connect-timeout", secret: false, defaultValue: "5s", help: "webhook connect timeout"),
         Setting(variable: "ALERTD_WEBHOOK_TIMEOUT", flag: "webhook-timeout", secret: false, defaultValue: "15s", help: "webhook total timeout"),
@@ -147,6 +150,10 @@ public struct AlertdConfiguration: Sendable {
             smtp = parsed.settings
             problems += parsed.problems
         }
+        var httpAddress: StatusAddress?
+        if let text = value("ALERTD_HTTP_ADDRESS"), !text.isEmpty {
+            do { httpAddress = try StatusAddress(text) } catch let error as AlertdError { problems.append("ALERTD_HTTP_ADDRESS: \(error.message)") } catch {}
+        }
         let configuration = AlertdConfiguration(
             database: database ?? (try! PostgresConnectionString("dbname=unset")),
             templatesDirectory: AlertTemplates.locate(flag: value("ALERTD_TEMPLATES_DIR"), environment: [:], sqlDirectory: sqlDirectory),
@@ -162,7 +169,8 @@ public struct AlertdConfiguration: Sendable {
             webhook: webhook,
             webhookSigner: signer,
             smtp: smtp,
-            channels: smtp == nil ? ["webhook"] : ["email", "webhook"]
+            channels: smtp == nil ? ["webhook"] : ["email", "webhook"],
+            httpAddress: httpAddress
         )
         guard problems.isEmpty else {
             throw AlertdError(.configuration, "The configuration has \(problems.count) problem\(problems.count == 1 ? "" : "s"):\n" + problems.map { "  - \($0)" }.joined(separator: "\n"))
@@ -196,6 +204,7 @@ public struct AlertdConfiguration: Sendable {
             "shutdown_grace = \(shutdownGrace)",
             "retry = \(retryBackoff.initial) doubling up to \(retryBackoff.maximum), jitter \(Int(retryBackoff.jitter * 100))%",
             "link_base_url = \(linkBaseURL ?? "(none)")",
+            "http_address = \(httpAddress.map { "\($0) (/healthz, /readyz, /metrics)" } ?? "(off)")",
             "channels = \(channels.joined(separator: ", "))\(smtp == nil ? " (email off: ALERTD_SMTP_URL is not set)" : "")",
             "smtp = \(smtp.map(\.description) ?? "(none)")",
             "webhook_secret = \(webhookSigner.secrets.isEmpty ? "(none: webhooks are not signed)" : "\(webhookSigner.secrets.count) secret\(webhookSigner.secrets.count == 1 ? "" : "s"), \(SecretRedactor.mask)")",

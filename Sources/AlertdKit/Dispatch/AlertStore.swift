@@ -216,4 +216,28 @@ public struct AlertStore: Sendable {
             [channels]
         )[0].decode("due", as: Date?.self)
     }
+
+    /// Pending alerts per channel, and how long the oldest one due now (not under a lease) has
+    /// waited: what /metrics shows of the queue. The table's, not just this instance's.
+    public func queueState() async throws -> DispatcherMetrics.QueueState {
+        let rows = try await connection.query(
+            """
+            SELECT alert_channel,
+                   count(*) AS pending,
+                   coalesce(extract(epoch FROM now() - min(next_attempt_at)
+                              FILTER (WHERE next_attempt_at <= now()
+                                        AND (locked_until IS NULL OR locked_until <= now()))), 0)::float8 AS oldest_due_s
+              FROM integration_alert_history
+             WHERE delivery_status = 'pending'
+             GROUP BY alert_channel
+            """
+        )
+        var state = DispatcherMetrics.QueueState(pending: [:], oldestDueAge: [:])
+        for row in rows {
+            let channel = try row.decode("alert_channel", as: String.self)
+            state.pending[channel] = try row.decode("pending", as: Int.self)
+            state.oldestDueAge[channel] = try row.decode("oldest_due_s", as: Double.self)
+        }
+        return state
+    }
 }

@@ -21,6 +21,8 @@ public final class Dispatcher: Sendable {
     let webhooks: WebhookClient
     let smtp: SMTPClient?
     public let logger: Logger
+    /// Counts and readiness, for the status server (`ALERTD_HTTP_ADDRESS`).
+    public let metrics = DispatcherMetrics()
     private let wake = WakeSignal()
     /// Waits between database calls that failed: short, so that work resumes soon after the
     /// database is back.
@@ -40,13 +42,20 @@ public final class Dispatcher: Sendable {
     /// within the shutdown grace.
     public func run(until shutdown: ShutdownSignal) async throws {
         let wake = self.wake
-        shutdown.onRequest { wake.signal() }
+        let metrics = self.metrics
+        shutdown.onRequest {
+            metrics.setStopping()
+            wake.signal()
+        }
         // Connecting retries until the database answers; a shutdown request ends the wait.
         let database = configuration.database
         let logger = self.logger
         let connecting = Task {
             let claims = try await PostgresConnection.connect(database, retrying: .reconnect, logger: logger)
             let records = try await PostgresConnection.connect(database, retrying: .reconnect, logger: logger)
+            for connection in [claims, records] {
+                try await connection.onReconnect { metrics.databaseReconnected() }
+            }
             return (claims, records)
         }
         shutdown.onRequest { connecting.cancel() }
@@ -57,6 +66,7 @@ public final class Dispatcher: Sendable {
             logger.info("alertd stopped before the database answered")
             return
         }
+        metrics.setDatabaseError(nil)
         defer {
             Task {
                 await connections.claims.close()
@@ -83,16 +93,30 @@ public final class Dispatcher: Sendable {
             "webhook_allow": "\(configuration.webhook.policy.allowedNetworks.map(\.description) + configuration.webhook.policy.allowedHosts.sorted())",
             "webhooks_signed": "\(!configuration.webhookSigner.secrets.isEmpty)",
             "max_in_flight": "\(configuration.maxInFlight)",
+            "http_address": "\(configuration.httpAddress.map(\.description) ?? "off")",
         ])
         try await listener.run { events in
             let listening = Task {
                 for await event in events {
-                    if case .disconnected = event { continue }
+                    switch event {
+                    case .disconnected:
+                        metrics.setListening(false)
+                        continue
+                    case .listening(let reconnected):
+                        metrics.setListening(true, reconnected: reconnected)
+                    case .notification:
+                        break
+                    }
                     wake.signal()
                 }
             }
             defer { listening.cancel() }
             let renewing = Task { await self.renewLeases(store: store, inFlight: inFlight) }
+            // The queue's size and age for /metrics, read only when something serves them.
+            let reading = configuration.httpAddress == nil ? nil : Task {
+                await self.readQueue(store: AlertStore(connection: connections.records, worker: configuration.instance))
+            }
+            defer { reading?.cancel() }
             await self.claimAndDeliver(store: store, inFlight: inFlight, outcomes: outcomes, shutdown: shutdown)
             await self.finishInFlight(store: store, inFlight: inFlight)
             renewing.cancel()
@@ -124,6 +148,7 @@ public final class Dispatcher: Sendable {
                     excludingDestinations: inFlight.saturatedDestinations(limit: perHost)
                 )
                 failures = 0
+                metrics.setDatabaseError(nil)
                 if claimed.isEmpty {
                     // With deliveries out, their end is the next thing to happen; else the next due alert.
                     await wake.wait(timeout: inFlight.count > 0 ? configuration.pollInterval : try await nextWait(store))
@@ -131,6 +156,7 @@ public final class Dispatcher: Sendable {
                 }
                 let (admitted, excess) = inFlight.admit(claimed, perDestination: perHost)
                 start(admitted, inFlight: inFlight, outcomes: outcomes)
+                metrics.setInFlight(inFlight.count)
                 if !excess.isEmpty {
                     // More for one host than may be in flight: given back unattempted, for later.
                     // Claiming again at once would only scan past that host's backlog; the next
@@ -140,6 +166,7 @@ public final class Dispatcher: Sendable {
                 }
             } catch {
                 failures += 1
+                metrics.setDatabaseError("\(error)")
                 let delay = Self.databaseRetry.delay(attempt: failures)
                 logger.warning("database call failed; trying again", metadata: ["error": "\(error)", "retry_in_s": "\(delay.seconds)"])
                 await wake.wait(timeout: delay)
@@ -150,11 +177,15 @@ public final class Dispatcher: Sendable {
     /// Starts the deliveries of claimed alerts: the email alerts together in one SMTP session,
     /// each webhook on its own.
     private func start(_ alerts: [ClaimedAlert], inFlight: InFlightAlerts, outcomes: OutcomeQueue) {
+        let metrics = self.metrics
         let emails = alerts.filter(Self.goesBySMTP)
         if !emails.isEmpty {
             inFlight.setSendingEmail(true)
             Task {
                 let results = await self.deliverEmails(emails)
+                for (alert, result) in zip(emails, results) {
+                    metrics.delivered(result, channel: alert.channel, createdAt: alert.createdAt)
+                }
                 inFlight.delivered(results.map(\.alertID))
                 inFlight.setSendingEmail(false)
                 outcomes.push(results)
@@ -164,6 +195,7 @@ public final class Dispatcher: Sendable {
         for alert in alerts where !Self.goesBySMTP(alert) {
             Task {
                 let result = await self.deliver(alert)
+                self.metrics.delivered(result, channel: alert.channel, createdAt: alert.createdAt)
                 inFlight.delivered([result.alertID])
                 outcomes.push([result])
             }
@@ -220,6 +252,7 @@ public final class Dispatcher: Sendable {
             while true {
                 do {
                     let recorded = try await store.record(batch)
+                    metrics.setDatabaseError(nil)
                     if recorded.count < batch.count {
                         logger.warning("leases lost before their outcome was recorded", metadata: ["alerts": "\(batch.count - recorded.count)"])
                     }
@@ -227,6 +260,7 @@ public final class Dispatcher: Sendable {
                     break
                 } catch {
                     failures += 1
+                    metrics.setDatabaseError("\(error)")
                     if inFlight.mustGiveUpRecording {
                         logger.error("outcomes not recorded at shutdown; those alerts are delivered again when their lease ends", metadata: [
                             "alerts": "\(batch.count)", "error": "\(error)",
@@ -243,9 +277,26 @@ public final class Dispatcher: Sendable {
                 }
             }
             inFlight.finished(batch.map(\.alertID))
+            metrics.setInFlight(inFlight.count)
             wake.signal()
         }
     }
+
+    /// Reads how many alerts are pending and how long the oldest due one has waited, every
+    /// `queueReadInterval`, for /metrics.
+    private func readQueue(store: AlertStore) async {
+        while !Task.isCancelled {
+            do {
+                metrics.setQueue(try await store.queueState())
+            } catch {
+                logger.debug("could not read the queue's size for /metrics", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: Self.queueReadInterval)
+        }
+    }
+
+    /// How often /metrics' queue figures are read from the database.
+    static let queueReadInterval: Duration = .seconds(5)
 
     /// Until the next retry or lease falls due, at most the poll interval.
     private func nextWait(_ store: AlertStore) async throws -> Duration {

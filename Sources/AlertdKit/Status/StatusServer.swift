@@ -1,0 +1,264 @@
+import AlertdSupport
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A small HTTP/1.1 server for probes and scrapes: GET and HEAD, one request per connection.
+///
+/// It runs on a thread of its own, `alertd-status`, with non-blocking sockets and poll(2), so a
+/// client that connects and says nothing delays nobody and never touches Swift's concurrency
+/// pool. The handler runs on that thread: it must be quick and must not block (it reads state
+/// kept under a lock).
+public final class StatusServer: @unchecked Sendable {
+    public struct Response: Sendable, Equatable {
+        public var status: Int
+        public var contentType: String
+        public var body: String
+        /// Further header fields, by name.
+        public var headers: [String: String]
+
+        public init(status: Int, contentType: String = "text/plain; charset=utf-8", body: String, headers: [String: String] = [:]) {
+            self.status = status
+            self.contentType = contentType
+            self.body = body
+            self.headers = headers
+        }
+    }
+
+    public typealias Handler = @Sendable (_ path: String) -> Response
+
+    /// Requests longer than this are refused (431): probes and scrapes send a few hundred bytes.
+    static let maximumRequest = 8_192
+    /// A connection that has not sent its request, or taken its answer, by then is closed.
+    static let connectionTimeout: Duration = .seconds(10)
+    /// Connections served at once; more wait in the kernel's accept queue.
+    static let maximumConnections = 64
+
+    /// The address bound, with the port the kernel chose when 0 was asked for.
+    public let address: StatusAddress
+    private let listener: Int32
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+    private let handler: Handler
+    private let stopped = DispatchSemaphore(value: 0)
+
+    private init(address: StatusAddress, listener: Int32, wake: (Int32, Int32), handler: @escaping Handler) {
+        self.address = address
+        self.listener = listener
+        self.wakeRead = wake.0
+        self.wakeWrite = wake.1
+        self.handler = handler
+    }
+
+    /// Binds and listens, then serves on a new thread until `stop()`.
+    public static func start(on address: StatusAddress, handler: @escaping Handler) throws -> StatusServer {
+        let listener = try bind(address)
+        var pipeEnds: [Int32] = [0, 0]
+        guard pipe(&pipeEnds) == 0, pipeEnds.allSatisfy(Self.setNonBlockingAndCloseOnExec) else {
+            close(listener)
+            throw AlertdError(.configuration, "The status server cannot start: \(String(cString: strerror(errno))).")
+        }
+        var bound = address
+        bound.port = boundPort(listener) ?? address.port
+        let server = StatusServer(address: bound, listener: listener, wake: (pipeEnds[0], pipeEnds[1]), handler: handler)
+        let thread = Thread {
+            BlockingWorker.nameCurrentThread("alertd-status")
+            server.serve()
+        }
+        thread.start()
+        return server
+    }
+
+    /// Stops serving and closes every connection; returns once the thread is done.
+    public func stop() {
+        var byte: UInt8 = 1
+        _ = write(wakeWrite, &byte, 1)
+        stopped.wait()
+    }
+
+    private static func bind(_ address: StatusAddress) throws -> Int32 {
+        func failure(_ what: String, _ code: Int32) -> AlertdError {
+            AlertdError(.configuration, "ALERTD_HTTP_ADDRESS \(address): cannot \(what): \(String(cString: strerror(code))).")
+        }
+        var hints = addrinfo()
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var found: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(address.host, String(address.port), &hints, &found)
+        guard status == 0, let first = found else {
+            throw AlertdError(.configuration, "ALERTD_HTTP_ADDRESS \(address): cannot resolve the host: \(String(cString: gai_strerror(status))).")
+        }
+        defer { freeaddrinfo(first) }
+        var lastError: Int32 = EADDRNOTAVAIL
+        var candidate: UnsafeMutablePointer<addrinfo>? = first
+        while let info = candidate {
+            candidate = info.pointee.ai_next
+            let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            guard fd >= 0 else { lastError = errno; continue }
+            var on: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+            if Glibc.bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0, listen(fd, 128) == 0 {
+                return fd
+            }
+            lastError = errno
+            close(fd)
+        }
+        throw failure("listen", lastError)
+    }
+
+    private static func setNonBlockingAndCloseOnExec(_ fd: Int32) -> Bool {
+        fcntl(fd, F_SETFD, FD_CLOEXEC) == 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0
+    }
+
+    private static func boundPort(_ fd: Int32) -> Int? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let ok = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) == 0 }
+        }
+        guard ok else { return nil }
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            return withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) } }
+        case AF_INET6:
+            return withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) } }
+        default:
+            return nil
+        }
+    }
+
+    /// One client: its request as it arrives, then its answer as it leaves.
+    private struct Connection {
+        var received: [UInt8] = []
+        var answer: [UInt8]?
+        var sent = 0
+        let deadline: ContinuousClock.Instant
+    }
+
+    private func serve() {
+        var connections: [Int32: Connection] = [:]
+        defer {
+            for fd in connections.keys { close(fd) }
+            close(listener)
+            close(wakeRead)
+            close(wakeWrite)
+            stopped.signal()
+        }
+        var buffer = [UInt8](repeating: 0, count: 4_096)
+        while true {
+            var fds = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+            if connections.count < Self.maximumConnections {
+                fds.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0))
+            }
+            for (fd, connection) in connections {
+                fds.append(pollfd(fd: fd, events: Int16(connection.answer == nil ? POLLIN : POLLOUT), revents: 0))
+            }
+            let now = ContinuousClock.now
+            let nextDeadline = connections.values.map(\.deadline).min()
+            let timeout = nextDeadline.map { max(0, min(1_000, Int32(($0 - now).seconds * 1_000) + 1)) } ?? 1_000
+            let ready = poll(&fds, nfds_t(fds.count), timeout)
+            if ready < 0 && errno != EINTR { return }
+            if fds[0].revents != 0 { return }
+            for entry in fds.dropFirst() where entry.revents != 0 {
+                if entry.fd == listener {
+                    acceptAll(into: &connections)
+                    continue
+                }
+                guard var connection = connections[entry.fd] else { continue }
+                let open = connection.answer == nil ? read(entry.fd, into: &connection, buffer: &buffer) : send(entry.fd, from: &connection)
+                if open {
+                    connections[entry.fd] = connection
+                } else {
+                    close(entry.fd)
+                    connections[entry.fd] = nil
+                }
+            }
+            let later = ContinuousClock.now
+            for (fd, connection) in connections where connection.deadline <= later {
+                close(fd)
+                connections[fd] = nil
+            }
+        }
+    }
+
+    private func acceptAll(into connections: inout [Int32: Connection]) {
+        while connections.count < Self.maximumConnections {
+            let fd = accept(listener, nil, nil)
+            guard fd >= 0 else { return }
+            guard Self.setNonBlockingAndCloseOnExec(fd) else {
+                close(fd)
+                continue
+            }
+            connections[fd] = Connection(deadline: .now + Self.connectionTimeout)
+        }
+    }
+
+    /// Reads what the client sent; once the request is whole, prepares the answer. False: close.
+    private func read(_ fd: Int32, into connection: inout Connection, buffer: inout [UInt8]) -> Bool {
+        let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if count < 0 { return errno == EAGAIN || errno == EINTR }
+        if count == 0 { return false }
+        connection.received += buffer[0..<count]
+        let terminator: [UInt8] = [13, 10, 13, 10]
+        if let end = connection.received.firstRange(of: terminator) {
+            connection.answer = answer(to: Array(connection.received[..<end.lowerBound]))
+        } else if connection.received.count > Self.maximumRequest {
+            connection.answer = Self.encode(Response(status: 431, body: "request too long\n"), includeBody: true)
+        } else {
+            return true
+        }
+        return send(fd, from: &connection)
+    }
+
+    /// Sends what is left of the answer. False once it is all sent (or the client is gone).
+    private func send(_ fd: Int32, from connection: inout Connection) -> Bool {
+        guard let answer = connection.answer else { return true }
+        let count = answer[connection.sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if count < 0 { return errno == EAGAIN || errno == EINTR }
+        connection.sent += count
+        return connection.sent < answer.count
+    }
+
+    private func answer(to head: [UInt8]) -> [UInt8] {
+        let requestLine = String(decoding: head.prefix { $0 != 13 && $0 != 10 }, as: UTF8.self)
+        let parts = requestLine.split(separator: " ", omittingEmptySubsequences: true)
+        guard parts.count == 3, parts[2].hasPrefix("HTTP/1.") else {
+            return Self.encode(Response(status: 400, body: "bad request\n"), includeBody: true)
+        }
+        let method = String(parts[0])
+        guard method == "GET" || method == "HEAD" else {
+            return Self.encode(Response(status: 405, body: "only GET and HEAD\n", headers: ["Allow": "GET, HEAD"]), includeBody: true)
+        }
+        let path = String(parts[1].prefix { $0 != "?" })
+        return Self.encode(handler(path), includeBody: method == "GET")
+    }
+
+    static func encode(_ response: Response, includeBody: Bool) -> [UInt8] {
+        let body = Array(response.body.utf8)
+        let head = """
+            HTTP/1.1 \(response.status) \(reason(response.status))\r
+            Content-Type: \(response.contentType)\r
+            \(response.headers.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)\r\n" }.joined())Content-Length: \(body.count)\r
+            Cache-Control: no-store\r
+            Connection: close\r
+            \r
+
+            """
+        return Array(head.utf8) + (includeBody ? body : [])
+    }
+
+    static func reason(_ status: Int) -> String {
+        switch status {
+        case 200: "OK"
+        case 400: "Bad Request"
+        case 404: "Not Found"
+        case 405: "Method Not Allowed"
+        case 431: "Request Header Fields Too Large"
+        case 503: "Service Unavailable"
+        default: "Status"
+        }
+    }
+}
