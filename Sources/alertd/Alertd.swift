@@ -75,7 +75,13 @@ struct Alertd: AsyncParsableCommand {
         var path = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let length = readlink("/proc/self/exe", &path, Int(PATH_MAX))
         guard length > 0 else { return }
-        setenv("SWIFT_BACKTRACE", "enable=yes,registers=none,images=none,sanitize=yes", 1)
+        var settings = "enable=yes,registers=none,images=none,sanitize=yes"
+        // An installed alertd (deploy/install.sh) is linked statically and carries the runtime's
+        // crash reporter beside it; a development build finds the toolchain's by itself.
+        let executable = String(decoding: path.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let reporter = URL(filePath: executable).deletingLastPathComponent().appending(path: "../libexec/alertd/swift-backtrace").standardized.path
+        if access(reporter, X_OK) == 0 { settings += ",swift-backtrace=\(reporter)" }
+        setenv("SWIFT_BACKTRACE", settings, 1)
         execv(path, CommandLine.unsafeArgv)
         // exec failed (no /proc): carry on with the runtime's defaults.
     }

@@ -27,6 +27,9 @@ swift test --skip-build "$@"
 # The fault suite runs real alertd processes through crashes, restarts and outages on a cluster
 # of its own (docs/faults.md). ALERTD_FAULT_ARGS passes it options (default: every scenario).
 if [ "$#" -eq 0 ]; then
+  # The deploy recipes, checked statically, and alertd as deploy/install.sh installs it.
+  echo "test.sh: deploy recipes"
+  bash deploy/dev/check-deploy.sh
   echo "test.sh: fault suite"
   # shellcheck disable=SC2086
   bash deploy/dev/faults.sh ${ALERTD_FAULT_ARGS:-}

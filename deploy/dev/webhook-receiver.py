@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A webhook receiver for trials and tests of alertd.
 
-Listens on 127.0.0.1 (a free port unless --port is given), prints "listening on <port>" as its
+Listens on 127.0.0.1 (or --host; a free port unless --port is given), prints "listening on <port>" as its
 first line, and appends every request it receives to --log as one JSON object per line:
 {"time": ..., "method": ..., "path": ..., "headers": {...}, "body": "..."}.
 
@@ -104,8 +104,9 @@ class Server(ThreadingHTTPServer):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--log", required=True)
+    parser.add_argument("--log", required=True, help="file to append requests to (/dev/stdout in a container)")
     parser.add_argument("--secret", default=None, help="whsec_ secret to verify signatures with")
     parser.add_argument("--cert", help="serve https with this certificate")
     parser.add_argument("--key", help="the certificate's key")
@@ -113,7 +114,7 @@ def main():
     # A parent may start us with signals blocked (threads of a Swift process block them, and the
     # mask survives exec): unblock them so that SIGTERM and Ctrl-C stop the receiver.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
-    server = Server(("127.0.0.1", args.port), Handler)
+    server = Server((args.host, args.port), Handler)
     server.daemon_threads = True
     server.log_path = args.log
     server.secret = args.secret
