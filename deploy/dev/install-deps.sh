@@ -9,7 +9,7 @@ packages=(
   postgresql-15 postgresql-client-15 postgresql-contrib
   python3-aiosmtpd
   ca-certificates
-  python3-yaml binutils systemd
+  python3-yaml binutils systemd nodejs jq
 )
 
 missing=()

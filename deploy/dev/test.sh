@@ -30,6 +30,10 @@ if [ "$#" -eq 0 ]; then
   # The deploy recipes, checked statically, and alertd as deploy/install.sh installs it.
   echo "test.sh: deploy recipes"
   bash deploy/dev/check-deploy.sh
+  # The receiver guide's verifiers (Python, Node.js, Swift) against a webhook alertd signs, and
+  # the documented scripts the tests do not run themselves.
+  echo "test.sh: documented code and scripts"
+  bash deploy/dev/check-docs.sh
   echo "test.sh: fault suite"
   # shellcheck disable=SC2086
   bash deploy/dev/faults.sh ${ALERTD_FAULT_ARGS:-}
