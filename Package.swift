@@ -67,10 +67,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // alertd bench: its own PostgreSQL, webhook receiver and SMTP sink, and alertd measured end to end.
+        .target(
+            name: "AlertdBench",
+            dependencies: [
+                "AlertdKit",
+                "AlertdPostgres",
+                "AlertdSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "alertd",
             dependencies: [
                 "AlertdKit",
+                "AlertdBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -89,6 +100,7 @@ let package = Package(
             name: "alertd-faults",
             dependencies: [
                 "AlertdKit",
+                "AlertdSupport",
                 "AlertdPostgres",
                 "AlertdTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

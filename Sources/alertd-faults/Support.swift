@@ -1,4 +1,5 @@
 import AlertdPostgres
+import AlertdSupport
 import AlertdTestSupport
 import Foundation
 
@@ -43,7 +44,7 @@ struct FaultCluster: Sendable {
                     }
                     var environment = ProcessInfo.processInfo.environment
                     environment["ALERTD_PG_DIR"] = directory
-                    let status = try spawnAndWait("/bin/bash", [script] + arguments, environment: environment, output: out.path, error: err.path)
+                    let status = try ChildProcess.spawn("/bin/bash", [script] + arguments, environment: environment, output: out.path, error: err.path).waitBlocking()
                     let output = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
                     guard status == 0 else {
                         throw TestSetupError("pg.sh \(arguments.joined(separator: " ")) failed: \((try? String(contentsOf: err, encoding: .utf8)) ?? "")")
@@ -52,36 +53,6 @@ struct FaultCluster: Sendable {
                 })
             }.start()
         }
-    }
-
-    /// posix_spawn with output to files, no signal blocked in the child (the server must hear
-    /// pg_ctl's signals), and a plain waitpid.
-    private static func spawnAndWait(_ executable: String, _ arguments: [String], environment: [String: String], output: String, error: String) throws -> Int32 {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, error, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
-        guard spawned == 0 else { throw TestSetupError("cannot start \(executable): error \(spawned)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return (status >> 8) & 0xff
     }
 
     /// Sends `signal` to the server process serving the backend `pid` (SIGSTOP, SIGCONT).

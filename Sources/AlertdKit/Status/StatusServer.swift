@@ -54,15 +54,22 @@ public final class StatusServer: @unchecked Sendable {
 
     /// Binds and listens, then serves on a new thread until `stop()`.
     public static func start(on address: StatusAddress, handler: @escaping Handler) throws -> StatusServer {
-        let listener = try bind(address)
-        var pipeEnds: [Int32] = [0, 0]
-        guard pipe(&pipeEnds) == 0, pipeEnds.allSatisfy(Self.setNonBlockingAndCloseOnExec) else {
-            close(listener)
-            throw AlertdError(.configuration, "The status server cannot start: \(String(cString: strerror(errno))).")
+        let listener: (fd: Int32, port: Int)
+        let wake: (read: Int32, write: Int32)
+        do {
+            listener = try ListeningSocket.open(host: address.host, port: address.port)
+            do {
+                wake = try ListeningSocket.wakePipe()
+            } catch {
+                close(listener.fd)
+                throw error
+            }
+        } catch {
+            throw AlertdError(.configuration, "ALERTD_HTTP_ADDRESS \(address): \(error).")
         }
         var bound = address
-        bound.port = boundPort(listener) ?? address.port
-        let server = StatusServer(address: bound, listener: listener, wake: (pipeEnds[0], pipeEnds[1]), handler: handler)
+        bound.port = listener.port
+        let server = StatusServer(address: bound, listener: listener.fd, wake: (wake.read, wake.write), handler: handler)
         let thread = Thread {
             BlockingWorker.nameCurrentThread("alertd-status")
             server.serve()
@@ -76,58 +83,6 @@ public final class StatusServer: @unchecked Sendable {
         var byte: UInt8 = 1
         _ = write(wakeWrite, &byte, 1)
         stopped.wait()
-    }
-
-    private static func bind(_ address: StatusAddress) throws -> Int32 {
-        func failure(_ what: String, _ code: Int32) -> AlertdError {
-            AlertdError(.configuration, "ALERTD_HTTP_ADDRESS \(address): cannot \(what): \(String(cString: strerror(code))).")
-        }
-        var hints = addrinfo()
-        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var found: UnsafeMutablePointer<addrinfo>?
-        let status = getaddrinfo(address.host, String(address.port), &hints, &found)
-        guard status == 0, let first = found else {
-            throw AlertdError(.configuration, "ALERTD_HTTP_ADDRESS \(address): cannot resolve the host: \(String(cString: gai_strerror(status))).")
-        }
-        defer { freeaddrinfo(first) }
-        var lastError: Int32 = EADDRNOTAVAIL
-        var candidate: UnsafeMutablePointer<addrinfo>? = first
-        while let info = candidate {
-            candidate = info.pointee.ai_next
-            let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-            guard fd >= 0 else { lastError = errno; continue }
-            var on: Int32 = 1
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
-            if Glibc.bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0, listen(fd, 128) == 0 {
-                return fd
-            }
-            lastError = errno
-            close(fd)
-        }
-        throw failure("listen", lastError)
-    }
-
-    private static func setNonBlockingAndCloseOnExec(_ fd: Int32) -> Bool {
-        fcntl(fd, F_SETFD, FD_CLOEXEC) == 0 && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0
-    }
-
-    private static func boundPort(_ fd: Int32) -> Int? {
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let ok = withUnsafeMutablePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) == 0 }
-        }
-        guard ok else { return nil }
-        switch Int32(storage.ss_family) {
-        case AF_INET:
-            return withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin_port)) } }
-        case AF_INET6:
-            return withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) } }
-        default:
-            return nil
-        }
     }
 
     /// One client: its request as it arrives, then its answer as it leaves.
@@ -185,13 +140,7 @@ public final class StatusServer: @unchecked Sendable {
     }
 
     private func acceptAll(into connections: inout [Int32: Connection]) {
-        while connections.count < Self.maximumConnections {
-            let fd = accept(listener, nil, nil)
-            guard fd >= 0 else { return }
-            guard Self.setNonBlockingAndCloseOnExec(fd) else {
-                close(fd)
-                continue
-            }
+        while connections.count < Self.maximumConnections, let fd = ListeningSocket.accept(listener) {
             connections[fd] = Connection(deadline: .now + Self.connectionTimeout)
         }
     }

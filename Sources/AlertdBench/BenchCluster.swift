@@ -1,0 +1,91 @@
+import AlertdSupport
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The benchmark's own PostgreSQL 15 cluster: made with initdb in a scratch directory, listening
+/// on a free loopback port, trusting loopback connections (it lives for one run and is deleted),
+/// durable as a production server is (fsync and synchronous_commit on).
+struct BenchCluster: Sendable {
+    let directory: URL
+    let port: Int
+    let binaries: String
+
+    /// Superuser connection string.
+    var url: String { "host=127.0.0.1 port=\(port) dbname=postgres user=postgres" }
+
+    func url(user: String, database: String = "postgres") -> String {
+        "host=127.0.0.1 port=\(port) dbname=\(database) user=\(user)"
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// The settings the cluster runs with, besides PostgreSQL's defaults.
+    static let settings = [
+        "listen_addresses=127.0.0.1",
+        "shared_buffers=256MB",
+        "max_wal_size=2GB",
+        "max_connections=100",
+        "fsync=on",
+        "synchronous_commit=on",
+    ]
+
+    static func start(binaries: String?) async throws -> BenchCluster {
+        let bin = binaries ?? "/usr/lib/postgresql/15/bin"
+        guard FileManager.default.isExecutableFile(atPath: "\(bin)/initdb") else {
+            throw Failure(description: "no PostgreSQL 15 at \(bin) (install postgresql-15, or pass --pg-bin)")
+        }
+        let directory = FileManager.default.temporaryDirectory.appending(path: "alertd-bench-pg-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory.appending(path: "socket"), withIntermediateDirectories: true)
+        let cluster = BenchCluster(directory: directory, port: try freePort(), binaries: bin)
+        if getuid() == 0 {
+            // initdb refuses to run as root: the cluster belongs to the postgres user.
+            guard let owner = getpwnam("postgres") else { throw Failure(description: "running as root, and there is no postgres user to own the cluster") }
+            for path in [directory.path, directory.appending(path: "socket").path] {
+                chown(path, owner.pointee.pw_uid, owner.pointee.pw_gid)
+            }
+        }
+        try await cluster.run("initdb", ["-D", cluster.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"])
+        let options = (["-p", String(cluster.port), "-k", directory.appending(path: "socket").path] + settings.flatMap { ["-c", $0] }).joined(separator: " ")
+        try await cluster.run("pg_ctl", ["-D", cluster.data, "-l", directory.appending(path: "server.log").path, "-w", "-t", "60", "-o", options, "start"])
+        return cluster
+    }
+
+    /// Stops the server and deletes the cluster.
+    func destroy() async {
+        _ = try? await run("pg_ctl", ["-D", data, "-m", "fast", "-w", "stop"])
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    private var data: String { directory.appending(path: "data").path }
+
+    /// Runs one of PostgreSQL's programs, as the postgres user when alertd runs as root.
+    private func run(_ program: String, _ arguments: [String]) async throws {
+        let log = directory.appending(path: "\(program).log").path
+        let (executable, argv) = getuid() == 0
+            ? ("/usr/sbin/runuser", ["-u", "postgres", "--", "\(binaries)/\(program)"] + arguments)
+            : ("\(binaries)/\(program)", arguments)
+        if getuid() == 0 {
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
+            if let owner = getpwnam("postgres") { chown(log, owner.pointee.pw_uid, owner.pointee.pw_gid) }
+        }
+        var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("PG") }
+        environment["LC_ALL"] = "C.UTF-8"
+        let status = try await ChildProcess.run(executable, argv, environment: environment, output: log, error: log)
+        guard status == 0 else {
+            let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            throw Failure(description: "\(program) failed (status \(status)): \(output.suffix(2_000))")
+        }
+    }
+
+    /// A loopback port nothing listens on now.
+    static func freePort() throws -> Int {
+        let socket = try ListeningSocket.open(host: "127.0.0.1", port: 0)
+        close(socket.fd)
+        return socket.port
+    }
+}

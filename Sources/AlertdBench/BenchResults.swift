@@ -1,0 +1,123 @@
+import Foundation
+
+/// Percentiles of a set of durations, in milliseconds.
+public struct LatencySummary: Sendable, Equatable {
+    public var count: Int
+    public var p50: Double
+    public var p90: Double
+    public var p99: Double
+    public var max: Double
+
+    /// Nearest-rank percentiles of `samples` (milliseconds).
+    public init(_ samples: [Double]) {
+        let sorted = samples.sorted()
+        func rank(_ p: Double) -> Double {
+            guard !sorted.isEmpty else { return 0 }
+            let index = Swift.max(0, Int((p * Double(sorted.count)).rounded(.up)) - 1)
+            return sorted[Swift.min(index, sorted.count - 1)]
+        }
+        count = sorted.count
+        p50 = rank(0.50)
+        p90 = rank(0.90)
+        p99 = rank(0.99)
+        max = sorted.last ?? 0
+    }
+
+    var json: [String: Any] { ["p50": round2(p50), "p90": round2(p90), "p99": round2(p99), "max": round2(max), "count": count] }
+}
+
+func round2(_ value: Double) -> Double { (value * 100).rounded() / 100 }
+
+/// What one run of `alertd bench` measured.
+public struct BenchResults: Sendable {
+    public struct Throughput: Sendable {
+        /// Alerts delivered (and recorded as sent).
+        public var alerts: Int
+        public var seconds: Double
+        /// Sync-run changes committed per second by the writers meanwhile.
+        public var writesPerSecond: Double
+        public var perSecond: Double { seconds > 0 ? Double(alerts) / seconds : 0 }
+    }
+
+    public var cores = ProcessInfo.processInfo.activeProcessorCount
+    public var receiverRequestsPerSecond = 0.0
+    public var sinkMessagesPerSecond = 0.0
+    public var offeredRate = 0
+    public var webhookLatency = LatencySummary([])
+    public var emailLatency = LatencySummary([])
+    public var webhooks = Throughput(alerts: 0, seconds: 0, writesPerSecond: 0)
+    public var emails = Throughput(alerts: 0, seconds: 0, writesPerSecond: 0)
+    public var mix = Throughput(alerts: 0, seconds: 0, writesPerSecond: 0)
+    public var backlogAlerts = 0
+    public var backlogDrainSeconds = 0.0
+    public var writers = 0
+    public var writesWithTrigger = 0.0
+    public var writesWithoutTrigger = 0.0
+    public var rssIdleMiB = 0.0
+    public var rssPeakMiB = 0.0
+    public var cpuSecondsPer1000 = 0.0
+    /// Alerts the run expected to end sent, and those that did.
+    public var expectedSent = 0
+    public var sent = 0
+
+    public var triggerRatio: Double { writesWithoutTrigger > 0 ? writesWithTrigger / writesWithoutTrigger : 0 }
+
+    /// One JSON object: the keys docs/benchmarks.md lists.
+    public var json: [String: Any] {
+        [
+            "machine_cores": cores,
+            "harness": ["receiver_requests_per_s": receiverRequestsPerSecond.rounded(), "smtp_sink_messages_per_s": sinkMessagesPerSecond.rounded()],
+            "offered_rate_per_s": offeredRate,
+            "webhook_latency_ms": webhookLatency.json,
+            "email_latency_ms": emailLatency.json,
+            "webhook_deliveries_per_s": webhooks.perSecond.rounded(),
+            "email_messages_per_s": emails.perSecond.rounded(),
+            "mix_deliveries_per_s": mix.perSecond.rounded(),
+            "backlog_alerts": backlogAlerts,
+            "backlog_drain_s": round2(backlogDrainSeconds),
+            "backlog_100k_drain_s": backlogAlerts == 100_000 ? round2(backlogDrainSeconds) as Any : NSNull(),
+            "trigger_writers": writers,
+            "writes_per_s_with_trigger": writesWithTrigger.rounded(),
+            "writes_per_s_without_trigger": writesWithoutTrigger.rounded(),
+            "trigger_writer_throughput_ratio": round2(triggerRatio),
+            "rss_idle_mib": round2(rssIdleMiB),
+            "rss_peak_mib": round2(rssPeakMiB),
+            "cpu_s_per_1000_deliveries": round2(cpuSecondsPer1000),
+            "alerts_expected_sent": expectedSent,
+            "alerts_sent": sent,
+        ]
+    }
+
+    public var jsonText: String {
+        let data = (try? JSONSerialization.data(withJSONObject: json, options: [.sortedKeys, .prettyPrinted])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The table printed at the end, each figure beside its target.
+    public var table: String {
+        func number(_ value: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", value) }
+        func verdict(_ holds: Bool) -> String { holds ? "met" : "MISSED" }
+        var rows: [(String, String, String, String)] = [
+            ("webhook latency at \(offeredRate)/s, p50 / p99", "\(number(webhookLatency.p50, 1)) / \(number(webhookLatency.p99, 1)) ms", "≤ 5 / ≤ 25 ms", verdict(webhookLatency.p50 <= 5 && webhookLatency.p99 <= 25)),
+            ("webhook latency p90 / max", "\(number(webhookLatency.p90, 1)) / \(number(webhookLatency.max, 1)) ms", "", ""),
+            ("email latency at \(offeredRate)/s, p50 / p90 / p99 / max", "\(number(emailLatency.p50, 1)) / \(number(emailLatency.p90, 1)) / \(number(emailLatency.p99, 1)) / \(number(emailLatency.max, 1)) ms", "", ""),
+            ("webhooks sustained", "\(number(webhooks.perSecond))/s", "≥ 3000/s", verdict(webhooks.perSecond >= 3_000)),
+            ("email sustained", "\(number(emails.perSecond))/s", "≥ 1000/s", verdict(emails.perSecond >= 1_000)),
+            ("mix (email + webhook) sustained", "\(number(mix.perSecond))/s", "", ""),
+            ("backlog of \(backlogAlerts) drained", "\(number(backlogDrainSeconds, 1)) s", backlogAlerts == 100_000 ? "≤ 40 s" : "(100,000 for the target)", backlogAlerts == 100_000 ? verdict(backlogDrainSeconds <= 40) : ""),
+            ("writers' throughput with / without trigger (\(writers) writers)", "\(number(triggerRatio, 2)) (\(number(writesWithTrigger)) / \(number(writesWithoutTrigger)) per s)", "≥ 0.75", verdict(triggerRatio >= 0.75)),
+            ("RSS idle / peak", "\(number(rssIdleMiB, 1)) / \(number(rssPeakMiB, 1)) MiB", "≤ 64 / ≤ 200 MiB", verdict(rssIdleMiB <= 64 && rssPeakMiB <= 200)),
+            ("CPU per 1000 deliveries (backlog)", "\(number(cpuSecondsPer1000, 3)) s", "", ""),
+            ("harness alone: receiver / SMTP sink", "\(number(receiverRequestsPerSecond))/s / \(number(sinkMessagesPerSecond))/s", "", ""),
+            ("alerts sent / expected", "\(sent) / \(expectedSent)", "all", verdict(sent == expectedSent)),
+        ]
+        rows.insert(("measure", "result", "target", ""), at: 0)
+        let widths = (0..<3).map { column in rows.map { [$0.0, $0.1, $0.2][column].count }.max() ?? 0 }
+        return rows.map { row in
+            [row.0.padding(toLength: widths[0], withPad: " ", startingAt: 0),
+             row.1.padding(toLength: widths[1], withPad: " ", startingAt: 0),
+             row.2.padding(toLength: widths[2], withPad: " ", startingAt: 0),
+             row.3].joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+        }.joined(separator: "\n")
+    }
+}

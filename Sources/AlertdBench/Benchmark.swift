@@ -1,0 +1,395 @@
+import AlertdKit
+import AlertdPostgres
+import AlertdSupport
+import Foundation
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `alertd bench`: alertd end to end on this machine, against its own PostgreSQL, mail server and
+/// webhook receiver on loopback (docs/benchmarks.md).
+public struct Benchmark: Sendable {
+    public struct Options: Sendable {
+        /// Alerts per second offered in the latency phases.
+        public var rate = 500
+        public var latencySeconds = 10
+        public var webhookRuns = 30_000
+        public var emailRuns = 10_000
+        /// Sync runs with both channels: two alerts each.
+        public var mixRuns = 6_000
+        public var backlog = 100_000
+        public var triggerWriters = 8
+        public var triggerUpdatesPerWriter = 400
+        /// Status changes committed per transaction by the writers of the throughput phases.
+        public var changesPerTransaction = 10
+        public var postgresBinaries: String?
+        /// The alertd executable to measure.
+        public var alertd: String
+
+        public init(alertd: String) {
+            self.alertd = alertd
+        }
+
+        /// A run of a few seconds, for the tests: every phase, small numbers.
+        public static func quick(alertd: String) -> Options {
+            var options = Options(alertd: alertd)
+            options.rate = 200
+            options.latencySeconds = 1
+            options.webhookRuns = 600
+            options.emailRuns = 300
+            options.mixRuns = 200
+            options.backlog = 1_000
+            options.triggerWriters = 4
+            options.triggerUpdatesPerWriter = 25
+            return options
+        }
+    }
+
+    public let options: Options
+    let progress: Progress
+
+    public init(options: Options, interactive: Bool) {
+        self.options = options
+        self.progress = Progress(interactive: interactive)
+    }
+
+    static let webhookSecret = "whsec_YWxlcnRkLWJlbmNoLXNpZ25pbmcta2V5LTAwMDA="
+
+    public func run() async throws -> BenchResults {
+        var results = BenchResults()
+        results.offeredRate = options.rate
+        results.writers = options.triggerWriters
+
+        progress.phase("starting PostgreSQL, the webhook receiver and the SMTP sink")
+        let cluster = try await BenchCluster.start(binaries: options.postgresBinaries)
+        let receiver = try BenchReceiver.start()
+        let sink = try BenchSMTPSink.start()
+        do {
+            results = try await measure(cluster: cluster, receiver: receiver, sink: sink, results: results)
+        } catch {
+            receiver.stop()
+            sink.stop()
+            await cluster.destroy()
+            throw error
+        }
+        receiver.stop()
+        sink.stop()
+        await cluster.destroy()
+        progress.done()
+        return results
+    }
+
+    private func measure(cluster: BenchCluster, receiver: BenchReceiver, sink: BenchSMTPSink, results: BenchResults) async throws -> BenchResults {
+        var results = results
+        progress.phase("the harness alone: webhook receiver")
+        results.receiverRequestsPerSecond = try await Self.measureReceiver(receiver, requests: max(2_000, options.webhookRuns / 2))
+        progress.phase("the harness alone: SMTP sink")
+        results.sinkMessagesPerSecond = try await Self.measureSink(sink, messages: max(1_000, options.emailRuns / 2))
+
+        progress.phase("creating the schema")
+        let database = try await BenchDatabase.create(cluster: cluster, receiverPort: receiver.port)
+        defer { Task { await database.close() } }
+        let environment = alertdEnvironment(cluster: cluster, sinkPort: sink.port)
+
+        // One alertd for the latency and throughput phases: idle first, for its idle memory.
+        var alertd = try await AlertdUnderTest.start(options.alertd, environment: environment, name: "steady")
+        try await Task.sleep(for: .seconds(2))
+        results.rssIdleMiB = alertd.residentMiB
+
+        progress.phase("webhook latency at \(options.rate)/s for \(options.latencySeconds) s")
+        results.webhookLatency = try await latency(database.webhookIntegration, channel: "webhook", database: database, receiver: receiver, sink: sink, alertd: alertd)
+        progress.phase("email latency at \(options.rate)/s for \(options.latencySeconds) s")
+        results.emailLatency = try await latency(database.emailIntegration, channel: "email", database: database, receiver: receiver, sink: sink, alertd: alertd)
+
+        progress.phase("webhooks as fast as they come: \(options.webhookRuns) alerts")
+        results.webhooks = try await throughput(database.webhookIntegration, runs: options.webhookRuns, alertsPerRun: 1, database: database, receiver: receiver, sink: sink, alertd: alertd)
+        progress.phase("email as fast as it comes: \(options.emailRuns) messages")
+        results.emails = try await throughput(database.emailIntegration, runs: options.emailRuns, alertsPerRun: 1, database: database, receiver: receiver, sink: sink, alertd: alertd)
+        progress.phase("email and webhooks together: \(options.mixRuns * 2) alerts")
+        results.mix = try await throughput(database.mixIntegration, runs: options.mixRuns, alertsPerRun: 2, database: database, receiver: receiver, sink: sink, alertd: alertd)
+        results.rssPeakMiB = alertd.peakResidentMiB
+        guard await alertd.stop() == 0 else { throw BenchCluster.Failure(description: "alertd did not stop cleanly: \(alertd.logTail)") }
+
+        progress.phase("a backlog of \(options.backlog) webhooks, queued while alertd is down")
+        let backlogRuns = try await database.createRuns(database.webhookIntegration, count: options.backlog)
+        try await database.fail(backlogRuns, perStatement: 20_000)
+        try await database.admin.execute("ANALYZE integration_alert_history")
+        alertd = try await AlertdUnderTest.start(options.alertd, environment: environment, name: "backlog", waitUntilReady: false)
+        let cpuBefore = alertd.cpuSeconds
+        let drained = try await waitUntilSent(database: database, runs: backlogRuns, alertsPerRun: 1, receiver: receiver, sink: sink, alertd: alertd, timeout: .seconds(600))
+        results.backlogAlerts = options.backlog
+        results.backlogDrainSeconds = (drained - alertd.startedAt).seconds
+        results.cpuSecondsPer1000 = (alertd.cpuSeconds - cpuBefore) / (Double(options.backlog) / 1_000)
+        results.rssPeakMiB = max(results.rssPeakMiB, alertd.peakResidentMiB)
+        guard await alertd.stop() == 0 else { throw BenchCluster.Failure(description: "alertd did not stop cleanly: \(alertd.logTail)") }
+        _ = receiver.takeArrivals()
+
+        progress.phase("\(options.triggerWriters) writers with and without the trigger")
+        let ratio = try await triggerCost(database: database)
+        results.writesWithTrigger = ratio.with
+        results.writesWithoutTrigger = ratio.without
+
+        let counts = try await database.sentCounts()
+        results.expectedSent = counts.expected
+        results.sent = counts.sent
+        return results
+    }
+
+    /// The variables alertd runs with: the bench's servers, and any ALERTD_* tuning the caller set.
+    func alertdEnvironment(cluster: BenchCluster, sinkPort: Int) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        for key in ["ALERTD_DATABASE_URL", "ALERTD_DATABASE_URL_FILE", "ALERTD_SMTP_URL", "ALERTD_SMTP_URL_FILE", "ALERTD_WEBHOOK_SECRET", "ALERTD_WEBHOOK_SECRET_FILE", "ALERTD_HTTP_ADDRESS"] {
+            environment[key] = nil
+        }
+        environment["ALERTD_DATABASE_URL"] = cluster.url(user: BenchDatabase.role)
+        environment["ALERTD_SMTP_URL"] = "smtp://127.0.0.1:\(sinkPort)"
+        environment["ALERTD_SMTP_TLS"] = "none"
+        environment["ALERTD_SMTP_FROM"] = "alerts@bench.alertd.test"
+        environment["ALERTD_WEBHOOK_SECRET"] = Self.webhookSecret
+        environment["ALERTD_WEBHOOK_ALLOW"] = "127.0.0.1"
+        environment["ALERTD_INSTANCE"] = environment["ALERTD_INSTANCE"] ?? "bench"
+        environment["ALERTD_LOG_LEVEL"] = environment["ALERTD_LOG_LEVEL"] ?? "info"
+        return environment
+    }
+
+    // MARK: Phases
+
+    /// Status changes committed one per transaction at `rate`, spread over four connections; the
+    /// time from each commit to its alert's arrival.
+    private func latency(_ integration: UUID, channel: String, database: BenchDatabase, receiver: BenchReceiver, sink: BenchSMTPSink, alertd: AlertdUnderTest) async throws -> LatencySummary {
+        let count = options.rate * options.latencySeconds
+        let runs = try await database.createRuns(integration, count: count)
+        let writers = 4
+        let start = ContinuousClock.now + .milliseconds(100)
+        let interval = Duration.seconds(1) / options.rate
+        let commits = try await withThrowingTaskGroup(of: [(UUID, ContinuousClock.Instant)].self) { group in
+            for writer in 0..<writers {
+                let mine = stride(from: writer, to: runs.count, by: writers).map { ($0, runs[$0]) }
+                group.addTask {
+                    let connection = try await database.connect()
+                    defer { Task { await connection.close() } }
+                    var commits: [(UUID, ContinuousClock.Instant)] = []
+                    for (index, run) in mine {
+                        try await Task.sleep(until: start + interval * index, clock: .continuous)
+                        try await connection.query("UPDATE integration_sync_history SET status = 'failed' WHERE id = $1", [run])
+                        commits.append((run, .now))
+                    }
+                    return commits
+                }
+            }
+            var all: [(UUID, ContinuousClock.Instant)] = []
+            for try await part in group { all += part }
+            return all
+        }
+        _ = try await waitUntilSent(database: database, runs: runs, alertsPerRun: 1, receiver: receiver, sink: sink, alertd: alertd, timeout: .seconds(120))
+        let arrivals = channel == "email" ? sink.takeArrivals() : receiver.takeArrivals()
+        let alertsByRun = try await database.alertIDs(of: runs, channel: channel)
+        let committed = Dictionary(uniqueKeysWithValues: commits)
+        var samples: [Double] = []
+        for (run, alert) in alertsByRun {
+            let key = channel == "email" ? "\(alert.postgresText).1@alertd" : "msg_\(alert.postgresText)"
+            guard let arrived = arrivals[key], let commit = committed[run] else { continue }
+            samples.append((arrived - commit).seconds * 1_000)
+        }
+        guard samples.count == count else {
+            throw BenchCluster.Failure(description: "\(channel) latency: \(samples.count) of \(count) alerts arrived on their first attempt")
+        }
+        return LatencySummary(samples)
+    }
+
+    /// Eight writers commit status changes as fast as they can, `changesPerTransaction` to a
+    /// transaction; alerts per second from the first commit to the last alert recorded sent.
+    private func throughput(_ integration: UUID, runs count: Int, alertsPerRun: Int, database: BenchDatabase, receiver: BenchReceiver, sink: BenchSMTPSink, alertd: AlertdUnderTest) async throws -> BenchResults.Throughput {
+        let runs = try await database.createRuns(integration, count: count)
+        let batches = stride(from: 0, to: runs.count, by: options.changesPerTransaction).map { Array(runs[$0..<min($0 + options.changesPerTransaction, runs.count)]) }
+        let start = ContinuousClock.now
+        let writing = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for writer in 0..<8 {
+                    let mine = stride(from: writer, to: batches.count, by: 8).map { batches[$0] }
+                    group.addTask {
+                        let connection = try await database.connect()
+                        defer { Task { await connection.close() } }
+                        for batch in mine {
+                            try await connection.query("UPDATE integration_sync_history SET status = 'failed' WHERE id = ANY ($1::uuid[])", [batch])
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            return ContinuousClock.now
+        }
+        let finished = try await waitUntilSent(database: database, runs: runs, alertsPerRun: alertsPerRun, receiver: receiver, sink: sink, alertd: alertd, timeout: .seconds(600))
+        let written = try await writing.value
+        _ = receiver.takeArrivals()
+        _ = sink.takeArrivals()
+        return BenchResults.Throughput(alerts: count * alertsPerRun, seconds: (finished - start).seconds, writesPerSecond: Double(count) / (written - start).seconds)
+    }
+
+    /// Polls the database until every alert of `runs` is recorded sent; when it was seen so.
+    private func waitUntilSent(database: BenchDatabase, runs: [UUID], alertsPerRun: Int, receiver: BenchReceiver, sink: BenchSMTPSink, alertd: AlertdUnderTest, timeout: Duration) async throws -> ContinuousClock.Instant {
+        let deadline = ContinuousClock.now + timeout
+        let expected = runs.count * alertsPerRun
+        while true {
+            let (sent, other) = try await database.outcomes(of: runs)
+            let now = ContinuousClock.now
+            if sent >= expected { return now }
+            progress.status("\(sent)/\(expected) recorded sent, RSS \(String(format: "%.1f", alertd.residentMiB)) MiB")
+            if other > 0 {
+                throw BenchCluster.Failure(description: "\(other) alerts ended other than sent; alertd's log ends:\n\(alertd.logTail)")
+            }
+            if let status = alertd.exitStatus {
+                throw BenchCluster.Failure(description: "alertd exited with status \(status) mid-phase; its log ends:\n\(alertd.logTail)")
+            }
+            if now > deadline {
+                throw BenchCluster.Failure(description: "only \(sent) of \(expected) alerts were sent within \(timeout)")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    /// Writers committing one status change per transaction, alertd not running: with the
+    /// trigger, and without it (disabled), twice each, alternately.
+    private func triggerCost(database: BenchDatabase) async throws -> (with: Double, without: Double) {
+        var with: [Double] = []
+        var without: [Double] = []
+        for round in 0..<4 {
+            let enabled = round % 2 == 1
+            try await database.admin.execute("ALTER TABLE integration_sync_history \(enabled ? "ENABLE" : "DISABLE") TRIGGER alertd_enqueue_on_status_change")
+            let runs = try await database.createRuns(database.webhookIntegration, count: options.triggerWriters * options.triggerUpdatesPerWriter)
+            let start = ContinuousClock.now
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for writer in 0..<options.triggerWriters {
+                    let mine = stride(from: writer, to: runs.count, by: options.triggerWriters).map { runs[$0] }
+                    group.addTask {
+                        let connection = try await database.connect()
+                        defer { Task { await connection.close() } }
+                        for run in mine {
+                            try await connection.query("UPDATE integration_sync_history SET status = 'failed' WHERE id = $1", [run])
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let rate = Double(runs.count) / (ContinuousClock.now - start).seconds
+            if enabled { with.append(rate) } else { without.append(rate) }
+            progress.status("\(enabled ? "with" : "without") the trigger: \(Int(rate)) changes/s")
+            if enabled {
+                // Their alerts stay out of the count of what must end sent.
+                try await database.admin.query("DELETE FROM integration_alert_history WHERE sync_history_id = ANY ($1::uuid[])", [runs])
+            }
+        }
+        try await database.admin.execute("ALTER TABLE integration_sync_history ENABLE TRIGGER alertd_enqueue_on_status_change")
+        return (with.reduce(0, +) / Double(with.count), without.reduce(0, +) / Double(without.count))
+    }
+
+    // MARK: The harness alone
+
+    /// Webhooks posted with libcurl multi, 64 connections, as fast as the receiver takes them.
+    static func measureReceiver(_ receiver: BenchReceiver, requests: Int) async throws -> Double {
+        var settings = WebhookClient.Settings()
+        settings.concurrency = 64
+        settings.perHost = 64
+        settings.policy = try DestinationPolicy.parse(allowList: "127.0.0.1")
+        let client = WebhookClient(settings: settings)
+        let body = Data(#"{"type":"sync.failure","data":{"alert":{"id":"harness"}}}"#.utf8)
+        let start = ContinuousClock.now
+        let delivered = await withTaskGroup(of: Bool.self) { group in
+            var inFlight = 0
+            var delivered = 0
+            for index in 0..<requests {
+                if inFlight >= 256, let ok = await group.next() {
+                    inFlight -= 1
+                    if ok { delivered += 1 }
+                }
+                group.addTask {
+                    let response = await client.send(WebhookRequest(url: "http://127.0.0.1:\(receiver.port)/harness", body: body, headers: [("Content-Type", "application/json"), ("webhook-id", "harness_\(index)")]))
+                    if case .answered(200, _, _) = response { return true }
+                    return false
+                }
+                inFlight += 1
+            }
+            for await ok in group where ok { delivered += 1 }
+            return delivered
+        }
+        let seconds = (ContinuousClock.now - start).seconds
+        _ = receiver.takeArrivals()
+        guard delivered == requests else { throw BenchCluster.Failure(description: "the receiver answered \(delivered) of \(requests) requests") }
+        return Double(requests) / seconds
+    }
+
+    /// Messages sent with libesmtp, a thousand to a session, as fast as the sink takes them.
+    static func measureSink(_ sink: BenchSMTPSink, messages: Int) async throws -> Double {
+        let parsed = SMTPSettings.parse(url: "smtp://127.0.0.1:\(sink.port)", from: "harness@bench.alertd.test", tls: "none", caFile: nil, allowInsecureAuth: false, timeout: .seconds(30))
+        guard let settings = parsed.settings else { throw BenchCluster.Failure(description: parsed.problems.joined(separator: "; ")) }
+        let client = SMTPClient(settings: settings)
+        let start = ContinuousClock.now
+        var accepted = 0
+        for session in stride(from: 0, to: messages, by: 1_000) {
+            let batch = (session..<min(session + 1_000, messages)).map { index in
+                EmailMessage(from: settings.from, to: ["ops@example.com"], subject: "harness \(index)", text: "A sync run failed.", html: "<p>A sync run failed.</p>", messageID: "harness-\(index)@alertd", date: Date())
+            }
+            let results = await client.send(batch)
+            accepted += results.filter { $0.message?.isSuccess == true }.count
+        }
+        let seconds = (ContinuousClock.now - start).seconds
+        _ = sink.takeArrivals()
+        guard accepted == messages else { throw BenchCluster.Failure(description: "the SMTP sink accepted \(accepted) of \(messages) messages") }
+        return Double(messages) / seconds
+    }
+}
+
+/// Progress on standard error: one line rewritten in place on a terminal, else a line every few
+/// seconds.
+final class Progress: @unchecked Sendable {
+    // Invariant: `lastLine` and `phaseName` are read and written with `lock` held.
+    private let lock = NSLock()
+    private let interactive: Bool
+    private var lastLine = ContinuousClock.now
+    private var phaseName = ""
+    private let started = ContinuousClock.now
+
+    init(interactive: Bool) {
+        self.interactive = interactive
+    }
+
+    func phase(_ name: String) {
+        lock.withLock {
+            phaseName = name
+            write((interactive ? "\r\u{1B}[K" : "") + "bench [\(elapsed)] \(name)\n")
+        }
+    }
+
+    func status(_ text: String) {
+        lock.withLock {
+            if interactive {
+                write("\r\u{1B}[K  \(text)")
+            } else if ContinuousClock.now - lastLine >= .seconds(5) {
+                lastLine = .now
+                write("bench [\(elapsed)]   \(text)\n")
+            }
+        }
+    }
+
+    func done() {
+        lock.withLock { write((interactive ? "\r\u{1B}[K" : "") + "bench [\(elapsed)] done\n") }
+    }
+
+    private var elapsed: String {
+        let seconds = Int((ContinuousClock.now - started).seconds)
+        return String(format: "%d:%02d", seconds / 60, seconds % 60)
+    }
+
+    private func write(_ text: String) {
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let parts = components
+        return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
+    }
+}
