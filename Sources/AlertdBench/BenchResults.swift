@@ -40,6 +40,8 @@ public struct BenchResults: Sendable {
     }
 
     public var cores = ProcessInfo.processInfo.activeProcessorCount
+    /// The phases run: latency, throughput, backlog, trigger.
+    public var phases: Set<String> = ["latency", "throughput", "backlog", "trigger"]
     public var receiverRequestsPerSecond = 0.0
     public var sinkMessagesPerSecond = 0.0
     public var offeredRate = 0
@@ -66,6 +68,7 @@ public struct BenchResults: Sendable {
     public var json: [String: Any] {
         [
             "machine_cores": cores,
+            "phases": phases.sorted(),
             "harness": ["receiver_requests_per_s": receiverRequestsPerSecond.rounded(), "smtp_sink_messages_per_s": sinkMessagesPerSecond.rounded()],
             "offered_rate_per_s": offeredRate,
             "webhook_latency_ms": webhookLatency.json,
@@ -111,6 +114,12 @@ public struct BenchResults: Sendable {
             ("harness alone: receiver / SMTP sink", "\(number(receiverRequestsPerSecond))/s / \(number(sinkMessagesPerSecond))/s", "", ""),
             ("alerts sent / expected", "\(sent) / \(expectedSent)", "all", verdict(sent == expectedSent)),
         ]
+        // Rows of phases not run say so instead of a figure.
+        let phaseOfRow = ["webhook latency": "latency", "email latency": "latency", "webhooks sustained": "throughput", "email sustained": "throughput", "mix": "throughput", "backlog": "backlog", "writers'": "trigger", "CPU per": "backlog"]
+        rows = rows.map { row in
+            guard let phase = phaseOfRow.first(where: { row.0.hasPrefix($0.key) })?.value, !phases.contains(phase) else { return row }
+            return (row.0, "not run", row.2, "")
+        }
         rows.insert(("measure", "result", "target", ""), at: 0)
         let widths = (0..<3).map { column in rows.map { [$0.0, $0.1, $0.2][column].count }.max() ?? 0 }
         return rows.map { row in

@@ -25,6 +25,8 @@ public struct Benchmark: Sendable {
         /// Status changes committed per transaction by the writers of the throughput phases.
         public var changesPerTransaction = 10
         public var postgresBinaries: String?
+        /// The phases to run (all by default).
+        public var phases: Set<Phase> = Set(Phase.allCases)
         /// The alertd executable to measure.
         public var alertd: String
 
@@ -47,6 +49,10 @@ public struct Benchmark: Sendable {
         }
     }
 
+    public enum Phase: String, CaseIterable, Sendable {
+        case latency, throughput, backlog, trigger
+    }
+
     public let options: Options
     let progress: Progress
 
@@ -59,6 +65,7 @@ public struct Benchmark: Sendable {
 
     public func run() async throws -> BenchResults {
         var results = BenchResults()
+        results.phases = Set(options.phases.map(\.rawValue))
         results.offeredRate = options.rate
         results.writers = options.triggerWriters
 
@@ -98,38 +105,45 @@ public struct Benchmark: Sendable {
         try await Task.sleep(for: .seconds(2))
         results.rssIdleMiB = alertd.residentMiB
 
-        progress.phase("webhook latency at \(options.rate)/s for \(options.latencySeconds) s")
-        results.webhookLatency = try await latency(database.webhookIntegration, channel: "webhook", database: database, receiver: receiver, sink: sink, alertd: alertd)
-        progress.phase("email latency at \(options.rate)/s for \(options.latencySeconds) s")
-        results.emailLatency = try await latency(database.emailIntegration, channel: "email", database: database, receiver: receiver, sink: sink, alertd: alertd)
-
-        progress.phase("webhooks as fast as they come: \(options.webhookRuns) alerts")
-        results.webhooks = try await throughput(database.webhookIntegration, runs: options.webhookRuns, alertsPerRun: 1, database: database, receiver: receiver, sink: sink, alertd: alertd)
-        progress.phase("email as fast as it comes: \(options.emailRuns) messages")
-        results.emails = try await throughput(database.emailIntegration, runs: options.emailRuns, alertsPerRun: 1, database: database, receiver: receiver, sink: sink, alertd: alertd)
-        progress.phase("email and webhooks together: \(options.mixRuns * 2) alerts")
-        results.mix = try await throughput(database.mixIntegration, runs: options.mixRuns, alertsPerRun: 2, database: database, receiver: receiver, sink: sink, alertd: alertd)
+        if options.phases.contains(.latency) {
+            progress.phase("webhook latency at \(options.rate)/s for \(options.latencySeconds) s")
+            results.webhookLatency = try await latency(database.webhookIntegration, channel: "webhook", database: database, receiver: receiver, sink: sink, alertd: alertd)
+            progress.phase("email latency at \(options.rate)/s for \(options.latencySeconds) s")
+            results.emailLatency = try await latency(database.emailIntegration, channel: "email", database: database, receiver: receiver, sink: sink, alertd: alertd)
+        }
+        if options.phases.contains(.throughput) {
+            progress.phase("webhooks as fast as they come: \(options.webhookRuns) alerts")
+            results.webhooks = try await throughput(database.webhookIntegration, runs: options.webhookRuns, alertsPerRun: 1, database: database, receiver: receiver, sink: sink, alertd: alertd)
+            progress.phase("email as fast as it comes: \(options.emailRuns) messages")
+            results.emails = try await throughput(database.emailIntegration, runs: options.emailRuns, alertsPerRun: 1, database: database, receiver: receiver, sink: sink, alertd: alertd)
+            progress.phase("email and webhooks together: \(options.mixRuns * 2) alerts")
+            results.mix = try await throughput(database.mixIntegration, runs: options.mixRuns, alertsPerRun: 2, database: database, receiver: receiver, sink: sink, alertd: alertd)
+        }
         results.rssPeakMiB = alertd.peakResidentMiB
         guard await alertd.stop() == 0 else { throw BenchCluster.Failure(description: "alertd did not stop cleanly: \(alertd.logTail)") }
 
-        progress.phase("a backlog of \(options.backlog) webhooks, queued while alertd is down")
-        let backlogRuns = try await database.createRuns(database.webhookIntegration, count: options.backlog)
-        try await database.fail(backlogRuns, perStatement: 20_000)
-        try await database.admin.execute("ANALYZE integration_alert_history")
-        alertd = try await AlertdUnderTest.start(options.alertd, environment: environment, name: "backlog", waitUntilReady: false)
-        let cpuBefore = alertd.cpuSeconds
-        let drained = try await waitUntilSent(database: database, runs: backlogRuns, alertsPerRun: 1, receiver: receiver, sink: sink, alertd: alertd, timeout: .seconds(600))
-        results.backlogAlerts = options.backlog
-        results.backlogDrainSeconds = (drained - alertd.startedAt).seconds
-        results.cpuSecondsPer1000 = (alertd.cpuSeconds - cpuBefore) / (Double(options.backlog) / 1_000)
-        results.rssPeakMiB = max(results.rssPeakMiB, alertd.peakResidentMiB)
-        guard await alertd.stop() == 0 else { throw BenchCluster.Failure(description: "alertd did not stop cleanly: \(alertd.logTail)") }
-        _ = receiver.takeArrivals()
+        if options.phases.contains(.backlog) {
+            progress.phase("a backlog of \(options.backlog) webhooks, queued while alertd is down")
+            let backlogRuns = try await database.createRuns(database.webhookIntegration, count: options.backlog)
+            try await database.fail(backlogRuns, perStatement: 20_000)
+            try await database.admin.execute("ANALYZE integration_alert_history")
+            alertd = try await AlertdUnderTest.start(options.alertd, environment: environment, name: "backlog", waitUntilReady: false)
+            let cpuBefore = alertd.cpuSeconds
+            let drained = try await waitUntilSent(database: database, runs: backlogRuns, alertsPerRun: 1, receiver: receiver, sink: sink, alertd: alertd, timeout: .seconds(600))
+            results.backlogAlerts = options.backlog
+            results.backlogDrainSeconds = (drained - alertd.startedAt).seconds
+            results.cpuSecondsPer1000 = (alertd.cpuSeconds - cpuBefore) / (Double(options.backlog) / 1_000)
+            results.rssPeakMiB = max(results.rssPeakMiB, alertd.peakResidentMiB)
+            guard await alertd.stop() == 0 else { throw BenchCluster.Failure(description: "alertd did not stop cleanly: \(alertd.logTail)") }
+            _ = receiver.takeArrivals()
+        }
 
-        progress.phase("\(options.triggerWriters) writers with and without the trigger")
-        let ratio = try await triggerCost(database: database)
-        results.writesWithTrigger = ratio.with
-        results.writesWithoutTrigger = ratio.without
+        if options.phases.contains(.trigger) {
+            progress.phase("\(options.triggerWriters) writers with and without the trigger")
+            let ratio = try await triggerCost(database: database)
+            results.writesWithTrigger = ratio.with
+            results.writesWithoutTrigger = ratio.without
+        }
 
         let counts = try await database.sentCounts()
         results.expectedSent = counts.expected

@@ -34,6 +34,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Concurrent writers in the trigger-cost phase.")
     var writers = 8
 
+    @Option(help: "Run only this phase: latency, throughput, backlog or trigger (repeatable; default every one).")
+    var only: [String] = []
+
     @Flag(help: "Every phase with small numbers: a check that the benchmark works, not a measurement.")
     var quick = false
 
@@ -44,6 +47,9 @@ struct BenchCommand: AsyncParsableCommand {
     var json: String?
 
     func validate() throws {
+        for phase in only where Benchmark.Phase(rawValue: phase) == nil {
+            throw ValidationError("--only takes latency, throughput, backlog or trigger, not \(phase).")
+        }
         guard rate > 0, seconds > 0, backlog > 0, webhookRuns > 0, emailRuns > 0, writers > 0 else {
             throw ValidationError("--rate, --seconds, --backlog, --webhooks, --emails and --writers must be positive.")
         }
@@ -65,6 +71,7 @@ struct BenchCommand: AsyncParsableCommand {
                 options.triggerWriters = writers
             }
             options.postgresBinaries = postgresBinaries
+            if !only.isEmpty { options.phases = Set(only.compactMap(Benchmark.Phase.init(rawValue:))) }
             results = try await Benchmark(options: options, interactive: isatty(STDERR_FILENO) == 1).run()
         } catch {
             throw reportFailure(error)

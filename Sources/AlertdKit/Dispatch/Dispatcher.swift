@@ -349,9 +349,8 @@ public final class Dispatcher: Sendable {
 
     func deliverWebhook(_ alert: ClaimedAlert, startedAt: Date, clock: ContinuousClock.Instant) async -> AttemptOutcome {
         let context = AlertContext(alert: alert, linkBase: configuration.linkBaseURL, now: startedAt)
-        let message = templates.renderMessage(context)
         var result = AttemptOutcome(alertID: alert.id, attempt: alert.attempt, result: .failed, startedAt: startedAt, duration: .zero)
-        result.subject = message.subject
+        result.subject = templates.renderSubject(context)
 
         let decision: DeliveryDecision
         if alert.recipients.first.map({ $0.isEmpty }) ?? true {

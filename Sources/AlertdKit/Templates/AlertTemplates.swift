@@ -67,6 +67,11 @@ public struct AlertTemplates: Sendable {
         )
     }
 
+    /// Renders the subject alone: what a webhook's audit keeps of the message.
+    public func renderSubject(_ context: AlertContext) -> String {
+        Self.singleLine(render("\(context.templateType).subject", context), limit: 250)
+    }
+
     /// Renders the webhook body; it is checked to be JSON, so a broken override fails clearly.
     public func renderWebhookBody(_ context: AlertContext) throws -> Data {
         let body = Data(render("webhook.json", context).utf8)
