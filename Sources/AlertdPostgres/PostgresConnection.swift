@@ -105,6 +105,12 @@ public final class PostgresConnection: Sendable {
         try await withSession { session in try session.query(sql, parameters) }
     }
 
+    /// Runs one statement prepared once on this connection (see `PostgresSession.preparedQuery`).
+    @discardableResult
+    public func preparedQuery(_ sql: String, _ parameters: [(any PostgresEncodable)?] = []) async throws -> PostgresRows {
+        try await withSession { session in try session.preparedQuery(sql, parameters) }
+    }
+
     /// Runs SQL text that may hold several statements and no parameters.
     @discardableResult
     public func execute(_ script: String) async throws -> PostgresRows {

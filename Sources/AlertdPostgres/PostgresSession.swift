@@ -18,6 +18,8 @@ public final class PostgresSession {
     private var inTransaction = false
     /// Called after a broken connection has been made again.
     var onReconnect: (@Sendable () -> Void)?
+    /// Statements prepared on this connection, by their text.
+    private var prepared: [String: String] = [:]
 
     private init(connectionString: PostgresConnectionString) {
         self.connectionString = connectionString
@@ -59,6 +61,7 @@ public final class PostgresSession {
             )
         }
         self.connection = connection
+        prepared = [:]
         let context = Unmanaged.passUnretained(self).toOpaque()
         // The session owns the connection and frees it in deinit, so it outlives every notice.
         PQsetNoticeProcessor(connection, { context, message in
@@ -133,6 +136,47 @@ public final class PostgresSession {
         let result = awaitResult(sent: sent)
         defer { PQclear(result) }
         return try rows(of: result)
+    }
+
+    /// Runs one statement like `query`, prepared on this connection the first time it is run
+    /// and executed by name after that: the server parses and plans it once, not every time.
+    /// For the statements a loop runs many times; the connection keeps each one until it closes.
+    @discardableResult
+    public func preparedQuery(_ sql: String, _ parameters: [(any PostgresEncodable)?] = []) throws(PostgresError) -> PostgresRows {
+        try preparedQuery(sql, parameters, mayPrepareAgain: true)
+    }
+
+    private func preparedQuery(_ sql: String, _ parameters: [(any PostgresEncodable)?], mayPrepareAgain: Bool) throws(PostgresError) -> PostgresRows {
+        try ensureConnected()
+        let name: String
+        if let existing = prepared[sql] {
+            name = existing
+        } else {
+            name = "alertd_\(prepared.count + 1)"
+            let result = awaitResult(sent: PQsendPrepare(connection, name, sql, Int32(parameters.count), nil))
+            defer { PQclear(result) }
+            _ = try rows(of: result)
+            prepared[sql] = name
+        }
+        let texts = parameters.map { parameter -> UnsafeMutablePointer<CChar>? in
+            guard let parameter, (parameter as? PostgresNullable)?.isNull != true else { return nil }
+            return strdup(parameter.postgresText)
+        }
+        defer { texts.forEach { free($0) } }
+        let sent = texts.map { UnsafePointer($0) }.withUnsafeBufferPointer { buffer in
+            PQsendQueryPrepared(connection, name, Int32(texts.count), buffer.baseAddress, nil, nil, 0)
+        }
+        let result = awaitResult(sent: sent)
+        defer { PQclear(result) }
+        do {
+            return try rows(of: result)
+        } catch where error.sqlState == "0A000" && mayPrepareAgain && !inTransaction {
+            // "cached plan must not change result type": a migration changed a table under the
+            // statement. Prepared again, once.
+            _ = try? execute("DEALLOCATE \(name)")
+            prepared[sql] = nil
+            return try preparedQuery(sql, parameters, mayPrepareAgain: false)
+        }
     }
 
     /// Runs SQL text that may hold several statements and no parameters (a migration file, say),

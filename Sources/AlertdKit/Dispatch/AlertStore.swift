@@ -20,7 +20,7 @@ public struct AlertStore: Sendable {
     /// Webhooks to the hosts in `excludingDestinations` (those with as many in flight as allowed)
     /// are left for later. Fields a tenant types in are cut to a length a message can carry.
     public func claim(limit: Int, channels: [String], lease: Duration, excludingDestinations: [String] = []) async throws -> [ClaimedAlert] {
-        let rows = try await connection.query(
+        let rows = try await connection.preparedQuery(
             """
             WITH due AS (
               SELECT id
@@ -123,7 +123,7 @@ public struct AlertStore: Sendable {
     @discardableResult
     public func record(_ outcomes: [AttemptOutcome]) async throws -> Set<UUID> {
         guard !outcomes.isEmpty else { return [] }
-        let rows = try await connection.query(
+        let rows = try await connection.preparedQuery(
             """
             WITH r AS (
               SELECT *
@@ -180,7 +180,7 @@ public struct AlertStore: Sendable {
     /// due again at once, for any instance, and the attempt is not counted.
     public func release(_ ids: [UUID]) async throws {
         guard !ids.isEmpty else { return }
-        try await connection.query(
+        try await connection.preparedQuery(
             """
             UPDATE integration_alert_history
                SET locked_by = NULL, locked_until = NULL, attempt_count = greatest(attempt_count - 1, 0)
@@ -193,7 +193,7 @@ public struct AlertStore: Sendable {
     /// Extends the leases this instance still holds on `ids` to `lease` from now.
     public func renew(_ ids: [UUID], lease: Duration) async throws {
         guard !ids.isEmpty else { return }
-        try await connection.query(
+        try await connection.preparedQuery(
             """
             UPDATE integration_alert_history
                SET locked_until = now() + make_interval(secs => $3)
@@ -206,7 +206,7 @@ public struct AlertStore: Sendable {
     /// When the next pending alert of `channels` falls due (a retry, or a lease running out); nil
     /// when none is pending.
     public func nextDue(channels: [String]) async throws -> Date? {
-        try await connection.query(
+        try await connection.preparedQuery(
             """
             SELECT min(greatest(next_attempt_at, coalesce(locked_until, next_attempt_at))) AS due
               FROM integration_alert_history

@@ -107,7 +107,7 @@ public final class Dispatcher: Sendable {
                     case .notification:
                         break
                     }
-                    wake.signal()
+                    wake.notify()
                 }
             }
             defer { listening.cancel() }
@@ -127,42 +127,69 @@ public final class Dispatcher: Sendable {
     }
 
     /// Claims due alerts while there is room in flight, and starts their deliveries.
+    ///
+    /// A host with more due webhooks than it may have in flight (a backlog, or a slow receiver)
+    /// is "deep": claims are then sized to its free places, taken once a quarter of them are free,
+    /// so that no claim takes rows only to give them back. While every deep host is full, the
+    /// table is searched for other hosts' work at most every `otherWorkInterval` (sooner after a
+    /// notification), since that search reads past the deep hosts' backlogs.
     private func claimAndDeliver(store: AlertStore, inFlight: InFlightAlerts, outcomes: OutcomeQueue, shutdown: ShutdownSignal) async {
         // libcurl opens at most `perHost` connections to a host and queues the rest; a few
         // times that many in flight keeps every connection busy, while a receiver that never
         // answers still holds a bounded share.
         let perHost = configuration.webhook.perHost * Self.queuedPerConnection
         var failures = 0
+        var deep: Set<String> = []
+        var lastOtherWorkSearch = ContinuousClock.now - Self.otherWorkInterval
         while !shutdown.isRequested {
             let room = configuration.maxInFlight - inFlight.count
             guard room > 0 else {
                 await wake.wait(timeout: configuration.pollInterval)
                 continue
             }
+            var limit = min(configuration.batchSize, room)
+            let searchOtherWork = deep.isEmpty || ContinuousClock.now - lastOtherWorkSearch >= Self.otherWorkInterval || wake.notified
+            if !deep.isEmpty {
+                let free = deep.reduce(0) { $0 + max(0, perHost - inFlight.count(to: $1)) }
+                if searchOtherWork {
+                    limit = min(limit, max(free, configuration.batchSize / 4))
+                } else if free >= max(1, perHost / 4) {
+                    limit = min(limit, free)
+                } else {
+                    await wake.wait(timeout: Self.otherWorkInterval)
+                    continue
+                }
+            }
             // One SMTP session at a time: email claimed while one is under way would only wait
             // in line for it, its lease running; left in the table, it joins the next session.
             let channels = inFlight.sendingEmail ? configuration.channels.filter { $0 != "email" } : configuration.channels
             do {
+                let saturated = inFlight.saturatedDestinations(limit: perHost)
+                if searchOtherWork { lastOtherWorkSearch = .now }
+                wake.clearNotified()
                 let claimed = channels.isEmpty ? [] : try await store.claim(
-                    limit: min(configuration.batchSize, room), channels: channels, lease: configuration.lease,
-                    excludingDestinations: inFlight.saturatedDestinations(limit: perHost)
+                    limit: limit, channels: channels, lease: configuration.lease, excludingDestinations: saturated
                 )
                 failures = 0
                 metrics.setDatabaseError(nil)
+                if claimed.count < limit {
+                    // The due work is all out: no host is deep now.
+                    deep = deep.filter { saturated.contains($0) }
+                }
                 if claimed.isEmpty {
                     // With deliveries out, their end is the next thing to happen; else the next due alert.
-                    await wake.wait(timeout: inFlight.count > 0 ? configuration.pollInterval : try await nextWait(store))
+                    await wake.wait(timeout: inFlight.count > 0 ? (deep.isEmpty ? configuration.pollInterval : Self.otherWorkInterval) : try await nextWait(store))
                     continue
                 }
                 let (admitted, excess) = inFlight.admit(claimed, perDestination: perHost)
                 start(admitted, inFlight: inFlight, outcomes: outcomes)
                 metrics.setInFlight(inFlight.count)
+                deep.formUnion(saturated)
                 if !excess.isEmpty {
-                    // More for one host than may be in flight: given back unattempted, for later.
-                    // Claiming again at once would only scan past that host's backlog; the next
-                    // delivery to finish (or a notification) frees a place first.
+                    // More for one host than may be in flight: given back unattempted, for later,
+                    // and the host's next claims are sized to its free places.
+                    deep.formUnion(excess.compactMap(\.destination))
                     try await store.release(excess.map(\.id))
-                    await wake.wait(timeout: configuration.pollInterval)
                 }
             } catch {
                 failures += 1
@@ -173,6 +200,9 @@ public final class Dispatcher: Sendable {
             }
         }
     }
+
+    /// While every host with a backlog is full, how often the table is searched for other work.
+    static let otherWorkInterval: Duration = .milliseconds(250)
 
     /// Starts the deliveries of claimed alerts: the email alerts together in one SMTP session,
     /// each webhook on its own.
@@ -542,6 +572,11 @@ final class InFlightAlerts: @unchecked Sendable {
     /// Claimed alerts with no outcome yet.
     var undelivered: [UUID] {
         lock.withLock { Array(awaitingOutcome) }
+    }
+
+    /// Webhooks in flight to `destination`.
+    func count(to destination: String) -> Int {
+        lock.withLock { perDestination[destination, default: 0] }
     }
 
     /// Hosts with `limit` webhooks or more in flight.
