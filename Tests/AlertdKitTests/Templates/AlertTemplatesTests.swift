@@ -81,6 +81,43 @@ import Testing
         #expect((json?["data"] as? [String: Any])?["sync"] is NSNull)
     }
 
+    /// The stock webhook.json opens each object with a section on it (`{{#sync}}...{{/sync}}`),
+    /// which renders several times faster than the earlier form, whose every name walked the
+    /// context from a pushed string (`{{#sync.id}}...{{sync.endpoint}}`). Its output must not
+    /// change by a byte: compared with the earlier template over every shape of context.
+    @Test func theWebhookBodyIsByteForByteWhatTheEarlierTemplateGave() async throws {
+        let current = try await AlertTemplates.load(from: Self.directory)
+        let earlier = try await AlertTemplates.load(from: try Self.copyOfTemplates { copy in
+            try FileManager.default.removeItem(at: copy.appending(path: "webhook.json.mustache"))
+            try FileManager.default.copyItem(
+                at: TestPostgres.packageRoot.appending(path: "Tests/AlertdKitTests/Fixtures/webhook.json.before-sections.mustache"),
+                to: copy.appending(path: "webhook.json.mustache")
+            )
+        })
+        let full = Self.alert()
+        let hostile = Self.alert(error: Self.hostile, name: Self.hostile)
+        let success = Self.alert(type: "success", error: nil)
+        var sparse = Self.alert(error: "")
+        sparse = ClaimedAlert(
+            id: sparse.id, type: "warning", channel: "webhook", origin: "trigger", recipients: sparse.recipients, attempt: 1, maxAttempts: 3, createdAt: nil,
+            integration: .init(id: UUID(), name: nil, type: "adp", environment: "sandbox", tenantID: UUID()),
+            sync: .init(
+                id: UUID(), endpoint: "payroll", status: "partial", startedAt: Date(timeIntervalSince1970: 1_763_807_400), completedAt: nil, durationSeconds: nil,
+                recordsSynced: 5, recordsFailed: 1, recordsSkipped: 0, errorMessage: nil, retryCount: 3, maxRetries: 3, retryAt: nil, triggeredBy: "manual"
+            )
+        )
+        let test = ClaimedAlert.test(channel: "webhook", recipients: ["https://hooks.example.com/t"])
+        let now = Date(timeIntervalSince1970: 1_763_807_600)
+        for alert in [full, hostile, success, sparse, test] {
+            for link in [nil, "https://app.example.com/"] {
+                let context = AlertContext(alert: alert, linkBase: link, now: now)
+                let mine = String(decoding: try current.renderWebhookBody(context), as: UTF8.self)
+                let theirs = String(decoding: try earlier.renderWebhookBody(context), as: UTF8.self)
+                #expect(mine == theirs, "\(alert.type) \(alert.origin) link \(link ?? "none"):\n\(mine)\n---\n\(theirs)")
+            }
+        }
+    }
+
     static func copyOfTemplates(_ edit: (URL) throws -> Void) throws -> URL {
         let copy = FileManager.default.temporaryDirectory.appending(path: "alertd-templates-\(UUID().uuidString)")
         try FileManager.default.copyItem(at: directory, to: copy)
