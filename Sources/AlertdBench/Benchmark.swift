@@ -23,7 +23,7 @@ public struct Benchmark: Sendable {
         public var triggerWriters = 8
         public var triggerUpdatesPerWriter = 400
         /// Status changes committed per transaction by the writers of the throughput phases.
-        public var changesPerTransaction = 10
+        public var changesPerTransaction = 100
         public var postgresBinaries: String?
         /// The phases to run (all by default).
         public var phases: Set<Phase> = Set(Phase.allCases)

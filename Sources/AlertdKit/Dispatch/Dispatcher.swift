@@ -107,7 +107,7 @@ public final class Dispatcher: Sendable {
                     case .notification:
                         break
                     }
-                    wake.notify()
+                    wake.signal()
                 }
             }
             defer { listening.cancel() }
@@ -131,8 +131,8 @@ public final class Dispatcher: Sendable {
     /// A host with more due webhooks than it may have in flight (a backlog, or a slow receiver)
     /// is "deep": claims are then sized to its free places, taken once a quarter of them are free,
     /// so that no claim takes rows only to give them back. While every deep host is full, the
-    /// table is searched for other hosts' work at most every `otherWorkInterval` (sooner after a
-    /// notification), since that search reads past the deep hosts' backlogs.
+    /// table is searched for other hosts' work at most every `otherWorkInterval`, since that
+    /// search reads past the deep hosts' backlogs.
     private func claimAndDeliver(store: AlertStore, inFlight: InFlightAlerts, outcomes: OutcomeQueue, shutdown: ShutdownSignal) async {
         // libcurl opens at most `perHost` connections to a host and queues the rest; a few
         // times that many in flight keeps every connection busy, while a receiver that never
@@ -148,7 +148,9 @@ public final class Dispatcher: Sendable {
                 continue
             }
             var limit = min(configuration.batchSize, room)
-            let searchOtherWork = deep.isEmpty || ContinuousClock.now - lastOtherWorkSearch >= Self.otherWorkInterval || wake.notified
+            // Notifications do not hasten it: under a stream of writes they come every few
+            // milliseconds, and each search reads past every deep host's backlog.
+            let searchOtherWork = deep.isEmpty || ContinuousClock.now - lastOtherWorkSearch >= Self.otherWorkInterval
             if !deep.isEmpty {
                 let free = deep.reduce(0) { $0 + max(0, perHost - inFlight.count(to: $1)) }
                 if searchOtherWork {
@@ -166,7 +168,6 @@ public final class Dispatcher: Sendable {
             do {
                 let saturated = inFlight.saturatedDestinations(limit: perHost)
                 if searchOtherWork { lastOtherWorkSearch = .now }
-                wake.clearNotified()
                 let claimed = channels.isEmpty ? [] : try await store.claim(
                     limit: limit, channels: channels, lease: configuration.lease, excludingDestinations: saturated
                 )
