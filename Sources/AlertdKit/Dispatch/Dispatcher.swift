@@ -63,6 +63,7 @@ public final class Dispatcher: Sendable {
         do {
             connections = try await connecting.value
         } catch where shutdown.isRequested {
+            await webhooks.shutdown()
             logger.info("alertd stopped before the database answered")
             return
         }
@@ -123,6 +124,7 @@ public final class Dispatcher: Sendable {
         }
         outcomes.close()
         await recorder.value
+        await webhooks.shutdown()
         logger.info("alertd stopped", metadata: ["instance": "\(configuration.instance)"])
     }
 

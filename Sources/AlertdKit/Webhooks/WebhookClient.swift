@@ -52,6 +52,13 @@ public final class WebhookClient: Sendable {
         engine.stop()
     }
 
+    /// Stops the transfer thread and waits until libcurl's handles are cleaned up, so that no
+    /// libcurl or OpenSSL call is under way when the process exits. Later sends fail at once.
+    public func shutdown() async {
+        engine.stop()
+        await engine.stopped()
+    }
+
     /// curl_global_init is not thread-safe: run it once, before any handle exists.
     private static let initialiseCurl: Void = {
         curl_global_init(Int(CURL_GLOBAL_DEFAULT))
@@ -100,6 +107,9 @@ public final class WebhookClient: Sendable {
         private let lock = NSLock()
         private var incoming: [Transfer] = []
         private var stopping = false
+        /// Told when the thread has ended (`stopped()`); read and written with `lock` held.
+        private var ended = false
+        private var endWaiters: [CheckedContinuation<Void, Never>] = []
         private let multi: UnsafeMutableRawPointer
         private var running: [UnsafeMutableRawPointer: Transfer] = [:]
         private var spare: [UnsafeMutableRawPointer] = []
@@ -133,9 +143,11 @@ public final class WebhookClient: Sendable {
         /// Ends the thread; transfers still running are answered as failed.
         func stop() {
             lock.lock()
+            let alreadyEnded = ended
             stopping = true
+            // Woken under the lock: once the thread has ended, the multi handle is gone.
+            if !alreadyEnded { curl_multi_wakeup(multi) }
             lock.unlock()
-            curl_multi_wakeup(multi)
         }
 
         private func loop() {
@@ -168,6 +180,26 @@ public final class WebhookClient: Sendable {
             for easy in spare { curl_easy_cleanup(easy) }
             spare.removeAll()
             curl_multi_cleanup(multi)
+            lock.lock()
+            ended = true
+            let waiters = endWaiters
+            endWaiters = []
+            lock.unlock()
+            waiters.forEach { $0.resume() }
+        }
+
+        /// Returns once the thread has ended, its handles cleaned up (after `stop()`).
+        func stopped() async {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                lock.lock()
+                if ended {
+                    lock.unlock()
+                    continuation.resume()
+                } else {
+                    endWaiters.append(continuation)
+                    lock.unlock()
+                }
+            }
         }
 
         private func start(_ transfer: Transfer) {
