@@ -108,7 +108,7 @@ public final class Dispatcher: Sendable {
                     case .notification:
                         break
                     }
-                    wake.signal()
+                    wake.notify()
                 }
             }
             defer { listening.cancel() }
@@ -133,8 +133,9 @@ public final class Dispatcher: Sendable {
     /// A host with more due webhooks than it may have in flight (a backlog, or a slow receiver)
     /// is "deep": claims are then sized to its free places, taken once a quarter of them are free,
     /// so that no claim takes rows only to give them back. While every deep host is full, the
-    /// table is searched for other hosts' work at most every `otherWorkInterval`, since that
-    /// search reads past the deep hosts' backlogs.
+    /// table is searched for other hosts' work every `otherWorkInterval`, or
+    /// `notifiedOtherWorkInterval` after a notification, and no more often: that search reads
+    /// past the deep hosts' backlogs.
     private func claimAndDeliver(store: AlertStore, inFlight: InFlightAlerts, outcomes: OutcomeQueue, shutdown: ShutdownSignal) async {
         // libcurl opens at most `perHost` connections to a host and queues the rest; a few
         // times that many in flight keeps every connection busy, while a receiver that never
@@ -150,9 +151,12 @@ public final class Dispatcher: Sendable {
                 continue
             }
             var limit = min(configuration.batchSize, room)
-            // Notifications do not hasten it: under a stream of writes they come every few
-            // milliseconds, and each search reads past every deep host's backlog.
-            let searchOtherWork = deep.isEmpty || ContinuousClock.now - lastOtherWorkSearch >= Self.otherWorkInterval
+            // A notification hastens it, to `notifiedOtherWorkInterval`: new alerts may be for
+            // a host with room. Not sooner: under a stream of writes notifications come every
+            // few milliseconds, and each search reads past every deep host's backlog.
+            let sinceSearch = ContinuousClock.now - lastOtherWorkSearch
+            let searchOtherWork = deep.isEmpty || sinceSearch >= Self.otherWorkInterval
+                || (wake.notified && sinceSearch >= Self.notifiedOtherWorkInterval)
             if !deep.isEmpty {
                 let free = deep.reduce(0) { $0 + max(0, perHost - inFlight.count(to: $1)) }
                 if searchOtherWork {
@@ -160,7 +164,7 @@ public final class Dispatcher: Sendable {
                 } else if free >= max(1, perHost / 4) {
                     limit = min(limit, free)
                 } else {
-                    await wake.wait(timeout: Self.otherWorkInterval)
+                    await wake.wait(timeout: wake.notified ? Self.notifiedOtherWorkInterval : Self.otherWorkInterval)
                     continue
                 }
             }
@@ -169,7 +173,10 @@ public final class Dispatcher: Sendable {
             let channels = inFlight.sendingEmail ? configuration.channels.filter { $0 != "email" } : configuration.channels
             do {
                 let saturated = inFlight.saturatedDestinations(limit: perHost)
-                if searchOtherWork { lastOtherWorkSearch = .now }
+                if searchOtherWork {
+                    lastOtherWorkSearch = .now
+                    wake.clearNotified()
+                }
                 let claimed = channels.isEmpty ? [] : try await store.claim(
                     limit: limit, channels: channels, lease: configuration.lease, excludingDestinations: saturated
                 )
@@ -206,6 +213,8 @@ public final class Dispatcher: Sendable {
 
     /// While every host with a backlog is full, how often the table is searched for other work.
     static let otherWorkInterval: Duration = .milliseconds(250)
+    /// The same after a notification.
+    static let notifiedOtherWorkInterval: Duration = .milliseconds(50)
 
     /// Starts the deliveries of claimed alerts: the email alerts together in one SMTP session,
     /// each webhook on its own.

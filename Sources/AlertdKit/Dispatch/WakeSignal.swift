@@ -3,10 +3,24 @@ import Foundation
 /// Wakes the dispatcher: a notification arrived, the listener reconnected, or shutdown began.
 /// Signals while nobody waits are kept (as one), so none is lost between two waits.
 final class WakeSignal: @unchecked Sendable {
-    // Invariant: `pending` and `waiter` are read and written with `lock` held.
+    // Invariant: `pending`, `waiter` and `notifiedFlag` are read and written with `lock` held.
     private let lock = NSLock()
     private var pending = false
     private var waiter: CheckedContinuation<Void, Never>?
+    private var notifiedFlag = false
+
+    /// A signal from outside (a notification, a reconnect): new work may be for any host.
+    func notify() {
+        lock.withLock { notifiedFlag = true }
+        signal()
+    }
+
+    /// Whether `notify()` came since the last `clearNotified()`.
+    var notified: Bool { lock.withLock { notifiedFlag } }
+
+    func clearNotified() {
+        lock.withLock { notifiedFlag = false }
+    }
 
     func signal() {
         lock.lock()

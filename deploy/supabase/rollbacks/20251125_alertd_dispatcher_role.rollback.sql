@@ -32,6 +32,12 @@ BEGIN
       DROP ROLE alertd_dispatcher;
     EXCEPTION WHEN dependent_objects_still_exist OR object_in_use THEN
       RAISE NOTICE 'alertd_dispatcher is kept: other databases or roles still use it';
+    -- Roles belong to the whole cluster: a rollback in another database at the same moment may
+    -- drop it first ("does not exist") or change it meanwhile ("tuple concurrently updated").
+    WHEN undefined_object THEN
+      NULL;
+    WHEN internal_error THEN
+      RAISE NOTICE 'alertd_dispatcher is kept: another session changed it at the same time';
     END;
   END IF;
 END
