@@ -73,6 +73,23 @@ struct BenchDatabase: Sendable {
         }
     }
 
+    /// Fails the runs as `writers` concurrent connections would, each batch one transaction.
+    func fail(_ batches: [[UUID]], writers: Int) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for writer in 0..<writers {
+                let mine = stride(from: writer, to: batches.count, by: writers).map { batches[$0] }
+                group.addTask {
+                    let connection = try await connect()
+                    defer { Task { await connection.close() } }
+                    for batch in mine {
+                        try await connection.query("UPDATE integration_sync_history SET status = 'failed' WHERE id = ANY ($1::uuid[])", [batch])
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
     /// Alerts of the runs recorded sent, and those ended any other way.
     func outcomes(of runs: [UUID]) async throws -> (sent: Int, other: Int) {
         let row = try await admin.query(

@@ -71,18 +71,18 @@ public struct Benchmark: Sendable {
 
         progress.phase("starting PostgreSQL, the webhook receiver and the SMTP sink")
         let cluster = try await BenchCluster.start(binaries: options.postgresBinaries)
-        let receiver = try BenchReceiver.start()
-        let sink = try BenchSMTPSink.start()
+        let receiver = try BenchReceiver.start(threadName: "bench-http")
+        let sink = try BenchSMTPSink.start(threadName: "bench-smtp")
         do {
             results = try await measure(cluster: cluster, receiver: receiver, sink: sink, results: results)
         } catch {
-            receiver.stop()
-            sink.stop()
+            await receiver.stop()
+            await sink.stop()
             await cluster.destroy()
             throw error
         }
-        receiver.stop()
-        sink.stop()
+        await receiver.stop()
+        await sink.stop()
         await cluster.destroy()
         progress.done()
         return results
@@ -129,7 +129,7 @@ public struct Benchmark: Sendable {
             try await database.admin.execute("ANALYZE integration_alert_history")
             alertd = try await AlertdUnderTest.start(options.alertd, environment: environment, name: "backlog", waitUntilReady: false)
             let cpuBefore = alertd.cpuSeconds
-            let drained = try await waitUntilSent(database: database, runs: backlogRuns, alertsPerRun: 1, receiver: receiver, sink: sink, alertd: alertd, timeout: .seconds(600))
+            let drained = try await waitUntilSent(database: database, runs: backlogRuns, alertsPerRun: 1, alertd: alertd, timeout: .seconds(600))
             results.backlogAlerts = options.backlog
             results.backlogDrainSeconds = (drained - alertd.startedAt).seconds
             results.cpuSecondsPer1000 = (alertd.cpuSeconds - cpuBefore) / (Double(options.backlog) / 1_000)
@@ -197,7 +197,7 @@ public struct Benchmark: Sendable {
             for try await part in group { all += part }
             return all
         }
-        _ = try await waitUntilSent(database: database, runs: runs, alertsPerRun: 1, receiver: receiver, sink: sink, alertd: alertd, timeout: .seconds(120))
+        _ = try await waitUntilSent(database: database, runs: runs, alertsPerRun: 1, alertd: alertd, timeout: .seconds(120))
         let arrivals = channel == "email" ? sink.takeArrivals() : receiver.takeArrivals()
         let alertsByRun = try await database.alertIDs(of: runs, channel: channel)
         let committed = Dictionary(uniqueKeysWithValues: commits)
@@ -220,22 +220,10 @@ public struct Benchmark: Sendable {
         let batches = stride(from: 0, to: runs.count, by: options.changesPerTransaction).map { Array(runs[$0..<min($0 + options.changesPerTransaction, runs.count)]) }
         let start = ContinuousClock.now
         let writing = Task {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for writer in 0..<8 {
-                    let mine = stride(from: writer, to: batches.count, by: 8).map { batches[$0] }
-                    group.addTask {
-                        let connection = try await database.connect()
-                        defer { Task { await connection.close() } }
-                        for batch in mine {
-                            try await connection.query("UPDATE integration_sync_history SET status = 'failed' WHERE id = ANY ($1::uuid[])", [batch])
-                        }
-                    }
-                }
-                try await group.waitForAll()
-            }
+            try await database.fail(batches, writers: 8)
             return ContinuousClock.now
         }
-        let finished = try await waitUntilSent(database: database, runs: runs, alertsPerRun: alertsPerRun, receiver: receiver, sink: sink, alertd: alertd, timeout: .seconds(600))
+        let finished = try await waitUntilSent(database: database, runs: runs, alertsPerRun: alertsPerRun, alertd: alertd, timeout: .seconds(600))
         let written = try await writing.value
         _ = receiver.takeArrivals()
         _ = sink.takeArrivals()
@@ -243,7 +231,7 @@ public struct Benchmark: Sendable {
     }
 
     /// Polls the database until every alert of `runs` is recorded sent; when it was seen so.
-    private func waitUntilSent(database: BenchDatabase, runs: [UUID], alertsPerRun: Int, receiver: BenchReceiver, sink: BenchSMTPSink, alertd: AlertdUnderTest, timeout: Duration) async throws -> ContinuousClock.Instant {
+    private func waitUntilSent(database: BenchDatabase, runs: [UUID], alertsPerRun: Int, alertd: AlertdUnderTest, timeout: Duration) async throws -> ContinuousClock.Instant {
         let deadline = ContinuousClock.now + timeout
         let expected = runs.count * alertsPerRun
         while true {
@@ -274,19 +262,7 @@ public struct Benchmark: Sendable {
             try await database.admin.execute("ALTER TABLE integration_sync_history \(enabled ? "ENABLE" : "DISABLE") TRIGGER alertd_enqueue_on_status_change")
             let runs = try await database.createRuns(database.webhookIntegration, count: options.triggerWriters * options.triggerUpdatesPerWriter)
             let start = ContinuousClock.now
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for writer in 0..<options.triggerWriters {
-                    let mine = stride(from: writer, to: runs.count, by: options.triggerWriters).map { runs[$0] }
-                    group.addTask {
-                        let connection = try await database.connect()
-                        defer { Task { await connection.close() } }
-                        for run in mine {
-                            try await connection.query("UPDATE integration_sync_history SET status = 'failed' WHERE id = $1", [run])
-                        }
-                    }
-                }
-                try await group.waitForAll()
-            }
+            try await database.fail(runs.map { [$0] }, writers: options.triggerWriters)
             let rate = Double(runs.count) / (ContinuousClock.now - start).seconds
             if enabled { with.append(rate) } else { without.append(rate) }
             progress.status("\(enabled ? "with" : "without") the trigger: \(Int(rate)) changes/s")

@@ -125,13 +125,8 @@ public final class PostgresSession {
     @discardableResult
     public func query(_ sql: String, _ parameters: [(any PostgresEncodable)?] = []) throws(PostgresError) -> PostgresRows {
         try ensureConnected()
-        let texts = parameters.map { parameter -> UnsafeMutablePointer<CChar>? in
-            guard let parameter, (parameter as? PostgresNullable)?.isNull != true else { return nil }
-            return strdup(parameter.postgresText)
-        }
-        defer { texts.forEach { free($0) } }
-        let sent = texts.map { UnsafePointer($0) }.withUnsafeBufferPointer { buffer in
-            PQsendQueryParams(connection, sql, Int32(texts.count), nil, buffer.baseAddress, nil, nil, 0)
+        let sent = Self.withTexts(of: parameters) { count, values in
+            PQsendQueryParams(connection, sql, count, nil, values, nil, nil, 0)
         }
         let result = awaitResult(sent: sent)
         defer { PQclear(result) }
@@ -158,13 +153,8 @@ public final class PostgresSession {
             _ = try rows(of: result)
             prepared[sql] = name
         }
-        let texts = parameters.map { parameter -> UnsafeMutablePointer<CChar>? in
-            guard let parameter, (parameter as? PostgresNullable)?.isNull != true else { return nil }
-            return strdup(parameter.postgresText)
-        }
-        defer { texts.forEach { free($0) } }
-        let sent = texts.map { UnsafePointer($0) }.withUnsafeBufferPointer { buffer in
-            PQsendQueryPrepared(connection, name, Int32(texts.count), buffer.baseAddress, nil, nil, 0)
+        let sent = Self.withTexts(of: parameters) { count, values in
+            PQsendQueryPrepared(connection, name, count, values, nil, nil, 0)
         }
         let result = awaitResult(sent: sent)
         defer { PQclear(result) }
@@ -176,6 +166,18 @@ public final class PostgresSession {
             _ = try? execute("DEALLOCATE \(name)")
             prepared[sql] = nil
             return try preparedQuery(sql, parameters, mayPrepareAgain: false)
+        }
+    }
+
+    /// Parameters in libpq's text form (NULL as a null pointer), valid during `body`.
+    private static func withTexts(of parameters: [(any PostgresEncodable)?], _ body: (Int32, UnsafePointer<UnsafePointer<CChar>?>?) -> Int32) -> Int32 {
+        let texts = parameters.map { parameter -> UnsafeMutablePointer<CChar>? in
+            guard let parameter, (parameter as? PostgresNullable)?.isNull != true else { return nil }
+            return strdup(parameter.postgresText)
+        }
+        defer { texts.forEach { free($0) } }
+        return texts.map { UnsafePointer($0) }.withUnsafeBufferPointer { buffer in
+            body(Int32(texts.count), buffer.baseAddress)
         }
     }
 

@@ -26,8 +26,15 @@ struct RunCommand: AsyncParsableCommand {
             if let status {
                 logger.info("serving /healthz, /readyz and /metrics", metadata: ["address": "http://\(status.address)"])
             }
-            defer { status?.stop() }
-            try await dispatcher.run(until: shutdown)
+            do {
+                try await dispatcher.run(until: shutdown)
+            } catch {
+                status?.stop()
+                await status?.stopped()
+                throw error
+            }
+            status?.stop()
+            await status?.stopped()
         } catch {
             throw reportFailure(error)
         }

@@ -42,7 +42,8 @@ public final class StatusServer: @unchecked Sendable {
     private let wakeRead: Int32
     private let wakeWrite: Int32
     private let handler: Handler
-    private let stopped = DispatchSemaphore(value: 0)
+    /// Happens when the thread has ended and every socket is closed.
+    private let ended = OneTimeEvent()
 
     private init(address: StatusAddress, listener: Int32, wake: (Int32, Int32), handler: @escaping Handler) {
         self.address = address
@@ -78,11 +79,20 @@ public final class StatusServer: @unchecked Sendable {
         return server
     }
 
-    /// Stops serving and closes every connection; returns once the thread is done.
+    /// Asks the thread to stop serving and close every connection; `stopped()` waits for that.
     public func stop() {
         var byte: UInt8 = 1
         _ = write(wakeWrite, &byte, 1)
-        stopped.wait()
+    }
+
+    deinit {
+        // Closed here, not by the thread: `stop()` may write to it after the thread has ended.
+        close(wakeWrite)
+    }
+
+    /// Returns once the thread has ended and the port is free.
+    public func stopped() async {
+        await ended.wait()
     }
 
     /// One client: its request as it arrives, then its answer as it leaves.
@@ -99,8 +109,7 @@ public final class StatusServer: @unchecked Sendable {
             for fd in connections.keys { close(fd) }
             close(listener)
             close(wakeRead)
-            close(wakeWrite)
-            stopped.signal()
+            ended.signal()
         }
         var buffer = [UInt8](repeating: 0, count: 4_096)
         while true {

@@ -56,7 +56,7 @@ public final class WebhookClient: Sendable {
     /// libcurl or OpenSSL call is under way when the process exits. Later sends fail at once.
     public func shutdown() async {
         engine.stop()
-        await engine.stopped()
+        await engine.ended.wait()
     }
 
     /// curl_global_init is not thread-safe: run it once, before any handle exists.
@@ -107,9 +107,8 @@ public final class WebhookClient: Sendable {
         private let lock = NSLock()
         private var incoming: [Transfer] = []
         private var stopping = false
-        /// Told when the thread has ended (`stopped()`); read and written with `lock` held.
-        private var ended = false
-        private var endWaiters: [CheckedContinuation<Void, Never>] = []
+        /// Happens when the thread has ended and the multi handle is gone.
+        let ended = OneTimeEvent()
         private let multi: UnsafeMutableRawPointer
         private var running: [UnsafeMutableRawPointer: Transfer] = [:]
         private var spare: [UnsafeMutableRawPointer] = []
@@ -143,10 +142,9 @@ public final class WebhookClient: Sendable {
         /// Ends the thread; transfers still running are answered as failed.
         func stop() {
             lock.lock()
-            let alreadyEnded = ended
             stopping = true
             // Woken under the lock: once the thread has ended, the multi handle is gone.
-            if !alreadyEnded { curl_multi_wakeup(multi) }
+            if !ended.hasHappened { curl_multi_wakeup(multi) }
             lock.unlock()
         }
 
@@ -179,27 +177,11 @@ public final class WebhookClient: Sendable {
             running.removeAll()
             for easy in spare { curl_easy_cleanup(easy) }
             spare.removeAll()
-            curl_multi_cleanup(multi)
+            // Under the lock: `stop()` wakes the handle only while it exists.
             lock.lock()
-            ended = true
-            let waiters = endWaiters
-            endWaiters = []
+            curl_multi_cleanup(multi)
+            ended.signal()
             lock.unlock()
-            waiters.forEach { $0.resume() }
-        }
-
-        /// Returns once the thread has ended, its handles cleaned up (after `stop()`).
-        func stopped() async {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                lock.lock()
-                if ended {
-                    lock.unlock()
-                    continuation.resume()
-                } else {
-                    endWaiters.append(continuation)
-                    lock.unlock()
-                }
-            }
         }
 
         private func start(_ transfer: Transfer) {

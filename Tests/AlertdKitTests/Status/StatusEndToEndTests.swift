@@ -78,6 +78,7 @@ import Testing
         let closed = try StatusServer.start(on: StatusAddress(host: "127.0.0.1", port: 0)) { _ in .init(status: 200, body: "") }
         let port = closed.address.port
         closed.stop()
+        await closed.stopped()
         let alertd = try AlertdProcess.start(environment: [
             "ALERTD_DATABASE_URL": "postgresql://alertd:\(AlertdRole.testPassword)@127.0.0.1:\(port)/postgres",
             "ALERTD_HTTP_ADDRESS": "127.0.0.1:0",

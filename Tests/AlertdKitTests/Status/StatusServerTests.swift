@@ -126,6 +126,7 @@ import Glibc
         let server = try StatusServer.start(on: StatusAddress(host: "127.0.0.1", port: 0)) { _ in .init(status: 200, body: "") }
         let address = server.address
         server.stop()
+        await server.stopped()
         await #expect {
             try await StatusProbe.get("/readyz", from: address, timeout: .seconds(2))
         } throws: { error in
