@@ -7,12 +7,37 @@ public struct AlertContext: @unchecked Sendable {
     let values: [String: Any]
     /// failure, warning, success or test: which templates render it.
     public let templateType: String
+    /// The facts `values` was built from, typed: what the built-in webhook body writes.
+    let alert: ClaimedAlert
+    let generatedAt: String
+    let link: String?
+    /// The sync run's error message cut to `errorLimit`; nil when there is none or it is empty.
+    let errorMessage: String?
+    let errorTruncated: Bool
+    /// The retry the sync run has scheduled, if any.
+    let retry: (number: Int, max: Int, nextAt: String)?
 
     /// The longest error message a message carries; longer ones are cut and flagged.
     public static let errorLimit = 2000
 
     public init(alert: ClaimedAlert, linkBase: String?, now: Date = Date()) {
         templateType = alert.origin == "test" ? "test" : (AlertTemplates.types.contains(alert.type) ? alert.type : "failure")
+        self.alert = alert
+        generatedAt = Self.timestamp(now)
+        let error = alert.sync?.errorMessage.map(Self.cut)
+        errorMessage = error.flatMap { $0.text.isEmpty ? nil : $0.text }
+        errorTruncated = error?.truncated ?? false
+        if let sync = alert.sync, let retryAt = sync.retryAt, sync.status == "failed", sync.retryCount < sync.maxRetries {
+            retry = (sync.retryCount + 1, sync.maxRetries, Self.timestamp(retryAt))
+        } else {
+            retry = nil
+        }
+        if let linkBase, !linkBase.isEmpty, let integration = alert.integration, let sync = alert.sync {
+            let base = linkBase.hasSuffix("/") ? String(linkBase.dropLast()) : linkBase
+            link = "\(base)/integrations/\(integration.id.postgresText)/syncs/\(sync.id.postgresText)"
+        } else {
+            link = nil
+        }
         var values: [String: Any] = [
             "alert": [
                 "id": alert.id.postgresText,
@@ -22,7 +47,7 @@ public struct AlertContext: @unchecked Sendable {
                 "max_attempts": alert.maxAttempts,
                 "is_test": alert.origin == "test",
             ] as [String: Any],
-            "generated_at": Self.timestamp(now),
+            "generated_at": generatedAt,
         ]
         if let integration = alert.integration {
             values["integration"] = [
@@ -34,7 +59,6 @@ public struct AlertContext: @unchecked Sendable {
             ] as [String: Any]
         }
         if let sync = alert.sync {
-            let error = sync.errorMessage.map(Self.cut)
             var syncValues: [String: Any] = [
                 "id": sync.id.postgresText,
                 "endpoint": sync.endpoint,
@@ -44,7 +68,7 @@ public struct AlertContext: @unchecked Sendable {
                 "records_failed": sync.recordsFailed,
                 "records_skipped": sync.recordsSkipped,
                 "triggered_by": sync.triggeredBy,
-                "error_truncated": error?.truncated ?? false,
+                "error_truncated": errorTruncated,
                 "has_duration": sync.durationSeconds != nil,
             ]
             if let completed = sync.completedAt { syncValues["completed_at"] = Self.timestamp(completed) }
@@ -52,20 +76,12 @@ public struct AlertContext: @unchecked Sendable {
                 syncValues["duration_seconds"] = seconds
                 syncValues["duration"] = Self.duration(seconds)
             }
-            if let error, !error.text.isEmpty { syncValues["error_message"] = error.text }
+            if let errorMessage { syncValues["error_message"] = errorMessage }
             values["sync"] = syncValues
-            if let retryAt = sync.retryAt, sync.status == "failed", sync.retryCount < sync.maxRetries {
-                values["retry"] = [
-                    "scheduled": true,
-                    "number": sync.retryCount + 1,
-                    "max": sync.maxRetries,
-                    "next_at": Self.timestamp(retryAt),
-                ] as [String: Any]
+            if let retry {
+                values["retry"] = ["scheduled": true, "number": retry.number, "max": retry.max, "next_at": retry.nextAt] as [String: Any]
             }
-            if let linkBase, !linkBase.isEmpty, let integration = alert.integration {
-                let base = linkBase.hasSuffix("/") ? String(linkBase.dropLast()) : linkBase
-                values["link"] = "\(base)/integrations/\(integration.id.postgresText)/syncs/\(sync.id.postgresText)"
-            }
+            if let link { values["link"] = link }
         }
         self.values = values
     }

@@ -13,6 +13,8 @@ public struct AlertTemplates: Sendable {
 
     let library: MustacheLibrary
     public let directory: URL
+    /// Whether webhook.json is the stock template, written by `StockWebhookBody` without Mustache.
+    let stockWebhook: Bool
 
     /// Loads every `*.mustache` file of `directory`; a template that does not parse, or one that
     /// is missing, is an error naming the file.
@@ -38,7 +40,8 @@ public struct AlertTemplates: Sendable {
                 hint: "Copy the missing files from alertd's templates/ folder."
             )
         }
-        return AlertTemplates(library: library, directory: directory)
+        let stockWebhook = library.getTemplate(named: "webhook.json")?.description == StockWebhookBody.template
+        return AlertTemplates(library: library, directory: directory, stockWebhook: stockWebhook)
     }
 
     /// The templates folder named by `flag` or `ALERTD_TEMPLATES_DIR`, else `templates/` next to
@@ -72,8 +75,10 @@ public struct AlertTemplates: Sendable {
         Self.singleLine(render("\(context.templateType).subject", context), limit: 250)
     }
 
-    /// Renders the webhook body; it is checked to be JSON, so a broken override fails clearly.
+    /// Renders the webhook body. An edited webhook.json's output is checked to be JSON, so a
+    /// broken override fails clearly.
     public func renderWebhookBody(_ context: AlertContext) throws -> Data {
+        if stockWebhook { return StockWebhookBody.render(context) }
         let body = Data(render("webhook.json", context).utf8)
         do {
             _ = try JSONSerialization.jsonObject(with: body)
@@ -81,6 +86,11 @@ public struct AlertTemplates: Sendable {
             throw AlertdError(.configuration, "The webhook.json template produced text that is not JSON.")
         }
         return body
+    }
+
+    /// Renders webhook.json through Mustache, stock or not: what `StockWebhookBody` must equal.
+    func renderWebhookBodyThroughMustache(_ context: AlertContext) -> String {
+        render("webhook.json", context)
     }
 
     private func render(_ name: String, _ context: AlertContext) -> String {

@@ -118,6 +118,54 @@ import Testing
         }
     }
 
+    /// The stock webhook.json is written by `StockWebhookBody`, not Mustache: it must give the
+    /// template's bytes exactly, for every shape of alert and every character a tenant can type.
+    @Test func theBuiltInWebhookBodyIsByteForByteTheStockTemplate() async throws {
+        let templates = try await AlertTemplates.load(from: Self.directory)
+        #expect(templates.stockWebhook, "templates/webhook.json.mustache differs from StockWebhookBody.template")
+        var strings = [Self.hostile, "", "plain", "\u{2029}\u{2028}x\u{2027}\u{202A}", "€ 🚨 日本語", String(repeating: "é", count: 2_100)]
+        strings.append(String((0..<128).map { Character(Unicode.Scalar(UInt8($0))) }))
+        let now = Date(timeIntervalSince1970: 1_763_807_600)
+        var alerts: [ClaimedAlert] = [ClaimedAlert.test(channel: "webhook", recipients: ["https://hooks.example.com/t"])]
+        for (n, text) in strings.enumerated() {
+            for type in ["failure", "warning", "success"] {
+                let full = Self.alert(type: type, error: text, name: text)
+                let sync = try #require(full.sync)
+                let integration = try #require(full.integration)
+                alerts.append(full)
+                alerts.append(ClaimedAlert(
+                    id: UUID(), type: type, channel: "webhook", origin: n % 2 == 0 ? "trigger" : "manual", recipients: [], attempt: n + 1, maxAttempts: 10, createdAt: nil,
+                    integration: n % 3 == 0 ? nil : .init(id: integration.id, name: n % 2 == 0 ? nil : text, type: text, environment: text, tenantID: integration.tenantID),
+                    sync: n % 4 == 3 ? nil : .init(
+                        id: sync.id, endpoint: text, status: n % 2 == 0 ? "failed" : type, startedAt: sync.startedAt, completedAt: n % 2 == 0 ? nil : sync.completedAt,
+                        durationSeconds: n % 2 == 0 ? nil : -n, recordsSynced: Int.max, recordsFailed: Int.min, recordsSkipped: n, errorMessage: n % 3 == 1 ? nil : text,
+                        retryCount: n % 3, maxRetries: 2, retryAt: n % 2 == 0 ? sync.retryAt : nil, triggeredBy: text
+                    )
+                ))
+            }
+        }
+        for alert in alerts {
+            for link in [nil, "", "https://app.example.com/", "https://app.example.com/\"q\""] {
+                let context = AlertContext(alert: alert, linkBase: link, now: now)
+                let builtIn = try templates.renderWebhookBody(context)
+                let mustache = templates.renderWebhookBodyThroughMustache(context)
+                #expect(String(decoding: builtIn, as: UTF8.self) == mustache, "\(alert.type) \(alert.origin) link \(link ?? "none")")
+                #expect((try? JSONSerialization.jsonObject(with: builtIn)) != nil)
+            }
+        }
+    }
+
+    @Test func anEditedWebhookTemplateRendersThroughMustache() async throws {
+        let edited = try Self.copyOfTemplates { copy in
+            try "{{% CONTENT_TYPE: JSON}}\n{\"id\": \"{{alert.id}}\", \"name\": \"{{integration.name}}\"}\n".write(to: copy.appending(path: "webhook.json.mustache"), atomically: true, encoding: .utf8)
+        }
+        defer { try? FileManager.default.removeItem(at: edited) }
+        let templates = try await AlertTemplates.load(from: edited)
+        #expect(!templates.stockWebhook)
+        let body = String(decoding: try templates.renderWebhookBody(AlertContext(alert: Self.alert(name: "Pay\"com"), linkBase: nil)), as: UTF8.self)
+        #expect(body == "{\"id\": \"00000000-0000-0000-0000-0000000000a1\", \"name\": \"Pay\\\"com\"}\n")
+    }
+
     static func copyOfTemplates(_ edit: (URL) throws -> Void) throws -> URL {
         let copy = FileManager.default.temporaryDirectory.appending(path: "alertd-templates-\(UUID().uuidString)")
         try FileManager.default.copyItem(at: directory, to: copy)
