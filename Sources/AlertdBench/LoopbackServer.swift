@@ -58,6 +58,11 @@ final class LoopbackServer<P: BenchProtocol>: @unchecked Sendable {
         close(wake.write)
     }
 
+    /// How many distinct message ids have arrived since they were last taken.
+    var arrivalCount: Int {
+        lock.withLock { arrivals.count }
+    }
+
     /// When each message id first arrived; forgets them.
     func takeArrivals() -> [String: ContinuousClock.Instant] {
         lock.withLock {
