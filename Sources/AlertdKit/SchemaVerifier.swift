@@ -165,6 +165,11 @@ public struct SchemaVerifier: Sendable {
             function("alertd_enqueue_sync_alerts()", "p.prosecdef"),
             trigger("alertd_enqueue_on_insert"),
             trigger("alertd_enqueue_on_status_change"),
+            // 20251126: the trigger notifies only while a dispatcher holds the waiting lock.
+            holds("trigger notifies only a waiting dispatcher", """
+                (SELECT p.prosrc LIKE '%pg_try_advisory_xact_lock_shared(1634497140, 1)%' FROM pg_proc p
+                  WHERE p.oid = to_regprocedure('public.alertd_enqueue_sync_alerts()'))
+                """),
         ]
         return checks
     }()

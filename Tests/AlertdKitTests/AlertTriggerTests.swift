@@ -215,8 +215,11 @@ import Testing
                     try await connection.query("SELECT pg_notify('alertd', 'marker')")
                     #expect(await iterator.next() == .notification(PostgresNotification(channel: "alertd", payload: "marker", senderPID: connection.backendPID)))
 
-                    // The same change, committed, queues the alert and notifies.
-                    try await rows.setStatus(of: run, to: "failed")
+                    // The same change, committed while a dispatcher waits, queues the alert and notifies.
+                    try await database.withConnection { dispatcher in
+                        #expect(try await AlertStore(connection: dispatcher, worker: "test").takeWaitingLock(timeout: .seconds(5)))
+                        try await rows.setStatus(of: run, to: "failed")
+                    }
                     #expect(await iterator.next() == .notification(PostgresNotification(channel: "alertd", payload: "", senderPID: connection.backendPID)))
                     #expect(try await Self.alerts(connection, run: run) == ["failure/email"])
                 }
@@ -236,11 +239,14 @@ import Testing
                 try await listener.run { events in
                     var iterator = events.makeAsyncIterator()
                     #expect(await iterator.next() == .listening(reconnected: false))
+                    let dispatcher = try await database.connect()
+                    #expect(try await AlertStore(connection: dispatcher, worker: "test").takeWaitingLock(timeout: .seconds(5)))
                     try await connection.withTransaction { session in
                         for run in ids {
                             try session.query("UPDATE integration_sync_history SET status = 'failed' WHERE id = $1", [run])
                         }
                     }
+                    await dispatcher.close()
                     try await connection.query("SELECT pg_notify('alertd', 'marker')")
                     var before: [PostgresListenerEvent] = []
                     while let event = await iterator.next() {
@@ -250,6 +256,61 @@ import Testing
                     #expect(before == [.notification(PostgresNotification(channel: "alertd", payload: "", senderPID: connection.backendPID))])
                 }
                 #expect(try await connection.query("SELECT count(*) AS n FROM integration_alert_history")[0].decode("n", as: Int.self) == 100)
+            }
+        }
+    }
+
+    /// The handshake of migration 20251126: writers notify only while a dispatcher holds the
+    /// waiting lock, and a dispatcher cannot take it while a writer that did not notify is still
+    /// uncommitted, so its last claim before sleeping sees that writer's alert.
+    @Test func writersNotifyOnlyWhileADispatcherWaitsAndTheWaitIsHandedOverSafely() async throws {
+        try await TestPostgres.withDatabase { database in
+            let listener = PostgresListener(connectionString: database.connectionString, channels: ["alertd"], logger: TestPostgres.logger)
+            try await database.withConnection { connection in
+                let rows = PlatformRows(connection)
+                let integration = try await rows.integration(tenant: try await rows.tenant(), webhook: "https://hooks.example.com/x")
+                var runs: [UUID] = []
+                for n in 0..<3 { runs.append(try await rows.syncRun(integration: integration, endpoint: "e\(n)")) }
+                let dispatcher = try await database.connect()
+                let store = AlertStore(connection: dispatcher, worker: "test")
+                try await listener.run { events in
+                    var iterator = events.makeAsyncIterator()
+                    #expect(await iterator.next() == .listening(reconnected: false))
+                    func notificationsBeforeMarker() async throws -> [String] {
+                        try await connection.query("SELECT pg_notify('alertd', 'marker')")
+                        var payloads: [String] = []
+                        while let event = await iterator.next() {
+                            guard case .notification(let n) = event else { continue }
+                            if n.payload == "marker" { break }
+                            payloads.append(n.payload)
+                        }
+                        return payloads
+                    }
+
+                    // No dispatcher waits: the alert is queued, and nobody is notified.
+                    try await connection.execute("BEGIN")
+                    try await connection.query("UPDATE integration_sync_history SET status = 'failed' WHERE id = $1", [runs[0]])
+                    // While that writer is uncommitted, the waiting lock cannot be taken.
+                    #expect(try await !store.takeWaitingLock(timeout: .milliseconds(100)))
+                    #expect(try await !store.waitingLockHeldElsewhere())
+                    try await connection.execute("COMMIT")
+                    #expect(try await notificationsBeforeMarker() == [])
+                    #expect(try await Self.alerts(connection, run: runs[0]) == ["failure/webhook"])
+
+                    // Once it has committed, it can, and the next writer notifies.
+                    #expect(try await store.takeWaitingLock(timeout: .seconds(5)))
+                    try await rows.setStatus(of: runs[1], to: "failed")
+                    #expect(try await notificationsBeforeMarker() == [""])
+
+                    // Another session sees the lock held; letting it go notifies once (other
+                    // instances join in), and writers stop notifying.
+                    #expect(try await AlertStore(connection: connection, worker: "other").waitingLockHeldElsewhere())
+                    try await store.releaseWaitingLock()
+                    try await rows.setStatus(of: runs[2], to: "failed")
+                    #expect(try await notificationsBeforeMarker() == [""])
+                    #expect(try await Self.alerts(connection, run: runs[2]) == ["failure/webhook"])
+                }
+                await dispatcher.close()
             }
         }
     }

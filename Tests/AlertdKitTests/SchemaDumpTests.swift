@@ -10,6 +10,7 @@ import Testing
     static var seedFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251122_add_retry_and_alerts.sql") }
     static var outboxFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251124_alertd_outbox.sql") }
     static var roleFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251125_alertd_dispatcher_role.sql") }
+    static var notifyFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251126_alertd_notify_when_waited_for.sql") }
     static var seedRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251122_add_retry_and_alerts.rollback.sql") }
     static var outboxRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251124_alertd_outbox.rollback.sql") }
     static var platformVersionFile: URL {
@@ -89,6 +90,7 @@ import Testing
             try await database.applyWithPsql(Self.seedFile)
             try await database.applyWithPsql(Self.outboxFile)
             try await database.applyWithPsql(Self.roleFile)
+            try await database.applyWithPsql(Self.notifyFile)
             return try await database.schemaDump()
         }
         try await TestPostgres.withDatabase(.platform) { database in

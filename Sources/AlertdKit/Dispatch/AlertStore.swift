@@ -208,6 +208,55 @@ public struct AlertStore: Sendable {
         )
     }
 
+    // MARK: The waiting lock
+
+    /// The advisory lock a dispatcher holds while it waits for work: the trigger notifies only
+    /// while someone holds it (migration 20251126_alertd_notify_when_waited_for explains the
+    /// handshake). Two int4 keys; 1634497140 is "alrt".
+    public static let waitingLock = (classID: 1_634_497_140, objectID: 1)
+
+    /// Takes the waiting lock for this session. It waits, up to `timeout`, for the transactions
+    /// of writers that queued an alert without notifying to end, so a claim made after it sees
+    /// their alerts. Returns false if the wait timed out: a writer's transaction is still open,
+    /// or another session holds the lock.
+    public func takeWaitingLock(timeout: Duration) async throws -> Bool {
+        let milliseconds = max(1, Int(timeout.seconds * 1000))
+        do {
+            try await connection.withTransaction { session in
+                try session.query("SELECT set_config('lock_timeout', $1, true)", ["\(milliseconds)ms"])
+                try session.query("SELECT pg_advisory_lock($1, $2)", [Self.waitingLock.classID, Self.waitingLock.objectID])
+            }
+            return true
+        } catch let error as PostgresError where error.sqlState == "55P03" {
+            return false
+        }
+    }
+
+    /// Lets the waiting lock go, so writers stop notifying, and notifies once: other instances
+    /// that sleep on the strength of this one's lock wake and share the backlog.
+    public func releaseWaitingLock() async throws {
+        try await connection.query(
+            "SELECT pg_advisory_unlock($1, $2), pg_notify('alertd', '')",
+            [Self.waitingLock.classID, Self.waitingLock.objectID]
+        )
+    }
+
+    /// Whether another session holds the waiting lock: another instance is waiting, so writers
+    /// notify.
+    public func waitingLockHeldElsewhere() async throws -> Bool {
+        try await connection.query(
+            """
+            SELECT EXISTS (
+              SELECT 1 FROM pg_locks
+               WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 2
+                 AND mode = 'ExclusiveLock' AND granted AND pid <> pg_backend_pid()
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            ) AS held
+            """,
+            [Self.waitingLock.classID, Self.waitingLock.objectID]
+        )[0].decode("held", as: Bool.self)
+    }
+
     /// When the next pending alert of `channels` falls due (a retry, or a lease running out); nil
     /// when none is pending.
     public func nextDue(channels: [String]) async throws -> Date? {

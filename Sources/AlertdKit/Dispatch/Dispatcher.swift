@@ -53,9 +53,11 @@ public final class Dispatcher: Sendable {
         let connecting = Task {
             let claims = try await PostgresConnection.connect(database, retrying: .reconnect, logger: logger)
             let records = try await PostgresConnection.connect(database, retrying: .reconnect, logger: logger)
-            for connection in [claims, records] {
-                try await connection.onReconnect { metrics.databaseReconnected() }
+            try await claims.onReconnect {
+                metrics.databaseReconnected()
+                wake.sessionReplaced()
             }
+            try await records.onReconnect { metrics.databaseReconnected() }
             return (claims, records)
         }
         shutdown.onRequest { connecting.cancel() }
@@ -144,7 +146,10 @@ public final class Dispatcher: Sendable {
         var failures = 0
         var deep: Set<String> = []
         var lastOtherWorkSearch = ContinuousClock.now - Self.otherWorkInterval
+        // Whether this session holds the waiting lock, so that writers notify.
+        var holdingWaitingLock = false
         while !shutdown.isRequested {
+            if wake.takeSessionReplaced() { holdingWaitingLock = false }
             let room = configuration.maxInFlight - inFlight.count
             guard room > 0 else {
                 await wake.wait(timeout: configuration.pollInterval)
@@ -187,9 +192,33 @@ public final class Dispatcher: Sendable {
                     deep = deep.filter { saturated.contains($0) }
                 }
                 if claimed.isEmpty {
-                    // With deliveries out, their end is the next thing to happen; else the next due alert.
-                    await wake.wait(timeout: inFlight.count > 0 ? (deep.isEmpty ? configuration.pollInterval : Self.otherWorkInterval) : try await nextWait(store))
+                    if !holdingWaitingLock {
+                        if try await store.takeWaitingLock(timeout: Self.waitingLockTimeout) {
+                            // Writers that queued alerts without notifying have committed: one
+                            // more claim sees them, and from now on writers notify.
+                            holdingWaitingLock = true
+                            continue
+                        }
+                        if try await !store.waitingLockHeldElsewhere() {
+                            // A writer's transaction that queued an alert without notifying is
+                            // still open: look again soon.
+                            await wake.wait(timeout: Self.unnotifiedPollInterval)
+                            continue
+                        }
+                        // Another instance holds it and writers notify: sleep as it does.
+                    }
+                    // With deliveries out, their end is the next thing to happen; else the next due
+                    // alert. While holding the lock, look at least every `waitingLockCheckInterval`:
+                    // a claim on a connection found broken makes it again, and takes the lock anew.
+                    let wait = inFlight.count > 0 ? (deep.isEmpty ? configuration.pollInterval : Self.otherWorkInterval) : try await nextWait(store)
+                    await wake.wait(timeout: holdingWaitingLock ? min(wait, Self.waitingLockCheckInterval) : wait)
                     continue
+                }
+                if holdingWaitingLock && claimed.count >= Self.backlogClaim {
+                    // A backlog: claims follow one another without a pause, and notifications
+                    // would only slow the writers.
+                    try await store.releaseWaitingLock()
+                    holdingWaitingLock = false
                 }
                 let (admitted, excess) = inFlight.admit(claimed, perDestination: perHost)
                 start(admitted, inFlight: inFlight, outcomes: outcomes)
@@ -210,6 +239,17 @@ public final class Dispatcher: Sendable {
             }
         }
     }
+
+    /// How long a dispatcher with nothing due waits for writers that skipped their notification
+    /// to commit, before it takes the waiting lock and sleeps.
+    static let waitingLockTimeout: Duration = .milliseconds(200)
+    /// How often to look for work while the waiting lock cannot be taken because a writer's
+    /// transaction is open.
+    static let unnotifiedPollInterval: Duration = .milliseconds(100)
+    /// The longest sleep while holding the waiting lock.
+    static let waitingLockCheckInterval: Duration = .seconds(5)
+    /// A claim this large means a backlog: the waiting lock is let go.
+    static let backlogClaim = 32
 
     /// While every host with a backlog is full, how often the table is searched for other work.
     static let otherWorkInterval: Duration = .milliseconds(250)

@@ -3,11 +3,12 @@ import Foundation
 /// Wakes the dispatcher: a notification arrived, the listener reconnected, or shutdown began.
 /// Signals while nobody waits are kept (as one), so none is lost between two waits.
 final class WakeSignal: @unchecked Sendable {
-    // Invariant: `pending`, `waiter` and `notifiedFlag` are read and written with `lock` held.
+    // Invariant: `pending`, `waiter`, `notifiedFlag` and `sessionReplacedFlag` are read and written with `lock` held.
     private let lock = NSLock()
     private var pending = false
     private var waiter: CheckedContinuation<Void, Never>?
     private var notifiedFlag = false
+    private var sessionReplacedFlag = false
 
     /// A signal from outside (a notification, a reconnect): new work may be for any host.
     func notify() {
@@ -20,6 +21,21 @@ final class WakeSignal: @unchecked Sendable {
 
     func clearNotified() {
         lock.withLock { notifiedFlag = false }
+    }
+
+    /// The claims connection was made again: what its old session held (the waiting lock) is
+    /// gone, and the dispatcher should look at once.
+    func sessionReplaced() {
+        lock.withLock { sessionReplacedFlag = true }
+        notify()
+    }
+
+    /// Whether `sessionReplaced()` came since the last call.
+    func takeSessionReplaced() -> Bool {
+        lock.withLock {
+            defer { sessionReplacedFlag = false }
+            return sessionReplacedFlag
+        }
     }
 
     func signal() {
