@@ -144,6 +144,7 @@ public struct Benchmark: Sendable {
             let ratio = try await triggerCost(database: database)
             results.writesWithTrigger = ratio.with
             results.writesWithoutTrigger = ratio.without
+            results.writesWithTriggerNotifying = ratio.notifying
         }
 
         let counts = try await database.sentCounts()
@@ -268,27 +269,39 @@ public struct Benchmark: Sendable {
         }
     }
 
-    /// Writers committing one status change per transaction, alertd not running: with the
-    /// trigger, and without it (disabled), twice each, alternately.
-    private func triggerCost(database: BenchDatabase) async throws -> (with: Double, without: Double) {
-        var with: [Double] = []
-        var without: [Double] = []
-        for round in 0..<4 {
-            let enabled = round % 2 == 1
-            try await database.admin.execute("ALTER TABLE integration_sync_history \(enabled ? "ENABLE" : "DISABLE") TRIGGER alertd_enqueue_on_status_change")
+    /// Writers committing one status change per transaction, alertd not running: without the
+    /// trigger (disabled), with it, and with it while a dispatcher waits (the bench's own session
+    /// holds the waiting lock, as an idle alertd does, so every transaction notifies); twice
+    /// each, in turn.
+    private func triggerCost(database: BenchDatabase) async throws -> (with: Double, without: Double, notifying: Double) {
+        var rates: [String: [Double]] = [:]
+        let waiting = AlertStore(connection: try await database.connect(), worker: "bench")
+        for round in 0..<6 {
+            let variant = ["without", "with", "notifying"][round % 3]
+            try await database.admin.execute("ALTER TABLE integration_sync_history \(variant == "without" ? "DISABLE" : "ENABLE") TRIGGER alertd_enqueue_on_status_change")
+            if variant == "notifying" {
+                guard try await waiting.takeWaitingLock(timeout: .seconds(10)) else {
+                    throw BenchCluster.Failure(description: "the bench could not take the waiting lock")
+                }
+            }
             let runs = try await database.createRuns(database.webhookIntegration, count: options.triggerWriters * options.triggerUpdatesPerWriter)
             let start = ContinuousClock.now
             try await database.fail(runs.map { [$0] }, writers: options.triggerWriters)
             let rate = Double(runs.count) / (ContinuousClock.now - start).seconds
-            if enabled { with.append(rate) } else { without.append(rate) }
-            progress.status("\(enabled ? "with" : "without") the trigger: \(Int(rate)) changes/s")
-            if enabled {
+            rates[variant, default: []].append(rate)
+            if variant == "notifying" {
+                try await waiting.connection.query("SELECT pg_advisory_unlock($1, $2)", [AlertStore.waitingLock.classID, AlertStore.waitingLock.objectID])
+            }
+            progress.status("\(variant == "without" ? "without the trigger" : variant == "with" ? "with the trigger" : "with the trigger, a dispatcher waiting"): \(Int(rate)) changes/s")
+            if variant != "without" {
                 // Their alerts stay out of the count of what must end sent.
                 try await database.admin.query("DELETE FROM integration_alert_history WHERE sync_history_id = ANY ($1::uuid[])", [runs])
             }
         }
+        await waiting.connection.close()
         try await database.admin.execute("ALTER TABLE integration_sync_history ENABLE TRIGGER alertd_enqueue_on_status_change")
-        return (with.reduce(0, +) / Double(with.count), without.reduce(0, +) / Double(without.count))
+        func mean(_ variant: String) -> Double { rates[variant, default: []].reduce(0, +) / Double(max(1, rates[variant, default: []].count)) }
+        return (mean("with"), mean("without"), mean("notifying"))
     }
 
     // MARK: The harness alone
