@@ -241,7 +241,7 @@ public struct Benchmark: Sendable {
     /// Counting a phase's alerts costs the database real work (a hundred thousand ids to match),
     /// which would be taken from alertd's share of the two cores. So while `arrivals` (the
     /// receiver's and the sink's count, which costs nothing) is short of the total, the database
-    /// is asked only every 2 s, for alerts that ended other than sent; after, every 20 ms.
+    /// is asked only every 5 s, for alerts that ended other than sent; after, every 20 ms.
     private func waitUntilSent(database: BenchDatabase, runs: [UUID], alertsPerRun: Int, arrivals: () -> Int, alertd: AlertdUnderTest, timeout: Duration) async throws -> ContinuousClock.Instant {
         let deadline = ContinuousClock.now + timeout
         let expected = runs.count * alertsPerRun
@@ -249,7 +249,7 @@ public struct Benchmark: Sendable {
         var sent = 0
         while true {
             let arrived = arrivals()
-            if arrived >= expected || lastAsked.map({ ContinuousClock.now - $0 >= .seconds(2) }) ?? true {
+            if arrived >= expected || lastAsked.map({ ContinuousClock.now - $0 >= .seconds(5) }) ?? true {
                 let other: Int
                 (sent, other) = try await database.outcomes(of: runs)
                 lastAsked = ContinuousClock.now

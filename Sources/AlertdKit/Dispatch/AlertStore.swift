@@ -34,7 +34,8 @@ public struct AlertStore: Sendable {
                  AND next_attempt_at <= now()
                  AND (locked_until IS NULL OR locked_until < now())
                  AND alert_channel = ANY ($3::text[])
-                 AND NOT (alert_channel = 'webhook' AND \(Self.destination("recipients")) = ANY ($5::text[]))
+                 AND (cardinality($5::text[]) = 0 OR alert_channel <> 'webhook'
+                      OR \(Self.destination("recipients")) <> ALL ($5::text[]))
                ORDER BY next_attempt_at
                LIMIT $1
                FOR UPDATE SKIP LOCKED
