@@ -57,7 +57,7 @@ public struct AlertdConfiguration: Sendable {
         Setting(variable: "ALERTD_WEBHOOK_CONNECT_TIMEOUT", flag: "webhook-connect-timeout", secret: false, defaultValue: "5s", help: "webhook connect timeout"),
         Setting(variable: "ALERTD_WEBHOOK_TIMEOUT", flag: "webhook-timeout", secret: false, defaultValue: "15s", help: "webhook total timeout"),
         Setting(variable: "ALERTD_WEBHOOK_CONCURRENCY", flag: "webhook-concurrency", secret: false, defaultValue: "64", help: "webhook connections open at once, to all receivers, 1 to 1024"),
-        Setting(variable: "ALERTD_WEBHOOK_PER_HOST", flag: "webhook-per-host", secret: false, defaultValue: "16", help: "webhooks in flight to one host at once, 1 to 1024; a slow receiver holds no more"),
+        Setting(variable: "ALERTD_WEBHOOK_PER_HOST", flag: "webhook-per-host", secret: false, defaultValue: "16", help: "connections to one host at once, 1 to 1024; a slow receiver holds at most 8 × this many webhooks"),
         Setting(variable: "ALERTD_WEBHOOK_CA_FILE", flag: "webhook-ca-file", secret: false, defaultValue: nil, help: "CA bundle for https webhooks instead of the system's"),
         Setting(variable: "ALERTD_WEBHOOK_ALLOW", flag: "webhook-allow", secret: false, defaultValue: nil, help: "internal webhook receivers to admit: CIDRs and host names, comma-separated"),
         Setting(variable: "ALERTD_SMTP_URL", flag: "smtp-url", secret: true, defaultValue: nil, help: "smtp://[user:password@]host[:port] (port 587 by default); email is off without it"),
