@@ -117,6 +117,14 @@ public final class PostgresConnection: Sendable {
         try await withSession { session in try session.execute(script) }
     }
 
+    /// Runs `settings` (SET statements) now and on every connection made again after a break.
+    public func keepSessionSettings(_ settings: String) async throws {
+        try await withSession { session in
+            session.sessionSettings = settings
+            _ = try session.execute(settings)
+        }
+    }
+
     /// Calls `body` each time the connection is found broken and made again (on its thread).
     public func onReconnect(_ body: @escaping @Sendable () -> Void) async throws {
         try await withSession { session in session.onReconnect = body }

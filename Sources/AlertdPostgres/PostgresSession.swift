@@ -18,6 +18,8 @@ public final class PostgresSession {
     private var inTransaction = false
     /// Called after a broken connection has been made again.
     var onReconnect: (@Sendable () -> Void)?
+    /// SET statements run on every connection this session makes, after its own.
+    var sessionSettings: String?
     /// Statements prepared on this connection, by their text.
     private var prepared: [String: String] = [:]
 
@@ -72,6 +74,7 @@ public final class PostgresSession {
         cancelHandle.replace(with: PQgetCancel(connection))
         // Timestamps without a time zone are read as UTC; keep the session's zone UTC to match.
         _ = try execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'")
+        if let sessionSettings { _ = try execute(sessionSettings) }
     }
 
     /// Connects with the application name `alertd` unless the string names another, and a

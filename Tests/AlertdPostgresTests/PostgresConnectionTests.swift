@@ -118,6 +118,26 @@ import Testing
         }
     }
 
+    @Test func sessionSettingsAreKeptAcrossAReconnect() async throws {
+        try await TestPostgres.withDatabase { database in
+            try await database.withConnection { connection in
+                try await connection.keepSessionSettings("SET jit = off; SET enable_sort = off")
+                func settings() async throws -> [String] {
+                    let row = try await connection.query("SELECT current_setting('jit') AS jit, current_setting('enable_sort') AS sort, current_setting('TimeZone') AS zone")[0]
+                    return [try row.decode("jit", as: String.self), try row.decode("sort", as: String.self), try row.decode("zone", as: String.self)]
+                }
+                #expect(try await settings() == ["off", "off", "UTC"])
+                let firstPID = try await connection.query("SELECT pg_backend_pid() AS pid")[0].decode("pid", as: Int32.self)
+                try await database.withConnection { killer in
+                    try await killer.query("SELECT pg_terminate_backend($1)", [firstPID])
+                }
+                _ = try? await connection.query("SELECT 1")
+                #expect(try await settings() == ["off", "off", "UTC"])
+                #expect(try await connection.query("SELECT pg_backend_pid() AS pid")[0].decode("pid", as: Int32.self) != firstPID)
+            }
+        }
+    }
+
     @Test func cancellingTheTaskCancelsTheStatement() async throws {
         try await TestPostgres.withDatabase(.empty) { database in
             try await database.withConnection { connection in

@@ -61,8 +61,12 @@ public struct AlertStore: Sendable {
                    h.records_skipped, \(Self.cut("h.error_message", 8000)) AS error_message, h.retry_count, h.max_retries,
                    h.retry_at, h.triggered_by
               FROM claimed c
-              LEFT JOIN integration_configs i ON i.id = c.integration_config_id
-              LEFT JOIN integration_sync_history h ON h.id = c.sync_history_id
+              -- One index lookup per claimed row, whatever the statistics say: planned as joins,
+              -- stale statistics (a table grown since it was last analyzed) made the planner hash
+              -- all of integration_sync_history for every claim.
+              LEFT JOIN LATERAL (SELECT i.id, i.integration_name, i.integration_type, i.environment, i.tenant_id
+                                   FROM integration_configs i WHERE i.id = c.integration_config_id OFFSET 0) i ON true
+              LEFT JOIN LATERAL (SELECT * FROM integration_sync_history h WHERE h.id = c.sync_history_id OFFSET 0) h ON true
              ORDER BY c.next_attempt_at
             """,
             [limit, worker, channels, lease.seconds, excludingDestinations]
@@ -208,6 +212,20 @@ public struct AlertStore: Sendable {
             [ids, worker, lease.seconds]
         )
     }
+
+    /// How the dispatcher's sessions plan, kept across reconnects: with whatever the statistics
+    /// say, and whatever size the table had when a statement was prepared.
+    ///
+    /// - The claim always goes down `idx_alert_history_due` in due order and stops at its limit.
+    ///   Planned from statistics taken before a burst (they say almost nothing is pending), it
+    ///   gathered every due row with a bitmap scan and sorted them, for each claim: 49 ms for 100
+    ///   alerts out of 26,000, against under 1 ms.
+    /// - Prepared statements (record, renew, release) are planned for each call: a generic plan
+    ///   made while the table was small hashed all of it for every batch once it had grown.
+    /// - No JIT: with sorts discouraged a plan's cost looks enormous, and JIT compiled each claim
+    ///   for 280 ms.
+    public static let sessionSettings =
+        "SET enable_bitmapscan = off; SET enable_sort = off; SET plan_cache_mode = force_custom_plan; SET jit = off"
 
     // MARK: The waiting lock
 

@@ -62,6 +62,9 @@ public final class Dispatcher: Sendable {
                 wake.sessionReplaced()
             }
             try await records.onReconnect { metrics.databaseReconnected() }
+            for connection in [claims, records] {
+                try await connection.keepSessionSettings(AlertStore.sessionSettings)
+            }
             return (claims, records)
         }
         shutdown.onRequest { connecting.cancel() }
