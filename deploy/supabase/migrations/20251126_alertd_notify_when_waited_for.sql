@@ -16,6 +16,9 @@
 --     the writer's transaction ends, so alertd cannot take the lock, and then make its last claim
 --     before sleeping, while the row is still uncommitted: no alert waits for the slow poll.
 --
+-- The function also skips the address query when an integration has no addresses, and the
+-- credential redaction when its URL has no '@': the trigger runs in every writer's transaction.
+--
 -- Safe to apply more than once. Requires 20251124_alertd_outbox.sql.
 -- Apply by hand with: psql "$DATABASE_URL" --single-transaction -f <this file>
 -- Undo with deploy/supabase/rollbacks/20251126_alertd_notify_when_waited_for.rollback.sql.
@@ -57,13 +60,16 @@ BEGIN
     RETURN NULL;
   END IF;
 
-  -- Addresses trimmed, blanks dropped, duplicates folded, first-seen order kept.
-  SELECT array_agg(address ORDER BY first_seen)
-    INTO emails
-    FROM (SELECT btrim(e) AS address, min(n) AS first_seen
-            FROM unnest(config.alert_emails) WITH ORDINALITY AS t(e, n)
-           WHERE btrim(e) <> ''
-           GROUP BY btrim(e)) addresses;
+  -- Addresses trimmed, blanks dropped, duplicates folded, first-seen order kept; no query when
+  -- there are none.
+  IF cardinality(config.alert_emails) > 0 THEN
+    SELECT array_agg(address ORDER BY first_seen)
+      INTO emails
+      FROM (SELECT btrim(e) AS address, min(n) AS first_seen
+              FROM unnest(config.alert_emails) WITH ORDINALITY AS t(e, n)
+             WHERE btrim(e) <> ''
+             GROUP BY btrim(e)) addresses;
+  END IF;
 
   IF emails IS NOT NULL THEN
     INSERT INTO public.integration_alert_history
@@ -79,7 +85,9 @@ BEGIN
   webhook := nullif(btrim(config.alert_webhook_url), '');
   IF webhook IS NOT NULL THEN
     -- The audit row must not keep credentials written into the URL; alertd refuses such URLs.
-    webhook := regexp_replace(webhook, '^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@', '\1[redacted]@');
+    IF strpos(webhook, '@') > 0 THEN
+      webhook := regexp_replace(webhook, '^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@', '\1[redacted]@');
+    END IF;
     INSERT INTO public.integration_alert_history
            (integration_config_id, sync_history_id, alert_type, alert_channel, recipients,
             sent_at, delivery_status, origin, metadata)
