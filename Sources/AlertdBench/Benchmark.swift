@@ -258,7 +258,8 @@ public struct Benchmark: Sendable {
                     throw BenchCluster.Failure(description: "\(other) alerts ended other than sent; alertd's log ends:\n\(alertd.logTail)")
                 }
             }
-            progress.status("\(arrived)/\(expected) received, \(sent) recorded sent, RSS \(String(format: "%.1f", alertd.residentMiB)) MiB")
+            let asked = lastAsked.map { Int((ContinuousClock.now - $0).seconds) } ?? 0
+            progress.status("\(arrived)/\(expected) received, \(sent) recorded sent \(asked) s ago, RSS \(String(format: "%.1f", alertd.residentMiB)) MiB")
             if let status = alertd.exitStatus {
                 throw BenchCluster.Failure(description: "alertd exited with status \(status) mid-phase; its log ends:\n\(alertd.logTail)")
             }
