@@ -252,12 +252,11 @@ public struct AlertStore: Sendable {
     }
 
     /// Lets the waiting lock go, so writers stop notifying, and notifies once: other instances
-    /// that sleep on the strength of this one's lock wake and share the backlog.
+    /// that sleep on the strength of this one's lock wake and share the backlog. It lets go of
+    /// every session-level advisory lock of this session (it holds no other), so a lock taken
+    /// twice, or taken by a statement whose transaction then failed, is gone too.
     public func releaseWaitingLock() async throws {
-        try await connection.query(
-            "SELECT pg_advisory_unlock($1, $2), pg_notify('alertd', '')",
-            [Self.waitingLock.classID, Self.waitingLock.objectID]
-        )
+        try await connection.query("SELECT pg_advisory_unlock_all(), pg_notify('alertd', '')")
     }
 
     /// Whether another session holds the waiting lock: another instance is waiting, so writers

@@ -221,12 +221,6 @@ public final class Dispatcher: Sendable {
                     await wake.wait(timeout: holdingWaitingLock ? min(wait, Self.waitingLockCheckInterval) : wait)
                     continue
                 }
-                if holdingWaitingLock && claimed.count >= Self.backlogClaim {
-                    // A backlog: claims follow one another without a pause, and notifications
-                    // would only slow the writers.
-                    try await store.releaseWaitingLock()
-                    holdingWaitingLock = false
-                }
                 let (admitted, excess) = inFlight.admit(claimed, perDestination: perHost)
                 start(admitted, inFlight: inFlight, outcomes: outcomes)
                 metrics.setInFlight(inFlight.count)
@@ -236,6 +230,12 @@ public final class Dispatcher: Sendable {
                     // and the host's next claims are sized to its free places.
                     deep.formUnion(excess.compactMap(\.destination))
                     try await store.release(excess.map(\.id))
+                }
+                if holdingWaitingLock && claimed.count >= Self.backlogClaim {
+                    // A backlog: claims follow one another without a pause, and notifications
+                    // would only slow the writers. Last: a failure here strands no claimed alert.
+                    try await store.releaseWaitingLock()
+                    holdingWaitingLock = false
                 }
             } catch {
                 failures += 1
