@@ -61,12 +61,8 @@ public struct AlertStore: Sendable {
                    h.records_skipped, \(Self.cut("h.error_message", 8000)) AS error_message, h.retry_count, h.max_retries,
                    h.retry_at, h.triggered_by
               FROM claimed c
-              -- One index lookup per claimed row, whatever the statistics say: planned as joins,
-              -- stale statistics (a table grown since it was last analyzed) made the planner hash
-              -- all of integration_sync_history for every claim.
-              LEFT JOIN LATERAL (SELECT i.id, i.integration_name, i.integration_type, i.environment, i.tenant_id
-                                   FROM integration_configs i WHERE i.id = c.integration_config_id OFFSET 0) i ON true
-              LEFT JOIN LATERAL (SELECT * FROM integration_sync_history h WHERE h.id = c.sync_history_id OFFSET 0) h ON true
+              LEFT JOIN integration_configs i ON i.id = c.integration_config_id
+              LEFT JOIN integration_sync_history h ON h.id = c.sync_history_id
              ORDER BY c.next_attempt_at
             """,
             [limit, worker, channels, lease.seconds, excludingDestinations]

@@ -29,7 +29,7 @@ public final class Dispatcher: Sendable {
     static let databaseRetry = Backoff(initial: .milliseconds(100), maximum: .seconds(5))
     /// Webhooks in flight per connection allowed to a host: the rest wait in libcurl's queue.
     /// A queue this deep keeps every connection busy while the dispatcher's threads are busy
-    /// with claims and outcomes: with 4, one fast receiver took about 4,000 webhooks/s, with 8
+    /// with claims and outcomes: with 4, one fast receiver took about 4,500 webhooks/s, with 8
     /// about 6,300 (`alertd bench --only backlog`). A receiver that never answers holds 8 × its
     /// connections.
     static let queuedPerConnection = 8
@@ -200,19 +200,18 @@ public final class Dispatcher: Sendable {
                 }
                 if claimed.isEmpty {
                     if !holdingWaitingLock {
-                        if try await store.takeWaitingLock(timeout: Self.waitingLockTimeout) {
+                        switch try await Self.takeWaitingLock(store) {
+                        case .taken:
                             // Writers that queued alerts without notifying have committed: one
                             // more claim sees them, and from now on writers notify.
                             holdingWaitingLock = true
                             continue
-                        }
-                        if try await !store.waitingLockHeldElsewhere() {
-                            // A writer's transaction that queued an alert without notifying is
-                            // still open: look again soon.
+                        case .writerOpen:
                             await wake.wait(timeout: Self.unnotifiedPollInterval)
                             continue
+                        case .heldElsewhere:
+                            break
                         }
-                        // Another instance holds it and writers notify: sleep as it does.
                     }
                     // With deliveries out, their end is the next thing to happen; else the next due
                     // alert. While holding the lock, look at least every `waitingLockCheckInterval`:
@@ -245,6 +244,22 @@ public final class Dispatcher: Sendable {
                 await wake.wait(timeout: delay)
             }
         }
+    }
+
+    /// What came of trying to take the waiting lock before sleeping.
+    enum WaitingLockAttempt {
+        /// This session holds it: writers notify from now on.
+        case taken
+        /// A writer's transaction that queued an alert without notifying is still open: look
+        /// again soon.
+        case writerOpen
+        /// Another instance holds it, so writers notify: sleep as usual.
+        case heldElsewhere
+    }
+
+    static func takeWaitingLock(_ store: AlertStore) async throws -> WaitingLockAttempt {
+        if try await store.takeWaitingLock(timeout: waitingLockTimeout) { return .taken }
+        return try await store.waitingLockHeldElsewhere() ? .heldElsewhere : .writerOpen
     }
 
     /// How long a dispatcher with nothing due waits for writers that skipped their notification
