@@ -81,6 +81,7 @@ let package = Package(
             name: "alertd",
             dependencies: [
                 "AlertdKit",
+                "CAlertdShims",
                 "AlertdBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

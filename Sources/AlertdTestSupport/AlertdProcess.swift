@@ -38,6 +38,11 @@ public final class AlertdProcess: @unchecked Sendable {
 
     public var isRunning: Bool { process.isRunning }
 
+    /// The signal the process ended by, or nil while it runs or if it exited.
+    public var endingSignal: Int32? {
+        !process.isRunning && process.terminationReason == .uncaughtSignal ? process.terminationStatus : nil
+    }
+
     /// The process ID, for signals and /proc.
     public var pid: Int32 { process.processIdentifier }
 

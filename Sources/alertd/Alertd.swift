@@ -1,5 +1,6 @@
 import AlertdKit
 import ArgumentParser
+import CAlertdShims
 import Foundation
 
 @main
@@ -52,6 +53,9 @@ struct Alertd: AsyncParsableCommand {
     /// The write then fails with EPIPE, and the delivery is recorded as failed and retried.
     static func main() async {
         hideMemoryFromCrashReports()
+        // Swift's crash report catches SIGSEGV, SIGABRT and the like; one sent with kill would
+        // then leave alertd running after "Program crashed".
+        _ = alertd_end_on_sent_crash_signals()
         signal(SIGPIPE, SIG_IGN)
         do {
             var command = try parseAsRoot()

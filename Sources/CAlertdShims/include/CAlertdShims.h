@@ -4,7 +4,8 @@
 /*
  * Typed, one-line wrappers for the parts of libcurl and libesmtp that Swift cannot call:
  * variadic functions (curl_easy_setopt, curl_easy_getinfo, smtp_set_header) and macros
- * (smtp_set_message_str). Every decision about what to set lives in Swift.
+ * (smtp_set_message_str). Every decision about what to set lives in Swift. And one signal
+ * handler, which must be C: see alertd_end_on_sent_crash_signals.
  */
 
 #include <stddef.h>
@@ -47,5 +48,10 @@ int alertd_smtp_auth_set_context(smtp_session_t session, void *context);
 /* Turns Nagle's algorithm off for the session's socket once it connects (libESMTP offers no
    access to the socket; see the .c file). */
 int alertd_smtp_set_nodelay(smtp_session_t session);
+
+/* Makes a crash signal sent with kill(2) (SIGSEGV, SIGBUS, SIGABRT, ...) end the process after
+   Swift's crash report, as a fault does (see CrashSignals.c). Returns 0, or -1 if sigaction
+   failed for one of them. */
+int alertd_end_on_sent_crash_signals(void);
 
 #endif
