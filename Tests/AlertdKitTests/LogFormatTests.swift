@@ -20,6 +20,28 @@ import Testing
         ])
     }
 
+    /// Timestamps are UTC with milliseconds, each field zero-padded, as ISO 8601 writes them.
+    @Test func timestampsAreUTCToTheMillisecond() {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        let fixed: [(TimeInterval, String)] = [
+            (0, "1970-01-01T00:00:00.000Z"),
+            (1_764_000_000.25, "2025-11-24T16:00:00.250Z"),
+            (951_868_799.999, "2000-02-29T23:59:59.999Z"),
+            (1_709_164_805.007, "2024-02-29T00:00:05.007Z"),
+        ]
+        for (seconds, expected) in fixed {
+            #expect(AlertdLogHandler.timestamp(Date(timeIntervalSince1970: seconds)) == expected)
+        }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            // Whole milliseconds, so that both sides agree on the rounding.
+            let date = Date(timeIntervalSince1970: Double(Int.random(in: 0...4_102_444_800_000, using: &generator)) / 1000)
+            #expect(AlertdLogHandler.timestamp(date) == formatter.string(from: date), "\(date.timeIntervalSince1970)")
+        }
+    }
+
     @Test func logfmtQuotesWhatNeedsQuotingAndNothingElse() {
         let line = AlertdLogHandler.line(time: Self.time, level: .warning, message: "database call failed", module: "AlertdKit", fields: [
             "retry_in_s": "0.5", "error": "no \"route\"\r\nto host\u{1B}", "empty": "",

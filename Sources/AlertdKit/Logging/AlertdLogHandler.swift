@@ -97,13 +97,29 @@ public struct AlertdLogHandler: LogHandler {
     }
 
     static func timestamp(_ date: Date) -> String {
-        var time = timespec()
-        let seconds = date.timeIntervalSince1970
-        time.tv_sec = Int(seconds)
+        // To the nearest millisecond: x.999 s is 0.99899... in binary.
+        let (quotient, remainder) = Int((date.timeIntervalSince1970 * 1000).rounded()).quotientAndRemainder(dividingBy: 1000)
+        var whole = remainder < 0 ? quotient - 1 : quotient
+        let millis = remainder < 0 ? remainder + 1000 : remainder
         var parts = tm()
-        var whole = time.tv_sec
         gmtime_r(&whole, &parts)
-        let millis = Int((seconds - Double(time.tv_sec)) * 1000)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), millis)
+        // Written digit by digit: String(format:) goes through NSString, and this runs for every
+        // log line (a line per delivery). "yyyy-MM-ddTHH:mm:ss.SSSZ"
+        var bytes = Array("0000-00-00T00:00:00.000Z".utf8)
+        func put(_ value: Int, width: Int, endingAt last: Int) {
+            var value = value
+            for index in stride(from: last, to: last - width, by: -1) {
+                bytes[index] = UInt8(48 + value % 10)
+                value /= 10
+            }
+        }
+        put(Int(parts.tm_year) + 1900, width: 4, endingAt: 3)
+        put(Int(parts.tm_mon) + 1, width: 2, endingAt: 6)
+        put(Int(parts.tm_mday), width: 2, endingAt: 9)
+        put(Int(parts.tm_hour), width: 2, endingAt: 12)
+        put(Int(parts.tm_min), width: 2, endingAt: 15)
+        put(Int(parts.tm_sec), width: 2, endingAt: 18)
+        put(millis, width: 3, endingAt: 22)
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -62,6 +62,26 @@ import Testing
         #expect(((data["alert"] as? [String: Any])?["test"] as? Bool) == false)
     }
 
+    /// A subject is one header line: breaks, tabs and other control characters become one space,
+    /// spaces are squeezed and trimmed, and a long one is cut with an ellipsis.
+    @Test func subjectsAreFoldedToOneTrimmedLine() {
+        let cases: [(String, String)] = [
+            ("", ""),
+            ("   ", ""),
+            ("plain", "plain"),
+            ("  Sync failed:\r\n  Paycom\t\t·  employees \n", "Sync failed: Paycom · employees"),
+            ("a\u{0}b\u{7F}c\u{1B}[31m", "a b c [31m"),
+            ("\u{A0}\u{2003}x\u{2028}y\u{2029}\u{3000}", "x y"),
+            ("e\u{301} \u{1F600}\n", "e\u{301} \u{1F600}"),
+        ]
+        for (text, expected) in cases {
+            #expect(AlertTemplates.singleLine(text, limit: 250) == expected, "\(text.debugDescription)")
+        }
+        #expect(AlertTemplates.singleLine(String(repeating: "ab ", count: 100), limit: 250) == String(String(repeating: "ab ", count: 100).prefix(249)) + "…")
+        #expect(AlertTemplates.singleLine(String(repeating: "x", count: 250), limit: 250).count == 250)
+        #expect(AlertTemplates.singleLine(String(repeating: "x", count: 251), limit: 250).hasSuffix("x…"))
+    }
+
     @Test func longErrorsAreCutAndSaySo() async throws {
         let templates = try await AlertTemplates.load(from: Self.directory)
         let context = AlertContext(alert: Self.alert(error: String(repeating: "x", count: 1_000_000)), linkBase: nil)
