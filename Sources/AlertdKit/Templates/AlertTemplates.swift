@@ -15,6 +15,8 @@ public struct AlertTemplates: Sendable {
     public let directory: URL
     /// Whether webhook.json is the stock template, written by `StockWebhookBody` without Mustache.
     let stockWebhook: Bool
+    /// The alert types whose subject template is the stock one, written by `StockSubjects`.
+    let stockSubjects: Set<String>
 
     /// Loads every `*.mustache` file of `directory`; a template that does not parse, or one that
     /// is missing, is an error naming the file.
@@ -41,7 +43,8 @@ public struct AlertTemplates: Sendable {
             )
         }
         let stockWebhook = library.getTemplate(named: "webhook.json")?.description == StockWebhookBody.template
-        return AlertTemplates(library: library, directory: directory, stockWebhook: stockWebhook)
+        let stockSubjects = Set(types.filter { library.getTemplate(named: "\($0).subject")?.description == StockSubjects.templates[$0] })
+        return AlertTemplates(library: library, directory: directory, stockWebhook: stockWebhook, stockSubjects: stockSubjects)
     }
 
     /// The templates folder named by `flag` or `ALERTD_TEMPLATES_DIR`, else `templates/` next to
@@ -62,9 +65,8 @@ public struct AlertTemplates: Sendable {
     /// Renders the subject and both bodies of `alert`.
     public func renderMessage(_ context: AlertContext) -> Rendered {
         let type = context.templateType
-        let subject = render("\(type).subject", context)
         return Rendered(
-            subject: Self.singleLine(subject, limit: 250),
+            subject: renderSubject(context),
             text: render("\(type).text", context),
             html: render("\(type).html", context)
         )
@@ -72,7 +74,13 @@ public struct AlertTemplates: Sendable {
 
     /// Renders the subject alone: what a webhook's audit keeps of the message.
     public func renderSubject(_ context: AlertContext) -> String {
-        Self.singleLine(render("\(context.templateType).subject", context), limit: 250)
+        let subject = stockSubjects.contains(context.templateType) ? StockSubjects.render(context) : renderSubjectThroughMustache(context)
+        return Self.singleLine(subject, limit: 250)
+    }
+
+    /// Renders the subject template through Mustache, stock or not: what `StockSubjects` must equal.
+    func renderSubjectThroughMustache(_ context: AlertContext) -> String {
+        render("\(context.templateType).subject", context)
     }
 
     /// Renders the webhook body. An edited webhook.json's output is checked to be JSON, so a

@@ -138,14 +138,11 @@ import Testing
         }
     }
 
-    /// The stock webhook.json is written by `StockWebhookBody`, not Mustache: it must give the
-    /// template's bytes exactly, for every shape of alert and every character a tenant can type.
-    @Test func theBuiltInWebhookBodyIsByteForByteTheStockTemplate() async throws {
-        let templates = try await AlertTemplates.load(from: Self.directory)
-        #expect(templates.stockWebhook, "templates/webhook.json.mustache differs from StockWebhookBody.template")
+    /// Alerts of every shape, with every character a tenant can type in each text: for the
+    /// parts alertd writes without Mustache, which must give the stock templates' text exactly.
+    static func everyShapeOfAlert() throws -> [ClaimedAlert] {
         var strings = [Self.hostile, "", "plain", "\u{2029}\u{2028}x\u{2027}\u{202A}", "€ 🚨 日本語", String(repeating: "é", count: 2_100)]
         strings.append(String((0..<128).map { Character(Unicode.Scalar(UInt8($0))) }))
-        let now = Date(timeIntervalSince1970: 1_763_807_600)
         var alerts: [ClaimedAlert] = [ClaimedAlert.test(channel: "webhook", recipients: ["https://hooks.example.com/t"])]
         for (n, text) in strings.enumerated() {
             for type in ["failure", "warning", "success"] {
@@ -164,6 +161,16 @@ import Testing
                 ))
             }
         }
+        return alerts
+    }
+
+    /// The stock webhook.json is written by `StockWebhookBody`, not Mustache: it must give the
+    /// template's bytes exactly, for every shape of alert and every character a tenant can type.
+    @Test func theBuiltInWebhookBodyIsByteForByteTheStockTemplate() async throws {
+        let templates = try await AlertTemplates.load(from: Self.directory)
+        #expect(templates.stockWebhook, "templates/webhook.json.mustache differs from StockWebhookBody.template")
+        let now = Date(timeIntervalSince1970: 1_763_807_600)
+        let alerts = try Self.everyShapeOfAlert()
         for alert in alerts {
             for link in [nil, "", "https://app.example.com/", "https://app.example.com/\"q\""] {
                 let context = AlertContext(alert: alert, linkBase: link, now: now)
@@ -172,6 +179,25 @@ import Testing
                 #expect(String(decoding: builtIn, as: UTF8.self) == mustache, "\(alert.type) \(alert.origin) link \(link ?? "none")")
                 #expect((try? JSONSerialization.jsonObject(with: builtIn)) != nil)
             }
+        }
+    }
+
+    /// The stock subjects are written by `StockSubjects`, not Mustache: the same text, for every
+    /// type and shape of alert.
+    @Test func theBuiltInSubjectsAreTheStockTemplatesText() async throws {
+        let templates = try await AlertTemplates.load(from: Self.directory)
+        #expect(templates.stockSubjects == Set(AlertTemplates.types), "a templates/*.subject.mustache differs from StockSubjects.templates")
+        var alerts = try Self.everyShapeOfAlert()
+        for name in [nil, "", "Paycom"] as [String?] {
+            alerts.append(ClaimedAlert(
+                id: UUID(), type: "failure", channel: "email", origin: "test", recipients: [], attempt: 1, maxAttempts: 1, createdAt: nil,
+                integration: .init(id: UUID(), name: name, type: "paycom", environment: "production", tenantID: UUID()), sync: nil
+            ))
+        }
+        #expect(Set(alerts.map { AlertContext(alert: $0, linkBase: nil).templateType }) == Set(AlertTemplates.types))
+        for alert in alerts {
+            let context = AlertContext(alert: alert, linkBase: nil)
+            #expect(StockSubjects.render(context) == templates.renderSubjectThroughMustache(context), "\(context.templateType): \(alert.integration?.name ?? "nil")")
         }
     }
 

@@ -1,0 +1,32 @@
+/// The stock subject templates, written without Mustache.
+///
+/// A shipped subject is one line of fixed words around the integration's name and the run's
+/// endpoint. When `<type>.subject.mustache` is the one alertd ships, unedited, alertd writes it
+/// here: the same text (a test compares the two over every shape of alert), without looking each
+/// name up in a dictionary of `Any`. After the webhook body, the subject was the largest part of
+/// alertd's CPU per webhook. An edited subject renders through Mustache as before.
+enum StockSubjects {
+    /// The text of templates/<type>.subject.mustache as alertd ships it, by alert type.
+    static let templates: [String: String] = [
+        "failure": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Sync failed: {{integration.name}} · {{sync.endpoint}}\n",
+        "warning": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Sync partly failed: {{integration.name}} · {{sync.endpoint}}\n",
+        "success": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Sync succeeded: {{integration.name}} · {{sync.endpoint}}\n",
+        "test": "{{% CONTENT_TYPE: TEXT}}\n[Test] alertd test notification{{#integration.name}}: {{integration.name}}{{/integration.name}}\n",
+    ]
+
+    /// What the stock subject template of `context`'s type renders, before it is folded to one
+    /// line.
+    static func render(_ context: AlertContext) -> String {
+        let alert = context.alert
+        // As the context gives it to templates: a nameless integration goes by its type.
+        let name = alert.integration.map { $0.name ?? $0.type } ?? ""
+        let endpoint = alert.sync?.endpoint ?? ""
+        switch context.templateType {
+        // Mustache renders a section for any string, the empty one too.
+        case "test": return alert.integration == nil ? "[Test] alertd test notification\n" : "[Test] alertd test notification: \(name)\n"
+        case "warning": return "[alertd] Sync partly failed: \(name) · \(endpoint)\n"
+        case "success": return "[alertd] Sync succeeded: \(name) · \(endpoint)\n"
+        default: return "[alertd] Sync failed: \(name) · \(endpoint)\n"
+        }
+    }
+}
