@@ -2,12 +2,11 @@ import AlertdPostgres
 import Foundation
 
 /// What templates can use, built from a claimed alert. docs/templates.md lists every name.
-public struct AlertContext: @unchecked Sendable {
-    // Invariant: `values` holds only strings, numbers, booleans and dictionaries of them.
-    let values: [String: Any]
+public struct AlertContext: Sendable {
     /// failure, warning, success or test: which templates render it.
     public let templateType: String
-    /// The facts `values` was built from, typed: what the built-in webhook body writes.
+    /// The facts, typed: what the stock webhook body and subjects write, and `values` gives
+    /// Mustache.
     let alert: ClaimedAlert
     let generatedAt: String
     let link: String?
@@ -38,6 +37,11 @@ public struct AlertContext: @unchecked Sendable {
         } else {
             link = nil
         }
+    }
+
+    /// What Mustache templates see: strings, numbers, booleans and dictionaries of them, built
+    /// when a template renders through Mustache (the stock webhook body and subjects do not).
+    var values: [String: Any] {
         var values: [String: Any] = [
             "alert": [
                 "id": alert.id.postgresText,
@@ -83,7 +87,7 @@ public struct AlertContext: @unchecked Sendable {
             }
             if let link { values["link"] = link }
         }
-        self.values = values
+        return values
     }
 
     static func cut(_ text: String) -> (text: String, truncated: Bool) {

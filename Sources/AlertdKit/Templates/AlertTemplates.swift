@@ -65,10 +65,11 @@ public struct AlertTemplates: Sendable {
     /// Renders the subject and both bodies of `alert`.
     public func renderMessage(_ context: AlertContext) -> Rendered {
         let type = context.templateType
+        let values = context.values
         return Rendered(
             subject: renderSubject(context),
-            text: render("\(type).text", context),
-            html: render("\(type).html", context)
+            text: render("\(type).text", values),
+            html: render("\(type).html", values)
         )
     }
 
@@ -80,14 +81,14 @@ public struct AlertTemplates: Sendable {
 
     /// Renders the subject template through Mustache, stock or not: what `StockSubjects` must equal.
     func renderSubjectThroughMustache(_ context: AlertContext) -> String {
-        render("\(context.templateType).subject", context)
+        render("\(context.templateType).subject", context.values)
     }
 
     /// Renders the webhook body. An edited webhook.json's output is checked to be JSON, so a
     /// broken override fails clearly.
     public func renderWebhookBody(_ context: AlertContext) throws -> Data {
         if stockWebhook { return StockWebhookBody.render(context) }
-        let body = Data(render("webhook.json", context).utf8)
+        let body = Data(render("webhook.json", context.values).utf8)
         do {
             _ = try JSONSerialization.jsonObject(with: body)
         } catch {
@@ -98,11 +99,11 @@ public struct AlertTemplates: Sendable {
 
     /// Renders webhook.json through Mustache, stock or not: what `StockWebhookBody` must equal.
     func renderWebhookBodyThroughMustache(_ context: AlertContext) -> String {
-        render("webhook.json", context)
+        render("webhook.json", context.values)
     }
 
-    private func render(_ name: String, _ context: AlertContext) -> String {
-        library.render(context.values, withTemplate: name) ?? ""
+    private func render(_ name: String, _ values: [String: Any]) -> String {
+        library.render(values, withTemplate: name) ?? ""
     }
 
     /// Folds line breaks and other control characters to spaces (a subject is one header line),

@@ -74,9 +74,11 @@ public final class WebhookClient: Sendable {
         if components.user != nil || components.password != nil || request.url.contains("[redacted]@") {
             return .refused(reason: "The webhook URL carries a user name or password, which alertd does not send; have the receiver verify the webhook signature instead.")
         }
+        // An IPv6 literal comes bracketed ("[::1]"); the per-host cap and the policy want it bare.
+        let bareHost = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
         let engine = self.engine
         return await withCheckedContinuation { continuation in
-            engine.submit(Transfer(request: request, host: host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")), settings: settings, continuation: continuation))
+            engine.submit(Transfer(request: request, host: bareHost, settings: settings, continuation: continuation))
         }
     }
 
