@@ -123,12 +123,12 @@ import Glibc
     }
 
     @Test func theProbeSaysWhenNothingAnswers() async throws {
-        let server = try StatusServer.start(on: StatusAddress(host: "127.0.0.1", port: 0)) { _ in .init(status: 200, body: "") }
-        let address = server.address
-        server.stop()
-        await server.stopped()
+        // A port held bound but not listening: connections to it are refused, and no other test
+        // running meanwhile can take it (a port a stopped server let go of, another one could).
+        let (fd, port) = try Self.bindWithoutListening()
+        defer { close(fd) }
         await #expect {
-            try await StatusProbe.get("/readyz", from: address, timeout: .seconds(2))
+            try await StatusProbe.get("/readyz", from: StatusAddress(host: "127.0.0.1", port: port), timeout: .seconds(2))
         } throws: { error in
             "\(error)".contains("No answer from alertd's status server") && "\(error)".contains("refused")
         }
@@ -148,6 +148,24 @@ import Glibc
             samples[String(parts[0])] = value
         }
         return samples
+    }
+
+    /// A TCP socket bound to a free loopback port, not listening; and the port.
+    static func bindWithoutListening() throws -> (fd: Int32, port: Int) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else {
+            close(fd)
+            throw TestSetupError("cannot bind a loopback port")
+        }
+        return (fd, Int(UInt16(bigEndian: address.sin_port)))
     }
 
     static func connect(port: Int) throws -> Int32 {
