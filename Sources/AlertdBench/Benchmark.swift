@@ -278,46 +278,65 @@ public struct Benchmark: Sendable {
     /// constant alert row. That last one is the least any trigger can cost that writes the alert
     /// to integration_alert_history in the writer's transaction. Twice each, in turn.
     private func triggerCost(database: BenchDatabase) async throws -> (with: Double, without: Double, notifying: Double, constantInsert: Double) {
-        var rates: [String: [Double]] = [:]
+        var rates: [TriggerVariant: [Double]] = [:]
         let waiting = AlertStore(connection: try await database.connect(), worker: "bench")
-        let shipped: String = try await database.admin.query("SELECT pg_get_functiondef('public.alertd_enqueue_sync_alerts()'::regprocedure) AS definition")[0].decode("definition")
-        let variants = ["without", "with", "notifying", "constant insert"]
-        for round in 0..<(2 * variants.count) {
-            let variant = variants[round % variants.count]
-            try await database.admin.execute("ALTER TABLE integration_sync_history \(variant == "without" ? "DISABLE" : "ENABLE") TRIGGER alertd_enqueue_on_status_change")
-            if variant == "notifying" {
+        func triggerFunction() async throws -> String {
+            try await database.admin.query("SELECT pg_get_functiondef('public.alertd_enqueue_sync_alerts()'::regprocedure) AS definition")[0].decode("definition")
+        }
+        let shipped = try await triggerFunction()
+        for round in 0..<(2 * TriggerVariant.allCases.count) {
+            let variant = TriggerVariant.allCases[round % TriggerVariant.allCases.count]
+            try await database.admin.execute("ALTER TABLE integration_sync_history \(variant == .without ? "DISABLE" : "ENABLE") TRIGGER alertd_enqueue_on_status_change")
+            switch variant {
+            case .notifying:
                 guard try await waiting.takeWaitingLock(timeout: .seconds(10)) else {
                     throw BenchCluster.Failure(description: "the bench could not take the waiting lock")
                 }
-            }
-            if variant == "constant insert" {
+            case .constantInsert:
                 try await database.admin.execute(Self.constantInsertTrigger)
+            case .without, .with:
+                break
             }
             let runs = try await database.createRuns(database.webhookIntegration, count: options.triggerWriters * options.triggerUpdatesPerWriter)
             let start = ContinuousClock.now
             try await database.fail(runs.map { [$0] }, writers: options.triggerWriters)
             let rate = Double(runs.count) / (ContinuousClock.now - start).seconds
             rates[variant, default: []].append(rate)
-            if variant == "notifying" {
+            switch variant {
+            case .notifying:
                 try await waiting.connection.query("SELECT pg_advisory_unlock($1, $2)", [AlertStore.waitingLock.classID, AlertStore.waitingLock.objectID])
-            }
-            if variant == "constant insert" {
+            case .constantInsert:
                 try await database.admin.execute(shipped)
-                let restored: String = try await database.admin.query("SELECT pg_get_functiondef('public.alertd_enqueue_sync_alerts()'::regprocedure) AS definition")[0].decode("definition")
-                guard restored == shipped else {
+                guard try await triggerFunction() == shipped else {
                     throw BenchCluster.Failure(description: "the bench could not put the shipped trigger function back")
                 }
+            case .without, .with:
+                break
             }
-            progress.status("\(["without": "without the trigger", "with": "with the trigger", "notifying": "with the trigger, a dispatcher waiting"][variant] ?? "a trigger only inserting a constant alert"): \(Int(rate)) changes/s")
-            if variant != "without" {
+            progress.status("\(variant.label): \(Int(rate)) changes/s")
+            if variant != .without {
                 // Their alerts stay out of the count of what must end sent.
                 try await database.admin.query("DELETE FROM integration_alert_history WHERE sync_history_id = ANY ($1::uuid[])", [runs])
             }
         }
         await waiting.connection.close()
         try await database.admin.execute("ALTER TABLE integration_sync_history ENABLE TRIGGER alertd_enqueue_on_status_change")
-        func mean(_ variant: String) -> Double { rates[variant, default: []].reduce(0, +) / Double(max(1, rates[variant, default: []].count)) }
-        return (mean("with"), mean("without"), mean("notifying"), mean("constant insert"))
+        func mean(_ variant: TriggerVariant) -> Double { rates[variant, default: []].reduce(0, +) / Double(max(1, rates[variant, default: []].count)) }
+        return (mean(.with), mean(.without), mean(.notifying), mean(.constantInsert))
+    }
+
+    /// How the trigger stands in one round of the trigger phase.
+    private enum TriggerVariant: CaseIterable {
+        case without, with, notifying, constantInsert
+
+        var label: String {
+            switch self {
+            case .without: "without the trigger"
+            case .with: "with the trigger"
+            case .notifying: "with the trigger, a dispatcher waiting"
+            case .constantInsert: "a trigger only inserting a constant alert"
+            }
+        }
     }
 
     /// The trigger function at its least: one constant alert row, nothing looked up, no

@@ -67,7 +67,7 @@ public struct AlertTemplates: Sendable {
         let type = context.templateType
         let values = context.values
         return Rendered(
-            subject: renderSubject(context),
+            subject: subject(context, values: values),
             text: render("\(type).text", values),
             html: render("\(type).html", values)
         )
@@ -75,8 +75,13 @@ public struct AlertTemplates: Sendable {
 
     /// Renders the subject alone: what a webhook's audit keeps of the message.
     public func renderSubject(_ context: AlertContext) -> String {
-        let subject = stockSubjects.contains(context.templateType) ? StockSubjects.render(context) : renderSubjectThroughMustache(context)
-        return Self.singleLine(subject, limit: 250)
+        subject(context, values: context.values)
+    }
+
+    /// The subject, one line; `values` (the Mustache context) is built only for an edited subject.
+    private func subject(_ context: AlertContext, values: @autoclosure () -> [String: Any]) -> String {
+        let text = stockSubjects.contains(context.templateType) ? StockSubjects.render(context) : render("\(context.templateType).subject", values())
+        return Self.singleLine(text, limit: 250)
     }
 
     /// Renders the subject template through Mustache, stock or not: what `StockSubjects` must equal.
