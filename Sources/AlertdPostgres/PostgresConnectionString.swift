@@ -66,9 +66,20 @@ public struct PostgresConnectionString: Sendable, CustomStringConvertible {
 
     /// A copy that connects to another database of the same server.
     public func withDatabase(_ database: String) -> PostgresConnectionString {
-        var keywords = parameters.filter { $0.keyword != "dbname" }.map { "\($0.keyword)=\(Self.quote($0.value))" }
-        keywords.append("dbname=\(Self.quote(database))")
-        // The parameters came from a string libpq parsed, so the rebuilt one parses too.
+        replacing(["dbname": database])
+    }
+
+    /// A copy that connects to the same server and database as another user.
+    public func withUser(_ user: String, password: String) -> PostgresConnectionString {
+        replacing(["user": user, "password": password])
+    }
+
+    /// A copy with some parameters set to other values (added when absent).
+    public func replacing(_ values: [String: String]) -> PostgresConnectionString {
+        var keywords = parameters.filter { values[$0.keyword] == nil }.map { "\($0.keyword)=\(Self.quote($0.value))" }
+        keywords += values.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.quote($0.value))" }
+        // The parameters came from a string libpq parsed, and the keywords are libpq's, so the
+        // rebuilt one parses too.
         return try! PostgresConnectionString(keywords.joined(separator: " "))
     }
 

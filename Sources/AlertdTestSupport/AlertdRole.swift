@@ -22,9 +22,11 @@ public enum AlertdRole {
     }
 
     /// Once per test process: every test database's migration grants alertd_dispatcher its
-    /// privileges, and this login role is a member of it.
+    /// privileges, and this login role is a member of it. Made as `platform_owner` (CREATEROLE, no
+    /// superuser), as an operator on Supabase makes it as `postgres`.
     static let ensured = OnceTask {
-        try await create(on: try TestPostgres.serverConnectionString())
+        try await TestPostgres.supabaseRoles.value()
+        try await create(on: try TestPostgres.serverConnectionString().withUser(PlatformRole.owner.name, password: PlatformRole.owner.password))
     }
 }
 

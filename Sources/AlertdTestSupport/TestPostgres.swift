@@ -38,6 +38,20 @@ public enum TestPostgres {
         SQLDirectory(url: packageRoot.appending(path: "deploy"))
     }
 
+    /// The roles of a Supabase project, made once per test process with
+    /// deploy/dev/supabase-roles.sql as the cluster's superuser.
+    static let supabaseRoles = OnceTask {
+        let script = packageRoot.appending(path: "deploy/dev/supabase-roles.sql").path
+        let result = try await TestProcess.run("/usr/bin/psql", [
+            "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1",
+            "-v", "owner_password=\(PlatformRole.owner.password)", "-v", "etl_password=\(PlatformRole.etlWriter.password)",
+            "--dbname", try serverConnectionString().conninfoForChildProcesses, "--file", script,
+        ])
+        guard result.status == 0 else {
+            throw TestSetupError("psql -f supabase-roles.sql failed (exit \(result.status)): \(result.standardError)")
+        }
+    }
+
     /// What a new test database gets before the test runs.
     public enum Setup: Sendable {
         /// Nothing: an empty database.
@@ -58,8 +72,10 @@ public enum TestPostgres {
         }
     }
 
-    /// Creates a database, prepares it, runs `body`, and drops the database afterwards, also when
-    /// `body` throws.
+    /// Creates a database owned by `platform_owner` (as Supabase's `postgres` owns a project's:
+    /// no superuser, CREATEROLE and BYPASSRLS), prepares it as that role, runs `body`, and drops
+    /// the database afterwards, also when `body` throws. The database's connection string logs in
+    /// as `platform_owner`; the cluster's superuser is only used to create and drop it.
     @discardableResult
     public static func withDatabase<T: Sendable>(
         _ setup: Setup = .migrated,
@@ -67,9 +83,13 @@ public enum TestPostgres {
     ) async throws -> T {
         let server = try serverConnectionString()
         let name = "alertd_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16)
+        try await supabaseRoles.value()
         let admin = try await PostgresConnection.connect(server, logger: logger)
-        try await admin.execute("CREATE DATABASE \(name)")
-        let database = TestDatabase(name: String(name), connectionString: server.withDatabase(String(name)))
+        try await admin.execute("CREATE DATABASE \(name) OWNER \(PlatformRole.owner.name)")
+        let database = TestDatabase(
+            name: String(name),
+            connectionString: server.withDatabase(String(name)).withUser(PlatformRole.owner.name, password: PlatformRole.owner.password)
+        )
         do {
             let connection = try await database.connect()
             switch setup {
@@ -95,10 +115,28 @@ public enum TestPostgres {
     }
 }
 
+/// The logins deploy/dev/supabase-roles.sql makes, standing in for a Supabase project's.
+public struct PlatformRole: Sendable {
+    public let name: String
+    public let password: String
+
+    /// Supabase's `postgres`: owns the platform's tables and runs every migration and rollback.
+    public static let owner = PlatformRole(name: "platform_owner", password: "platform-owner-test-password")
+    /// The ETL runner with the service key: acts as `service_role` (BYPASSRLS).
+    public static let etlWriter = PlatformRole(name: "platform_etl", password: "platform-etl-test-password")
+}
+
 /// One throwaway database.
 public struct TestDatabase: Sendable {
     public let name: String
+    /// As `platform_owner`, the database's owner.
     public let connectionString: PostgresConnectionString
+
+    /// As the ETL runner writes sync runs: `platform_etl` acting as `service_role`.
+    public var etlWriterConnectionString: PostgresConnectionString {
+        connectionString.withUser(PlatformRole.etlWriter.name, password: PlatformRole.etlWriter.password)
+            .replacing(["options": "-c role=service_role"])
+    }
 
     public func connect() async throws -> PostgresConnection {
         try await PostgresConnection.connect(connectionString, logger: TestPostgres.logger)

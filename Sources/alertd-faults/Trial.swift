@@ -64,7 +64,7 @@ final class Trial: @unchecked Sendable {
             "ALERTD_LISTEN_CHECK_INTERVAL": "3s",
             "ALERTD_SHUTDOWN_GRACE": "5s",
         ]
-        if let role = options.alertdRole { environment["ALERTD_DATABASE_URL"] = try database.connectionString.withUser(role.user, password: role.password).conninfoForChildProcesses }
+        if let role = options.alertdRole { environment["ALERTD_DATABASE_URL"] = database.connectionString.withUser(role.user, password: role.password).conninfoForChildProcesses }
     }
 
     /// Starts (or restarts) the instance called `name`.
@@ -232,19 +232,5 @@ final class Trial: @unchecked Sendable {
         for receiver in receivers { receiver.stop() }
         for sink in sinks { sink.stop() }
         await owner.close()
-    }
-}
-
-extension PostgresConnectionString {
-    /// The same server and database as another user.
-    func withUser(_ user: String, password: String) throws -> PostgresConnectionString {
-        var url = URLComponents()
-        url.scheme = "postgresql"
-        url.user = user
-        url.password = password
-        url.host = value(of: "host") ?? "127.0.0.1"
-        url.port = value(of: "port").flatMap(Int.init)
-        url.path = "/" + (value(of: "dbname") ?? "postgres")
-        return try PostgresConnectionString(url.string ?? "")
     }
 }

@@ -29,7 +29,7 @@ final class Lines: @unchecked Sendable {
                 #expect(lines.all.contains { $0.hasPrefix("Applied 20251124_alertd_outbox in ") })
                 let statuses = try await migrator.status()
                 #expect(statuses.map(\.id) == applied.map(\.id))
-                #expect(statuses.allSatisfy { $0.isApplied && $0.applied?.modifiedSince == false && $0.applied?.by == "postgres" })
+                #expect(statuses.allSatisfy { $0.isApplied && $0.applied?.modifiedSince == false && $0.applied?.by == PlatformRole.owner.name })
 
                 let again = Lines()
                 #expect(try await migrator.migrate(report: again.append).isEmpty)

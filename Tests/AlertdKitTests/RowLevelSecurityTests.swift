@@ -84,6 +84,58 @@ import Testing
         }
     }
 
+    /// Supabase's default privileges give anon ALL on new tables; row-level security and the
+    /// migrations' revokes leave it nothing of the alert history or its attempts.
+    @Test func anonReadsNoAlertsAndNoAttemptsAndCannotEmptyThem() async throws {
+        try await TestPostgres.withDatabase { database in
+            _ = try await database.withConnection { try await Self.world($0) }
+            try await database.withConnection { connection in
+                try await connection.execute("SET ROLE anon")
+                for table in ["integration_alert_history", "integration_alert_attempts"] {
+                    await #expect(throws: PostgresError.self, "anon reads \(table)") {
+                        try await connection.query("SELECT count(*) AS n FROM \(table)")
+                    }
+                }
+            }
+            for table in ["integration_alert_history", "integration_alert_attempts"] {
+                try await database.withConnection { connection in
+                    try await connection.actAsAuthenticatedUser(nil)
+                    // TRUNCATE is not subject to row-level security: only a missing privilege stops it.
+                    await #expect(throws: PostgresError.self, "an API user truncates \(table)") {
+                        try await connection.execute("TRUNCATE \(table) CASCADE")
+                    }
+                }
+            }
+            let left = try await database.withConnection { connection in
+                try await connection.query("SELECT count(*) AS n FROM integration_alert_attempts")[0].decode("n", as: Int.self)
+            }
+            #expect(left == 3)
+        }
+    }
+
+    /// The ETL runner writes with the service key (service_role, BYPASSRLS, not an admin of any
+    /// tenant): its failed run queues the alerts through the trigger all the same.
+    @Test func theETLWritersFailedRunQueuesItsAlerts() async throws {
+        try await TestPostgres.withDatabase { database in
+            let integration = try await database.withConnection { connection in
+                let rows = PlatformRows(connection)
+                return try await rows.integration(tenant: try await rows.tenant(), emails: ["ops@example.com"], webhook: "https://hooks.example.com/a")
+            }
+            let writer = try await PostgresConnection.connect(database.etlWriterConnectionString, logger: TestPostgres.logger)
+            let role = try await writer.query("SELECT current_user AS role")[0].decode("role", as: String.self)
+            #expect(role == "service_role")
+            let run = try await PlatformRows(writer).syncRun(integration: integration)
+            try await PlatformRows(writer).setStatus(of: run, to: "failed")
+            await writer.close()
+            let channels = try await database.withConnection { connection in
+                try await connection.query(
+                    "SELECT alert_channel FROM integration_alert_history WHERE sync_history_id = $1 AND delivery_status = 'pending' ORDER BY 1", [run]
+                ).map { try $0.decode("alert_channel", as: String.self) }
+            }
+            #expect(channels == ["email", "webhook"])
+        }
+    }
+
     static func insertAlert(_ database: TestDatabase, as user: UUID, for integration: UUID) async throws -> Bool {
         try await database.withConnection { connection in
             try await connection.actAsAuthenticatedUser(user)

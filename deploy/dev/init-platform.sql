@@ -3,8 +3,12 @@
 -- `alertd db init-platform`, which refuses when these tables already exist.
 --
 -- It also creates the few Supabase pieces that plain PostgreSQL lacks: the roles anon,
--- authenticated and service_role, the schema auth with auth.uid() reading the JWT `sub` claim
--- from request.jwt.claims, and the extensions uuid-ossp and pgcrypto.
+-- authenticated and service_role (when a superuser runs it; deploy/dev/supabase-roles.sql makes
+-- them beforehand, with a non-superuser owner like Supabase's `postgres`), the schema auth with
+-- auth.uid() reading the JWT `sub` claim from request.jwt.claims, the extensions uuid-ossp and
+-- pgcrypto, and Supabase's default privileges: the API roles get ALL on every table, function and
+-- sequence that the role running this (and later the migrations) creates in public, so that
+-- row-level security alone decides what they see.
 
 -- Roles are cluster-wide: several databases of one cluster share them, and init-platform may run
 -- on two of them at once. A concurrent creator that wins the race makes ours fail with
@@ -58,6 +62,10 @@ $$;
 
 GRANT USAGE ON SCHEMA public TO anon, authenticated, service_role;
 
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON FUNCTIONS TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO anon, authenticated, service_role;
+
 CREATE TABLE tenants (
   id uuid PRIMARY KEY DEFAULT uuid_generate_v4(),
   name text NOT NULL,
@@ -80,10 +88,14 @@ CREATE TABLE integration_configs (
   environment varchar(20) NOT NULL DEFAULT 'production',
   base_url text,
   is_active boolean DEFAULT true,
-  connection_status varchar(20),
+  connection_status varchar(20) DEFAULT 'not_configured',
+  last_connection_test timestamp,
+  last_connection_error text,
   configuration_metadata jsonb DEFAULT '{}',
   created_at timestamp DEFAULT now(),
   updated_at timestamp DEFAULT now(),
+  created_by uuid,
+  updated_by uuid,
   UNIQUE (tenant_id, integration_type, environment)
 );
 
@@ -92,11 +104,19 @@ CREATE TABLE integration_sync_configs (
   integration_config_id uuid NOT NULL REFERENCES integration_configs(id) ON DELETE CASCADE,
   endpoint_name varchar(100) NOT NULL,
   endpoint_display_name varchar(200),
+  endpoint_url text,
   sync_frequency varchar(20) NOT NULL DEFAULT 'manual',
   is_enabled boolean DEFAULT false,
+  filter_criteria jsonb DEFAULT '{}',
+  field_mapping jsonb DEFAULT '{}',
+  transformation_rules jsonb DEFAULT '{}',
   last_sync_at timestamp,
   last_sync_status varchar(20),
   last_sync_error text,
+  next_sync_at timestamp,
+  sync_schedule_cron varchar(100),
+  average_sync_duration_seconds integer,
+  average_records_per_sync integer,
   created_at timestamp DEFAULT now(),
   updated_at timestamp DEFAULT now(),
   UNIQUE (integration_config_id, endpoint_name)
@@ -125,11 +145,8 @@ CREATE TABLE integration_sync_history (
 
 CREATE INDEX idx_sync_history_config ON integration_sync_history (integration_config_id, sync_started_at DESC);
 
--- Supabase grants table privileges to its API roles; row-level security decides which rows.
-GRANT SELECT, INSERT, UPDATE, DELETE ON tenants, tenant_users, integration_configs,
-  integration_sync_configs, integration_sync_history TO authenticated, service_role;
-GRANT SELECT ON tenants, integration_configs TO anon;
-
+-- The API roles have ALL on these tables through the default privileges above; row-level
+-- security decides which rows.
 ALTER TABLE tenants ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tenant_users ENABLE ROW LEVEL SECURITY;
 ALTER TABLE integration_configs ENABLE ROW LEVEL SECURITY;

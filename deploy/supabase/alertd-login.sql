@@ -31,7 +31,13 @@ BEGIN
     END;
   END IF;
   IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = login) THEN
-    EXECUTE format('ALTER ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS INHERIT PASSWORD %L', login, secret);
+    -- Only a superuser may name SUPERUSER or BYPASSRLS in ALTER ROLE, even to turn them off
+    -- (Supabase's postgres is not one): check them instead.
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = login AND (rolsuper OR rolbypassrls)) THEN
+      RAISE EXCEPTION 'role % is a superuser or has BYPASSRLS; alertd must not log in as it', login
+        USING HINT = 'Give -v user=<name> a name of its own, such as alertd.';
+    END IF;
+    EXECUTE format('ALTER ROLE %I LOGIN NOCREATEDB NOCREATEROLE INHERIT PASSWORD %L', login, secret);
   ELSE
     BEGIN
       EXECUTE format('CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS INHERIT PASSWORD %L', login, secret);

@@ -16,6 +16,10 @@
 --   * pending_sync_retries read the tables with its owner's rights, bypassing row-level
 --     security; it now runs with the caller's (security_invoker).
 --
+-- Every function keeps the platform's name, parameter names, defaults and return type, so callers
+-- that pass arguments by name (the platform's UI calls schedule_sync_retry(sync_id => ...,
+-- max_retry_attempts => ...)) work unchanged, and CREATE OR REPLACE applies over its version.
+--
 -- Apply by hand with: psql "$DATABASE_URL" --single-transaction -f <this file>
 -- Undo with deploy/supabase/rollbacks/20251122_add_retry_and_alerts.rollback.sql.
 
@@ -190,7 +194,9 @@ $$;
 COMMENT ON FUNCTION schedule_sync_retry(uuid, integer) IS
   'Schedules the next retry of a failed sync run (60 s, 120 s, 240 s, ... after the call). Returns false when the run does not exist, did not fail, or has used max_retry_attempts retries. Calling it again while a retry is scheduled and not yet due changes nothing.';
 
-CREATE OR REPLACE FUNCTION update_sync_watermark(sync_config_id uuid, new_watermark text)
+-- The parameter is named new_watermark_value, as in the platform's version: PostgreSQL refuses
+-- to rename a parameter with CREATE OR REPLACE, and callers may pass it by name.
+CREATE OR REPLACE FUNCTION update_sync_watermark(sync_config_id uuid, new_watermark_value text)
 RETURNS void
 LANGUAGE plpgsql
 VOLATILE
@@ -198,21 +204,22 @@ SET search_path = public, pg_temp
 AS $$
 BEGIN
   UPDATE integration_sync_configs
-     SET watermark_value = new_watermark,
-         last_sync_timestamp = now(),
+     SET last_sync_timestamp = now(),
+         watermark_value = new_watermark_value,
          updated_at = now()
    WHERE id = sync_config_id;
 
+  -- The platform's callers rely on an unknown id raising nothing (an endpoint deleted while its
+  -- sync ran); say so without failing their transaction.
   IF NOT FOUND THEN
-    RAISE EXCEPTION 'integration sync config % does not exist', sync_config_id
-      USING ERRCODE = 'no_data_found',
-            HINT = 'Pass integration_sync_configs.id of the endpoint whose sync finished.';
+    RAISE NOTICE 'update_sync_watermark: integration sync config % does not exist; nothing was updated', sync_config_id
+      USING HINT = 'Pass integration_sync_configs.id of the endpoint whose sync finished.';
   END IF;
 END
 $$;
 
 COMMENT ON FUNCTION update_sync_watermark(uuid, text) IS
-  'Records the watermark reached by a successful incremental sync and stamps last_sync_timestamp. Raises no_data_found for an unknown sync config.';
+  'Records the watermark reached by a successful incremental sync and stamps last_sync_timestamp. An unknown sync config updates nothing and raises a NOTICE, not an error.';
 
 -- 6. Views ------------------------------------------------------------------------------------
 
@@ -280,6 +287,11 @@ CREATE POLICY alert_history_insert_policy ON integration_alert_history
                   AND tu.role = 'tenant_admin')
   );
 
+-- On Supabase, default privileges give the API roles ALL on every new table, and TRUNCATE is not
+-- subject to row-level security: an API user could have emptied the audit. The policies above
+-- are all that anon and authenticated need privileges for.
+REVOKE ALL ON integration_alert_history FROM anon;
+REVOKE UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON integration_alert_history FROM authenticated;
 GRANT SELECT, INSERT ON integration_alert_history TO authenticated;
 GRANT SELECT ON pending_sync_retries TO authenticated;
 GRANT EXECUTE ON FUNCTION calculate_next_retry(integer, integer) TO authenticated;

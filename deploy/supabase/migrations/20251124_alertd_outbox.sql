@@ -100,6 +100,11 @@ CREATE POLICY alert_attempts_select_policy ON integration_alert_attempts
   USING (EXISTS (SELECT 1 FROM integration_alert_history a
                   WHERE a.id = integration_alert_attempts.alert_id));
 
+-- The audit is written by alertd alone. On Supabase, default privileges give the API roles ALL
+-- on every new table, and TRUNCATE is not subject to row-level security: take back what no API
+-- user needs.
+REVOKE ALL ON integration_alert_attempts FROM anon;
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON integration_alert_attempts FROM authenticated;
 GRANT SELECT ON integration_alert_attempts TO authenticated;
 
 -- 3. The trigger ------------------------------------------------------------------------------

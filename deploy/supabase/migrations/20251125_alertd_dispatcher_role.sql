@@ -23,22 +23,31 @@
 -- Safe to apply more than once. Requires 20251124_alertd_outbox.sql.
 -- Undo with deploy/supabase/rollbacks/20251125_alertd_dispatcher_role.rollback.sql.
 
--- Roles belong to the whole cluster: another database may have created it already, or may be
--- creating it right now.
+-- Roles belong to the whole cluster: another database may have created it already, may be
+-- creating it right now, or may be rolling its own migration back and dropping it between our
+-- check and our first GRANT. That GRANT records a dependency, which locks the role until this
+-- transaction ends (a concurrent DROP ROLE then waits and finds it in use), so the role is made
+-- and first granted in one step, again if it vanished in between.
 DO $$
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'alertd_dispatcher') THEN
-    CREATE ROLE alertd_dispatcher NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
-  END IF;
-EXCEPTION WHEN duplicate_object OR unique_violation THEN
-  NULL;
+  FOR attempt IN 1..5 LOOP
+    BEGIN
+      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'alertd_dispatcher') THEN
+        CREATE ROLE alertd_dispatcher NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS;
+      END IF;
+      GRANT USAGE ON SCHEMA public TO alertd_dispatcher;
+      RETURN;
+    EXCEPTION WHEN duplicate_object OR unique_violation OR undefined_object THEN
+      IF attempt = 5 THEN
+        RAISE;
+      END IF;
+    END;
+  END LOOP;
 END
 $$;
 
 COMMENT ON ROLE alertd_dispatcher IS
   'alertd''s privileges: read integrations and sync runs, claim and record alerts. Grant it to alertd''s login role.';
-
-GRANT USAGE ON SCHEMA public TO alertd_dispatcher;
 
 GRANT SELECT (id, tenant_id, integration_type, integration_name, environment,
               alert_emails, alert_webhook_url, alert_on_failure, alert_on_success)

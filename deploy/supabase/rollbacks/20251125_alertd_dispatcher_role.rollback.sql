@@ -28,6 +28,13 @@ BEGIN
       REVOKE ALL ON ALL TABLES IN SCHEMA alertd FROM alertd_dispatcher;
       REVOKE USAGE ON SCHEMA alertd FROM alertd_dispatcher;
     END IF;
+    -- Members are logins such as alertd's: DROP ROLE would silently take their membership away
+    -- (and with it alertd's access to every other database of the cluster).
+    IF EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
+                WHERE r.rolname = 'alertd_dispatcher') THEN
+      RAISE NOTICE 'alertd_dispatcher is kept: roles are still members of it (drop alertd''s login role first to remove it)';
+      RETURN;
+    END IF;
     BEGIN
       DROP ROLE alertd_dispatcher;
     EXCEPTION WHEN dependent_objects_still_exist OR object_in_use THEN
