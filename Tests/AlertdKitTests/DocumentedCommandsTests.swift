@@ -126,6 +126,7 @@ import Testing
 
     static func setup(for command: String) -> TestPostgres.Setup {
         if command.contains("db init-platform") { return .empty }
+        if command.contains("Fixtures/platform_") { return .platform }
         if command.contains("deploy/supabase/migrations/") { return .platform }
         return .migrated
     }

@@ -14,8 +14,10 @@ command -v node >/dev/null || { echo "check-docs: node is missing (deploy/dev/in
 
 scratch="$(mktemp -d /tmp/alertd-docs-check.XXXXXX)"
 receiver_pid=""
+setup_started=0
 cleanup() {
   [ -n "$receiver_pid" ] && kill "$receiver_pid" 2>/dev/null || true
+  [ "$setup_started" = 1 ] && { bash deploy/dev/setup.sh stop >/dev/null 2>&1 || true; }
   rm -rf "$scratch"
 }
 trap cleanup EXIT
@@ -63,9 +65,27 @@ check Swift "$("${ALERTD_DOCS_BUILD_PATH:-$root/.build-docs}/debug/verify" "$scr
 
 # The README's set-up command and the development guide's measurement, as written (on the
 # cluster ALERTD_PG_DIR names: test.sh's own when it calls this script).
+# setup.sh leaves alertd, an SMTP sink and a webhook receiver running, as a reader would have
+# them; they are stopped at the end (with the cluster, which test.sh destroys anyway).
 echo "check-docs: bash deploy/dev/setup.sh"
+setup_started=1
+# What the first run must show: the email and the verified webhook that arrived, and the audit.
+expect_first_run() {
+  local log="$1"
+  for wanted in "Subject: [alertd] Sync failed: Paycom (demo)" "HTTP 401 from Paycom: token expired" \
+                "signature verified" '"type": "sync.failure"' "Paycom (demo)  failure  email    sent" \
+                "Paycom (demo)  failure  webhook  sent" "bash deploy/dev/setup.sh fail" "bash deploy/dev/setup.sh stop"; do
+    grep -qF -- "$wanted" "$log" || { cat "$log" >&2; echo "check-docs: $2 did not print: $wanted" >&2; exit 1; }
+  done
+}
 bash deploy/dev/setup.sh > "$scratch/setup.log" 2>&1 || { cat "$scratch/setup.log" >&2; exit 1; }
-grep -q "alertd is set up" "$scratch/setup.log"
+expect_first_run "$scratch/setup.log" "bash deploy/dev/setup.sh"
+echo "check-docs: bash deploy/dev/setup.sh fail, and setup.sh again (it reuses what runs)"
+bash deploy/dev/setup.sh fail > "$scratch/setup-fail.log" 2>&1 || { cat "$scratch/setup-fail.log" >&2; exit 1; }
+expect_first_run "$scratch/setup-fail.log" "bash deploy/dev/setup.sh fail"
+bash deploy/dev/setup.sh > "$scratch/setup-again.log" 2>&1 || { cat "$scratch/setup-again.log" >&2; exit 1; }
+expect_first_run "$scratch/setup-again.log" "bash deploy/dev/setup.sh (again)"
+grep -q "reusing the smtp-sink" "$scratch/setup-again.log"
 echo "check-docs: /usr/bin/python3 deploy/dev/measure-webhooks.py (a short run)"
 /usr/bin/python3 deploy/dev/measure-webhooks.py --alertd "$(swift build -c release --show-bin-path)/alertd" --trickle 20 --backlog 200
 

@@ -1,52 +1,240 @@
 #!/usr/bin/env bash
-# Sets up alertd on a fresh Debian 12 machine with the Swift toolchain, for a local trial:
-# installs what is missing, starts a local PostgreSQL 15 (kept between runs), creates the
-# database `alertd_dev` with the platform's tables, applies alertd's migrations, and runs
-# alertd's database commands against it. Safe to run again.
+# alertd on a fresh Debian 12 machine with the Swift toolchain, doing its job locally: installs
+# what is missing, builds alertd, starts (or reuses) a local PostgreSQL 15 with the platform's
+# tables and alertd's migrations in the database `alertd_dev`, a local SMTP sink and a local
+# webhook receiver that verifies signatures, starts `alertd run` as its least-privilege role,
+# fails a sync run, and prints the email and the webhook that arrived and `alertd history`.
+# Safe to run again: what runs is reused, alertd is restarted on the new build.
+#
+#   bash deploy/dev/setup.sh         all of the above
+#   bash deploy/dev/setup.sh fail    fail another sync run and show what arrived
+#   bash deploy/dev/setup.sh stop    stop alertd, the sink, the receiver and PostgreSQL
+#
+# Everything it keeps (logs, the mail and webhooks received, secrets for this machine only) is
+# in .alertd-dev/ of the checkout.
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
+state="$root/.alertd-dev"
+mkdir -p "$state"
+chmod 700 "$state"
+
+say() { printf 'setup.sh: %s\n' "$*"; }
+
+alive() { [ -f "$state/$1.pid" ] && kill -0 "$(cat "$state/$1.pid")" 2>/dev/null; }
+
+stop_one() {
+  if alive "$1"; then
+    local pid
+    pid="$(cat "$state/$1.pid")"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -0 "$pid" 2>/dev/null && { say "$1 did not stop within 30 s of SIGTERM; killing it"; kill -KILL "$pid" 2>/dev/null || true; }
+    say "stopped $1"
+  fi
+  rm -f "$state/$1.pid"
+}
+
+# A secret of this machine's, made once: a file of its own, readable by this user only.
+secret_file() {
+  local file="$state/$1"
+  if [ ! -s "$file" ]; then
+    ( umask 077; printf '%s%s\n' "$2" "$(/usr/bin/python3 -c 'import base64, os; print(base64.b64encode(os.urandom(24)).decode())')" >"$file" )
+  fi
+  printf '%s' "$file"
+}
+
+# Starts a helper in its own session (so it outlives this script), logging to $state/<name>.out,
+# and waits for its "listening on <port>" line. A port it had before is asked for again, so the
+# URLs already in the database stay right.
+start_helper() {
+  local name="$1"; shift
+  if alive "$name"; then
+    say "reusing the $name on port $(cat "$state/$name.port")"
+    return 0
+  fi
+  local port=0
+  [ -f "$state/$name.port" ] && port="$(cat "$state/$name.port")"
+  for try in "$port" 0; do
+    setsid /usr/bin/python3 "$@" --port "$try" >"$state/$name.out" 2>&1 < /dev/null &
+    echo $! >"$state/$name.pid"
+    for _ in $(seq 1 100); do
+      if grep -q '^listening on ' "$state/$name.out" 2>/dev/null; then
+        sed -n 's/^listening on //p' "$state/$name.out" | head -1 >"$state/$name.port"
+        say "started the $name on port $(cat "$state/$name.port")"
+        return 0
+      fi
+      kill -0 "$(cat "$state/$name.pid")" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$(cat "$state/$name.pid")" 2>/dev/null || true
+    [ "$try" = 0 ] && { cat "$state/$name.out" >&2; say "the $name did not start"; exit 1; }
+  done
+}
+
+psql_dev() { psql "$database_url" -v ON_ERROR_STOP=1 -Atq "$@"; }
+
+received() { cat "$state/$1.jsonl" 2>/dev/null | wc -l; }
+
+# Fails a sync run of the demo integration, as the ETL runner would, waits until alertd has
+# delivered its alerts, and prints what arrived.
+fail_a_run() {
+  local lines_mail lines_hooks run
+  lines_mail=$(received mail)
+  lines_hooks=$(received webhooks)
+  run="$(psql_dev <<SQL
+INSERT INTO integration_sync_history (integration_config_id, endpoint_name, sync_started_at, status)
+VALUES ('$integration', 'employees', now() - interval '42 seconds', 'running')
+RETURNING id \gset
+UPDATE integration_sync_history
+   SET status = 'failed', sync_completed_at = now(), records_synced = 118, records_failed = 7,
+       error_message = 'HTTP 401 from Paycom: token expired'
+ WHERE id = :'id';
+SELECT :'id';
+SQL
+)"
+  say "failed sync run $run (endpoint employees of 'Paycom (demo)'); waiting for alertd to deliver its alerts"
+  local pending=2
+  for _ in $(seq 1 300); do
+    pending="$(psql_dev -c "SELECT count(*) FROM integration_alert_history WHERE sync_history_id = '$run' AND delivery_status = 'pending'")"
+    [ "$pending" = 0 ] && [ "$(received mail)" -gt "$lines_mail" ] && [ "$(received webhooks)" -gt "$lines_hooks" ] && break
+    alive alertd || { tail -20 "$state/alertd.log" >&2; say "alertd stopped; its log is above"; exit 1; }
+    sleep 0.2
+  done
+  if [ "$pending" != 0 ]; then
+    tail -20 "$state/alertd.log" >&2
+    say "the alerts of run $run were not delivered within 60 s; alertd's log is above"
+    exit 1
+  fi
+  /usr/bin/python3 - "$state/mail.jsonl" "$lines_mail" "$state/webhooks.jsonl" "$lines_hooks" <<'PY'
+import email, email.policy, json, sys
+mail_log, mail_seen, hook_log, hooks_seen = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+for line in open(mail_log, encoding="utf-8").read().splitlines()[mail_seen:]:
+    entry = json.loads(line)
+    message = email.message_from_string(entry["data"], policy=email.policy.default)
+    print(f"\n== The email, as the SMTP sink received it (to {', '.join(entry['rcpt_tos'])}) ==")
+    print(f"Subject: {message['subject']}\n")
+    print(message.get_body(preferencelist=("plain",)).get_content().rstrip())
+for line in open(hook_log, encoding="utf-8").read().splitlines()[hooks_seen:]:
+    entry = json.loads(line)
+    verdict = "verified" if entry.get("signature_valid") else "NOT VERIFIED"
+    print(f"\n== The webhook, as the receiver got it: POST {entry['path']}, signature {verdict} ==")
+    print(json.dumps(json.loads(entry["body"]), indent=2))
+    if not entry.get("signature_valid"):
+        sys.exit("setup.sh: the webhook's signature did not verify")
+PY
+  echo
+  echo "== alertd history --sync-run $run =="
+  ALERTD_DATABASE_URL_FILE="$state/alertd-database-url" "$alertd" history --sync-run "$run"
+}
+
+case "${1:-}" in
+  stop)
+    stop_one alertd
+    stop_one smtp-sink
+    stop_one webhook-receiver
+    bash deploy/dev/pg.sh stop
+    say "stopped the local PostgreSQL; start everything again with: bash deploy/dev/setup.sh"
+    exit 0
+    ;;
+  ""|fail) ;;
+  *) echo "usage: $0 [fail|stop]" >&2; exit 2 ;;
+esac
+
 bash deploy/dev/install-deps.sh
 
-echo "setup.sh: building alertd (release)"
+say "building alertd (release)"
 swift build -c release --product alertd
 alertd="$(swift build -c release --show-bin-path)/alertd"
 
 server_url="$(bash deploy/dev/pg.sh start)"
 database_url="${server_url%/postgres}/alertd_dev"
-if ! psql "$server_url" -Atqc "SELECT 1 FROM pg_database WHERE datname = 'alertd_dev'" | grep -q 1; then
-  psql "$server_url" -qc "CREATE DATABASE alertd_dev"
-  fresh=1
-else
-  fresh=0
-fi
-export ALERTD_DATABASE_URL="$database_url"
 
-if [ "$(psql "$database_url" -Atqc "SELECT to_regclass('public.integration_sync_history') IS NULL")" = "t" ]; then
-  "$alertd" db init-platform
+if [ "${1:-}" != fail ]; then
+  if ! psql "$server_url" -Atqc "SELECT 1 FROM pg_database WHERE datname = 'alertd_dev'" | grep -q 1; then
+    psql "$server_url" -qc "CREATE DATABASE alertd_dev"
+  fi
+  export ALERTD_DATABASE_URL="$database_url"
+  if [ "$(psql_dev -c "SELECT to_regclass('public.integration_sync_history') IS NULL")" = "t" ]; then
+    "$alertd" db init-platform
+  fi
+  "$alertd" db migrate
+  "$alertd" db status
+  # Every check's line when one fails; the summary otherwise.
+  verified="$("$alertd" db verify 2>&1)" || { printf '%s\n' "$verified" >&2; exit 1; }
+  printf '%s\n' "$verified" | tail -1
+  unset ALERTD_DATABASE_URL
 fi
-"$alertd" db migrate
-"$alertd" db status
-"$alertd" db verify
 
-if [ "$fresh" = 1 ]; then
-  echo
-  echo "setup.sh: a failed sync run, to show the alert it queues:"
-  psql "$database_url" -q <<'SQL'
-WITH t AS (INSERT INTO tenants (name) VALUES ('Demo tenant') RETURNING id),
-     c AS (INSERT INTO integration_configs (tenant_id, integration_type, integration_name, alert_emails, alert_webhook_url)
-           SELECT id, 'paycom', 'Paycom (demo)', ARRAY['ops@example.com'], 'https://hooks.example.com/alertd' FROM t RETURNING id)
-INSERT INTO integration_sync_history (integration_config_id, endpoint_name, sync_started_at, status, error_message)
-SELECT id, 'employees', now() - interval '42 seconds', 'failed', 'HTTP 401 from Paycom: token expired' FROM c;
+# alertd logs in as its least-privilege role, as in production (deploy/supabase/alertd-login.sql).
+db_password_file="$(secret_file alertd-db-password '')"
+PGOPTIONS='-c client_min_messages=warning' psql "$server_url" -q -v ON_ERROR_STOP=1 -v user=alertd -v password="$(cat "$db_password_file")" \
+  -f deploy/supabase/alertd-login.sql >/dev/null
+( umask 077; printf '%s\n' "$(/usr/bin/python3 - "$database_url" "$(cat "$db_password_file")" <<'PY'
+import sys, urllib.parse
+url = urllib.parse.urlsplit(sys.argv[1])
+netloc = f"alertd:{urllib.parse.quote(sys.argv[2], safe='')}@{url.hostname}:{url.port}"
+print(urllib.parse.urlunsplit((url.scheme, netloc, url.path, url.query, url.fragment)))
+PY
+)" >"$state/alertd-database-url" )
+
+webhook_secret_file="$(secret_file webhook-secret whsec_)"
+start_helper smtp-sink deploy/dev/smtp-sink.py --log "$state/mail.jsonl"
+start_helper webhook-receiver deploy/dev/webhook-receiver.py --log "$state/webhooks.jsonl" --secret "$(cat "$webhook_secret_file")"
+smtp_port="$(cat "$state/smtp-sink.port")"
+receiver_port="$(cat "$state/webhook-receiver.port")"
+
+# The demo tenant and integration, pointing at the local sink's address and receiver.
+integration="$(psql_dev <<SQL
+INSERT INTO tenants (name)
+SELECT 'Demo tenant' WHERE NOT EXISTS (SELECT 1 FROM tenants WHERE name = 'Demo tenant');
+INSERT INTO integration_configs (tenant_id, integration_type, integration_name)
+SELECT id, 'paycom', 'Paycom (demo)' FROM tenants WHERE name = 'Demo tenant'
+ON CONFLICT (tenant_id, integration_type, environment) DO NOTHING;
+UPDATE integration_configs
+   SET alert_on_failure = true,
+       alert_emails = ARRAY['ops@example.com'],
+       alert_webhook_url = 'http://127.0.0.1:$receiver_port/alertd-demo'
+ WHERE integration_name = 'Paycom (demo)'
+RETURNING id;
 SQL
-  psql "$database_url" -c "SELECT alert_type, alert_channel, recipients, delivery_status, next_attempt_at FROM integration_alert_history"
+)"
+
+if [ "${1:-}" != fail ] || ! alive alertd; then
+  stop_one alertd
+  ALERTD_DATABASE_URL_FILE="$state/alertd-database-url" \
+  ALERTD_WEBHOOK_SECRET_FILE="$webhook_secret_file" \
+  ALERTD_SMTP_URL="smtp://127.0.0.1:$smtp_port" \
+  ALERTD_SMTP_TLS=none \
+  ALERTD_SMTP_FROM=alerts@alertd.example.com \
+  ALERTD_WEBHOOK_ALLOW=127.0.0.1 \
+  ALERTD_TEMPLATES_DIR="$root/templates" \
+  ALERTD_SQL_DIR="$root/deploy" \
+  ALERTD_LOG_LEVEL=info \
+    setsid "$alertd" run >"$state/alertd.log" 2>&1 < /dev/null &
+  echo $! >"$state/alertd.pid"
+  for _ in $(seq 1 150); do
+    grep -q 'alertd started' "$state/alertd.log" 2>/dev/null && break
+    alive alertd || break
+    sleep 0.2
+  done
+  grep -q 'alertd started' "$state/alertd.log" 2>/dev/null \
+    || { cat "$state/alertd.log" >&2; say "alertd did not start; its log is above"; exit 1; }
+  say "started alertd run (pid $(cat "$state/alertd.pid")), logging to .alertd-dev/alertd.log"
 fi
+
+fail_a_run
 
 cat <<MSG
 
-alertd is set up. Use it with:
-  export ALERTD_DATABASE_URL="\$(bash deploy/dev/pg.sh url | sed 's,/postgres\$,/alertd_dev,')"
-  $alertd db status
-Stop the local PostgreSQL with: bash deploy/dev/pg.sh stop
+alertd is running and delivering, locally:
+  email      the SMTP sink on 127.0.0.1:$smtp_port writes each message to .alertd-dev/mail.jsonl
+  webhooks   the receiver on 127.0.0.1:$receiver_port verifies each signature and writes it to .alertd-dev/webhooks.jsonl
+  alertd     logs to .alertd-dev/alertd.log
+  database   psql "\$(bash deploy/dev/pg.sh url | sed 's,/postgres\$,/alertd_dev,')"
+
+Fail another sync run and see what arrives:   bash deploy/dev/setup.sh fail
+See the audit:   ALERTD_DATABASE_URL_FILE=.alertd-dev/alertd-database-url $alertd history
+Stop everything: bash deploy/dev/setup.sh stop
 MSG
