@@ -208,7 +208,7 @@ public struct Benchmark: Sendable {
         let committed = Dictionary(uniqueKeysWithValues: commits)
         var samples: [Double] = []
         for (run, alert) in alertsByRun {
-            let key = channel == "email" ? "\(alert.postgresText).1@alertd" : "msg_\(alert.postgresText)"
+            let key = channel == "email" ? "\(alert.postgresText).1@bench.alertd.test" : "msg_\(alert.postgresText)"
             guard let arrived = arrivals[key], let commit = committed[run] else { continue }
             samples.append((arrived - commit).seconds * 1_000)
         }

@@ -86,6 +86,10 @@ CURLcode alertd_curl_msg_result(const CURLMsg *message) {
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/resource.h>
 
@@ -113,12 +117,86 @@ static void alertd_nodelay_everywhere(void) {
     }
 }
 
-static void alertd_smtp_event(smtp_session_t session, int event, void *arg, ...) {
-    (void)session;
-    (void)arg;
-    if (event == SMTP_EV_CONNECT) alertd_nodelay_everywhere();
+static double alertd_monotonic_seconds(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 }
 
-int alertd_smtp_set_nodelay(smtp_session_t session) {
-    return smtp_set_eventcb(session, alertd_smtp_event, NULL);
+/* After a TLS 1.3 handshake the server sends its session tickets, which makes the socket
+   readable before any reply. libESMTP's protocol loop then reads before it writes its buffered
+   EHLO: SSL_read consumes the tickets, finds no reply and waits for one, while the EHLO the reply
+   would answer is still in libESMTP's buffer. The session stalls for the whole timeout, then
+   fails (seen with Postfix and aiosmtpd, at random, on TLS 1.3 only: in TLS 1.2 the server
+   speaks last in the handshake). Reading the tickets here, before the EHLO is written, leaves
+   nothing for the loop to misread. The server sends them as soon as it has our Finished, one
+   round trip after SSL_connect; the wait is bounded by the time the session took to get this far
+   (greeting, EHLO, STARTTLS and the handshake: several round trips), at least 5 ms and at most
+   half a second, and stops at the first application data, which stays for libESMTP. */
+static int alertd_read_session_tickets(SSL *ssl, int fd, double budget) {
+    int records = 0;
+    double deadline = alertd_monotonic_seconds() + budget;
+    for (;;) {
+        int remaining = (int)((deadline - alertd_monotonic_seconds()) * 1000.0);
+        if (remaining <= 0) break;
+        struct pollfd readable = { .fd = fd, .events = POLLIN, .revents = 0 };
+        if (poll(&readable, 1, remaining) != 1 || !(readable.revents & POLLIN)) break;
+        char byte;
+        int peeked = SSL_peek(ssl, &byte, 1);
+        if (peeked > 0) break;
+        if (SSL_get_error(ssl, peeked) != SSL_ERROR_WANT_READ) break;
+        records += 1;
+        /* A server may send its tickets in separate writes: wait a little for the next one. */
+        double soon = alertd_monotonic_seconds() + (budget / 4 > 0.005 ? budget / 4 : 0.005);
+        if (soon < deadline) deadline = soon;
+    }
+    ERR_clear_error();
+    return records;
+}
+
+static void alertd_smtp_event(smtp_session_t session, int event, void *arg, ...) {
+    (void)session;
+    alertd_smtp_observer *observer = arg;
+    static __thread double connected_at;
+    va_list arguments;
+    va_start(arguments, arg);
+    switch (event) {
+    case SMTP_EV_CONNECT:
+        connected_at = alertd_monotonic_seconds();
+        alertd_nodelay_everywhere();
+        break;
+    case SMTP_EV_STARTTLS_OK: {
+        SSL *ssl = va_arg(arguments, SSL *);
+        observer->socket = SSL_get_fd(ssl);
+        observer->tls_version = SSL_version(ssl);
+        if (observer->tls_version == TLS1_3_VERSION && observer->socket >= 0) {
+            double budget = alertd_monotonic_seconds() - connected_at;
+            if (budget < 0.005) budget = 0.005;
+            if (budget > 0.5) budget = 0.5;
+            observer->post_handshake_records += alertd_read_session_tickets(ssl, observer->socket, budget);
+        }
+        break;
+    }
+    case SMTP_EV_EXTNA_STARTTLS:
+        observer->starttls_unavailable = 1;
+        break;
+    case SMTP_EV_WRONG_PEER_CERTIFICATE: {
+        int *ok = va_arg(arguments, int *);
+        if (observer->certificate_checked_for_ip && ok != NULL) *ok = 1;
+        else observer->wrong_peer_certificate = 1;
+        break;
+    }
+    default:
+        break;
+    }
+    va_end(arguments);
+}
+
+int alertd_smtp_observe(smtp_session_t session, alertd_smtp_observer *observer) {
+    observer->socket = -1;
+    observer->tls_version = 0;
+    observer->starttls_unavailable = 0;
+    observer->wrong_peer_certificate = 0;
+    observer->post_handshake_records = 0;
+    return smtp_set_eventcb(session, alertd_smtp_event, observer);
 }

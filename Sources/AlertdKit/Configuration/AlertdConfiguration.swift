@@ -66,6 +66,7 @@ public struct AlertdConfiguration: Sendable {
         Setting(variable: "ALERTD_SMTP_CA_FILE", flag: "smtp-ca-file", secret: false, defaultValue: nil, help: "CA bundle for the SMTP server's certificate instead of the system's"),
         Setting(variable: "ALERTD_SMTP_ALLOW_INSECURE_AUTH", flag: "smtp-allow-insecure-auth", secret: false, defaultValue: "false", help: "allow AUTH without required TLS"),
         Setting(variable: "ALERTD_SMTP_TIMEOUT", flag: "smtp-timeout", secret: false, defaultValue: "30s", help: "timeout of each SMTP step"),
+        Setting(variable: "ALERTD_SMTP_HELO_NAME", flag: "smtp-helo-name", secret: false, defaultValue: nil, help: "the name alertd gives in EHLO (default: this machine's fully qualified name, else the sender's domain)"),
     ]
 
     /// Reads the configuration: a flag wins over its variable, which wins over `<variable>_FILE`,
@@ -145,7 +146,7 @@ public struct AlertdConfiguration: Sendable {
             }
             let parsed = SMTPSettings.parse(
                 url: url, from: value("ALERTD_SMTP_FROM"), tls: value("ALERTD_SMTP_TLS"), caFile: value("ALERTD_SMTP_CA_FILE"),
-                allowInsecureAuth: allowInsecure == "true", timeout: duration("ALERTD_SMTP_TIMEOUT")
+                allowInsecureAuth: allowInsecure == "true", timeout: duration("ALERTD_SMTP_TIMEOUT"), heloName: value("ALERTD_SMTP_HELO_NAME")
             )
             smtp = parsed.settings
             problems += parsed.problems

@@ -508,11 +508,12 @@ public final class Dispatcher: Sendable {
         let sendable = plans.filter { !$0.valid.isEmpty }
         let messages = sendable.map { plan in
             EmailMessage(
-                from: smtp.settings.from, to: plan.valid, subject: plan.message.subject, text: plan.message.text, html: plan.message.html,
-                messageID: "\(plan.alert.id.uuidString.lowercased()).\(plan.alert.attempt)@alertd", date: startedAt
+                from: smtp.settings.from, fromName: smtp.settings.fromName, to: plan.valid, subject: plan.message.subject, text: plan.message.text, html: plan.message.html,
+                messageID: "\(plan.alert.id.uuidString.lowercased()).\(plan.alert.attempt)@\(EmailMessage.domain(of: smtp.settings.from))", date: startedAt
             )
         }
         let results = await smtp.send(messages)
+        if let first = results.first { metrics.smtpSession(failure: first.sessionFailure) }
         var resultByAlert: [UUID: SMTPClient.MessageResult] = [:]
         for (plan, result) in zip(sendable, results) { resultByAlert[plan.alert.id] = result }
 
@@ -548,13 +549,17 @@ public final class Dispatcher: Sendable {
             var outcome = AttemptOutcome(alertID: plan.alert.id, attempt: plan.alert.attempt, result: .sent, startedAt: startedAt, duration: .zero)
             outcome.subject = plan.message.subject
             outcome.message = plan.message.text
-            outcome.smtpReply = resultByAlert[plan.alert.id]?.message?.description ?? temporary.first?.1 ?? bounced.first?.1
+            let sessionFailure = resultByAlert[plan.alert.id]?.sessionFailure
+            outcome.smtpReply = resultByAlert[plan.alert.id]?.message?.description ?? (sessionFailure == nil ? temporary.first?.1 : nil) ?? bounced.first?.1
             outcome.details = Self.json(["recipients": replies])
             outcome.metadataPatch = Self.json(["email_delivered": delivered, "email_bounced": everBounced])
             let bouncedNote = bounced.isEmpty ? nil : "Bounced: " + bounced.map { "\($0.0) (\($0.1))" }.joined(separator: "; ")
             let decision: DeliveryDecision
             if !temporary.isEmpty {
-                decision = .retry(reason: ([bouncedNote].compactMap { $0 } + ["Not yet delivered to " + temporary.map { "\($0.0) (\($0.1))" }.joined(separator: "; ")]).joined(separator: ". "), notBefore: nil)
+                // A session that failed is one reason for every recipient: said once.
+                let notYet = sessionFailure.flatMap { failure in temporary.allSatisfy { $0.1 == failure.message } ? failure.message : nil }
+                    ?? "Not yet delivered to " + temporary.map { "\($0.0) (\($0.1))" }.joined(separator: "; ")
+                decision = .retry(reason: ([bouncedNote].compactMap { $0 } + [notYet]).joined(separator: ". "), notBefore: nil)
             } else if !delivered.isEmpty {
                 decision = .delivered
             } else {
@@ -588,7 +593,7 @@ public final class Dispatcher: Sendable {
         case .retry(let reason, let notBefore):
             if alert.attempt >= alert.maxAttempts {
                 result = .failed
-                error = "Gave up after \(alert.attempt) attempts: \(reason)"
+                error = "Gave up after \(alert.attempt) \(alert.attempt == 1 ? "attempt" : "attempts"): \(reason)"
             } else {
                 result = .retry
                 error = reason

@@ -19,7 +19,7 @@ public struct TestNotification: Sendable {
         public var line: String {
             var text = "\(channel) \(target): \(outcome.result.rawValue)"
             if let status = outcome.httpStatus { text += " (HTTP \(status))" }
-            if let reply = outcome.smtpReply { text += " (\(reply))" }
+            if let reply = outcome.smtpReply, outcome.error?.contains(reply) != true { text += " (\(reply))" }
             if let error = outcome.error { text += ": \(error)" }
             return text
         }

@@ -7,6 +7,8 @@ import Foundation
 /// without spaces or control characters, and the subject is one line, encoded when not ASCII.
 public struct EmailMessage: Sendable, Equatable {
     public let from: String
+    /// The sender's display name (`ALERTD_SMTP_FROM="Alerts <alerts@example.com>"`), if any.
+    public let fromName: String?
     public let to: [String]
     public let subject: String
     public let text: String
@@ -14,8 +16,9 @@ public struct EmailMessage: Sendable, Equatable {
     public let messageID: String
     public let date: Date
 
-    public init(from: String, to: [String], subject: String, text: String, html: String, messageID: String, date: Date) {
+    public init(from: String, fromName: String? = nil, to: [String], subject: String, text: String, html: String, messageID: String, date: Date) {
         self.from = from
+        self.fromName = fromName
         self.to = to
         self.subject = subject
         self.text = text
@@ -40,7 +43,7 @@ public struct EmailMessage: Sendable, Equatable {
     public func rendered() -> String {
         let boundary = "alertd-" + messageID.filter { $0.isLetter || $0.isNumber }
         var lines = [
-            "From: \(from)",
+            "From: \(Self.mailbox(from, name: fromName))",
             "To: \(to.joined(separator: ", "))",
             "Subject: \(Self.encodeHeader(subject))",
             "Date: \(Self.rfc5322Date(date))",
@@ -59,6 +62,22 @@ public struct EmailMessage: Sendable, Equatable {
         lines += Self.base64Lines(html)
         lines += ["", "--\(boundary)--", ""]
         return lines.joined(separator: "\r\n")
+    }
+
+    /// An address header's mailbox: `"Display Name" <address>`, the name quoted when it holds
+    /// specials and RFC 2047-encoded when it is not ASCII; the bare address without a name.
+    static func mailbox(_ address: String, name: String?) -> String {
+        guard let name, !name.isEmpty else { return address }
+        let printableASCII = name.allSatisfy { $0.isASCII && !($0.asciiValue.map { $0 < 0x20 || $0 == 0x7F } ?? true) }
+        guard printableASCII else { return "\(encodeHeader(name)) <\(address)>" }
+        let atext = name.allSatisfy { $0.isLetter || $0.isNumber || $0 == " " || "!#$%&'*+-/=?^_`{|}~".contains($0) }
+        let phrase = atext ? name : "\"" + name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        return "\(phrase) <\(address)>"
+    }
+
+    /// The domain of an address: what Message-IDs and, by default, EHLO use.
+    public static func domain(of address: String) -> String {
+        address.lastIndex(of: "@").map { String(address[address.index(after: $0)...]) } ?? address
     }
 
     /// A header value as is when it is printable ASCII, else as RFC 2047 encoded words of at most

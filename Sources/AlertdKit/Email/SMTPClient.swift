@@ -21,7 +21,9 @@ public final class SMTPClient: Sendable {
         public let message: Reply?
         public let recipients: [String: Reply]
         /// Why the session failed, if it did (no connection, TLS refused, AUTH refused, ...).
-        public let sessionError: String?
+        public let sessionFailure: SMTPSessionFailure?
+
+        public var sessionError: String? { sessionFailure?.message }
     }
 
     public let settings: SMTPSettings
@@ -46,7 +48,7 @@ public final class SMTPClient: Sendable {
         do {
             return try await worker.run { Self.sendBlocking(messages, settings: settings) }
         } catch {
-            return messages.map { _ in MessageResult(message: nil, recipients: [:], sessionError: "alertd is shutting down") }
+            return messages.map { _ in MessageResult(message: nil, recipients: [:], sessionFailure: SMTPSessionFailure(.other, "alertd is shutting down")) }
         }
     }
 
@@ -68,7 +70,7 @@ public final class SMTPClient: Sendable {
 
     static func sendBlocking(_ messages: [EmailMessage], settings: SMTPSettings) -> [MessageResult] {
         guard let session = smtp_create_session() else {
-            return messages.map { _ in MessageResult(message: nil, recipients: [:], sessionError: "libesmtp could not create a session") }
+            return messages.map { _ in MessageResult(message: nil, recipients: [:], sessionFailure: SMTPSessionFailure(.other, "libESMTP could not create a session (out of memory?)")) }
         }
         defer { smtp_destroy_session(session) }
         smtp_set_server(session, "\(settings.host):\(settings.port)")
@@ -77,8 +79,13 @@ public final class SMTPClient: Sendable {
             _ = smtp_set_timeout(session, Int32(which.rawValue) | Timeout_OVERRIDE_RFC2822_MINIMUM, milliseconds)
         }
 
-        // Our own TLS context: the system's CAs (or the configured file) and peer verification.
-        // libesmtp checks the host name against the certificate itself and refuses a mismatch.
+        let transcript = SMTPTranscript(loginConfigured: settings.user != nil, hostIsIPAddress: Self.isIPAddress(settings.host))
+        alertd_smtp_observe(session, transcript.observer)
+        smtp_set_monitorcb(session, SMTPTranscript.monitor, Unmanaged.passUnretained(transcript).toOpaque(), 0)
+        smtp_set_hostname(session, settings.heloName)
+
+        // Our own TLS context: the system's CAs (or the configured file) and peer verification,
+        // with OpenSSL's refusal recorded in the transcript to say why.
         var context: OpaquePointer?
         switch settings.tls {
         case .none:
@@ -86,9 +93,9 @@ public final class SMTPClient: Sendable {
         case .optional, .required:
             context = SSL_CTX_new(TLS_client_method())
             if let context {
-                SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
-                // The certificate must name the host alertd connects to; checked during the
-                // handshake itself, whatever libesmtp does afterwards.
+                transcript.watchCertificates(of: context)
+                // The certificate must name the host alertd connects to (a DNS name, or the IP
+                // address in an IP SAN); checked by OpenSSL during the handshake itself.
                 if let parameters = SSL_CTX_get0_param(context) {
                     if Self.isIPAddress(settings.host) {
                         X509_VERIFY_PARAM_set1_ip_asc(parameters, settings.host)
@@ -145,23 +152,28 @@ public final class SMTPClient: Sendable {
             handles.append((handle, recipients))
         }
 
-        // Without this, Nagle's algorithm holds each message's last piece for the server's
-        // delayed ACK: 40 ms per message, about 20 messages a second.
-        alertd_smtp_set_nodelay(session)
         let started = smtp_start_session(session)
+        let errorCode = smtp_errno()
         withExtendedLifetime(credentials) {}
         // libesmtp can end a session "successfully" without sending anything, when STARTTLS or
         // AUTH is refused: a message without a transfer status was not sent.
         let unsent = handles.contains { handle in handle.message.flatMap { smtp_message_transfer_status($0)?.pointee.code } ?? 0 == 0 }
-        let sessionError: String? = started == 0 || unsent ? errorText(tls: settings.tls) : nil
+        let failure = started == 0 || unsent || transcript.mailBlocked
+            ? Self.failure(errorCode: errorCode, transcript: transcript, settings: settings)
+            : nil
+        // Without the configured login, what the server said of recipients is no verdict on them.
+        let recipientsJudged = !(failure?.reason == .loginRefused || failure?.reason == .noUsableLogin)
 
         return handles.map { handle in
             let message = handle.message.flatMap { reply(smtp_message_transfer_status($0)) }
             var recipients: [String: Reply] = [:]
             for (address, recipient) in handle.recipients {
-                recipients[address] = recipient.flatMap { reply(smtp_recipient_status($0)) } ?? Reply(code: 0, text: sessionError ?? "not attempted")
+                let judged = recipientsJudged ? recipient.flatMap { reply(smtp_recipient_status($0)) } : nil
+                recipients[address] = judged.flatMap { $0.code == 0 ? nil : $0 } ?? Reply(code: 0, text: failure?.message ?? "not attempted")
             }
-            return MessageResult(message: message?.code == 0 ? nil : message, recipients: recipients, sessionError: sessionError)
+            return MessageResult(
+                message: recipientsJudged && message?.code != 0 ? message : nil, recipients: recipients, sessionFailure: failure
+            )
         }
     }
 
@@ -177,17 +189,67 @@ public final class SMTPClient: Sendable {
         return Reply(code: Int(status.pointee.code), text: text)
     }
 
-    static func errorText(tls: SMTPSettings.TLS) -> String {
+    /// Why the session failed, from libESMTP's error, the transcript and OpenSSL's verdict.
+    static func failure(errorCode: Int32, transcript: SMTPTranscript, settings: SMTPSettings) -> SMTPSessionFailure {
+        let server = "\(settings.host):\(settings.port)"
+        let observer = transcript.observer.pointee
+        let lastReply = transcript.lastReply.map { " Its last reply: \($0)" } ?? ""
+        if let certificate = transcript.certificateError {
+            if certificate.code == X509_V_ERR_HOSTNAME_MISMATCH || certificate.code == X509_V_ERR_IP_ADDRESS_MISMATCH {
+                return SMTPSessionFailure(.certificateForAnotherHost, "The SMTP server's certificate is for another host: it does not name \(settings.host) (OpenSSL: \(certificate.text)). Connect by a name the certificate lists, or give the server a certificate for \(settings.host).")
+            }
+            return SMTPSessionFailure(.certificateNotTrusted, "The SMTP server's certificate is not trusted (OpenSSL: \(certificate.text)). If the server uses a private CA, set ALERTD_SMTP_CA_FILE to that CA's certificate.")
+        }
+        if observer.wrong_peer_certificate != 0 {
+            return SMTPSessionFailure(.certificateForAnotherHost, "The SMTP server's certificate is for another host: it does not name \(settings.host). Connect by a name the certificate lists, or give the server a certificate for \(settings.host).")
+        }
+        if observer.starttls_unavailable != 0 {
+            return SMTPSessionFailure(.noStartTLS, "The SMTP server at \(server) does not offer STARTTLS, and ALERTD_SMTP_TLS=required: alertd sends no login or mail over an unencrypted connection. Use the server's submission port (587), which offers STARTTLS, or set ALERTD_SMTP_TLS=optional if plain SMTP is really meant.")
+        }
+        if let refusal = transcript.authRefusal {
+            return SMTPSessionFailure(.loginRefused, "The SMTP server refused the login of user \"\(settings.user ?? "")\": \(refusal). Check the user and password in ALERTD_SMTP_URL; no mail was sent without the login.")
+        }
+        if transcript.loginConfigured && !transcript.authAccepted && (transcript.mailBlocked || !transcript.authAttempted) && transcript.lastCommand == "MAIL" {
+            return SMTPSessionFailure(.noUsableLogin, "The SMTP server at \(server) offers no login alertd can use (\(transcript.offeredAuth.map { "it offers AUTH \($0)" } ?? "it offers no AUTH"); alertd uses PLAIN or LOGIN, over TLS), and ALERTD_SMTP_URL has a user. No mail was sent without the login.")
+        }
+        let after = transcript.lastCommand.map { "after \($0)" } ?? "after connecting"
+        switch errorCode {
+        case SMTP_ERR_DROPPED_CONNECTION, SMTP_ERR_CLIENT_ERROR:
+            if ContinuousClock.now - transcript.lastActivity >= settings.timeout - .milliseconds(250) {
+                return SMTPSessionFailure(.timedOut, "The SMTP server at \(server) did not answer within alertd's timeout (ALERTD_SMTP_TIMEOUT, \(settings.timeout.seconds.formatted()) s) \(after).\(lastReply)")
+            }
+            if errorCode == SMTP_ERR_CLIENT_ERROR && transcript.lastCommand == "STARTTLS" {
+                return SMTPSessionFailure(.other, "The TLS handshake with the SMTP server at \(server) failed after STARTTLS.\(Self.openSSLError())")
+            }
+            return SMTPSessionFailure(.closedByServer, "The SMTP server at \(server) closed the connection \(after).\(lastReply)")
+        case SMTP_ERR_EAI_ADDRFAMILY...SMTP_ERR_EAI_SOCKTYPE:
+            return SMTPSessionFailure(.cannotConnect, "Cannot resolve the SMTP server's host name \(settings.host): \(Self.text(of: errorCode)).")
+        case 0:
+            if let reply = transcript.lastReply, reply.first == "4" || reply.first == "5" {
+                return SMTPSessionFailure(.sessionRefused, "The SMTP server at \(server) refused the session: \(reply)")
+            }
+            return SMTPSessionFailure(.other, "The SMTP session with \(server) ended before the message was sent.\(lastReply)")
+        case ..<0:
+            return SMTPSessionFailure(.cannotConnect, "Cannot connect to the SMTP server at \(server): \(Self.text(of: errorCode)).")
+        default:
+            return SMTPSessionFailure(.other, "The SMTP session with \(server) failed \(after): \(Self.text(of: errorCode)).\(lastReply)")
+        }
+    }
+
+    static func text(of errorCode: Int32) -> String {
         var buffer = [CChar](repeating: 0, count: 256)
-        let code = smtp_errno()
-        if code == 0 {
-            return tls == .required
-                ? "The SMTP server was not used: STARTTLS failed (certificate not trusted or not for this host) or AUTH was refused."
-                : "The SMTP session ended before the message was sent (AUTH refused?)."
+        return buffer.withUnsafeMutableBufferPointer { pointer in
+            smtp_strerror(errorCode, pointer.baseAddress, pointer.count).map { String(cString: $0) } ?? "unknown error"
         }
-        let text = buffer.withUnsafeMutableBufferPointer { pointer in
-            smtp_strerror(code, pointer.baseAddress, pointer.count).map { String(cString: $0) } ?? "unknown error"
-        }
-        return "SMTP session failed: \(text) (libesmtp error \(code))"
+    }
+
+    /// OpenSSL's reason for the last failure on this thread, if it gave one.
+    static func openSSLError() -> String {
+        let code = ERR_get_error()
+        guard code != 0 else { return "" }
+        var buffer = [CChar](repeating: 0, count: 256)
+        ERR_error_string_n(code, &buffer, buffer.count)
+        ERR_clear_error()
+        return " OpenSSL: \(String(cString: buffer))"
     }
 }

@@ -47,11 +47,14 @@ public final class DispatcherMetrics: @unchecked Sendable {
         public var listening: Bool
         public var databaseError: String?
         public var stopping: Bool
+        /// Why the SMTP server refused alertd's login in the last session, until one logs in.
+        public var smtpLoginRefused: String?
 
         public var problems: [String] {
             var problems: [String] = []
             if stopping { problems.append("alertd is stopping") }
             if let databaseError { problems.append("the database: \(databaseError)") }
+            if let smtpLoginRefused { problems.append("email: \(smtpLoginRefused)") }
             if !listening { problems.append("LISTEN alertd is not active (connecting or reconnecting)") }
             return problems
         }
@@ -69,6 +72,7 @@ public final class DispatcherMetrics: @unchecked Sendable {
     private var queue: QueueState?
     private var queueReadAt: Date?
     private var readiness = Readiness(listening: false, databaseError: "not connected yet", stopping: false)
+    private var smtpSessionFailures: [SMTPSessionFailure.Reason: Int] = [:]
     private var listenReconnects = 0
     private var databaseReconnects = 0
     private let startedAt = Date()
@@ -91,6 +95,18 @@ public final class DispatcherMetrics: @unchecked Sendable {
             if outcome.result == .sent, let createdAt {
                 let latency = max(0, outcome.startedAt.addingTimeInterval(outcome.duration.seconds).timeIntervalSince(createdAt))
                 latencies[channel, default: Histogram(bounds: Self.latencyBuckets)].observe(latency)
+            }
+        }
+    }
+
+    /// How an SMTP session ended: nil when it delivered what it carried.
+    public func smtpSession(failure: SMTPSessionFailure?) {
+        lock.withLock {
+            if let failure { smtpSessionFailures[failure.reason, default: 0] += 1 }
+            if failure?.reason == .loginRefused {
+                readiness.smtpLoginRefused = failure?.message
+            } else if failure == nil {
+                readiness.smtpLoginRefused = nil
             }
         }
     }
@@ -192,8 +208,14 @@ public final class DispatcherMetrics: @unchecked Sendable {
                     text.sample("alertd_queue_read_time_seconds", [:], queueReadAt.timeIntervalSince1970)
                 }
             }
-            text.family("alertd_ready", type: "gauge", help: "1 when the database answers and LISTEN is active (what /readyz says), else 0.")
+            text.family("alertd_ready", type: "gauge", help: "1 when the database answers, LISTEN is active and the SMTP server has not refused alertd's login (what /readyz says), else 0.")
             text.sample("alertd_ready", [:], readiness.isReady ? 1 : 0)
+            text.family("alertd_smtp_session_failures_total", type: "counter", help: "SMTP sessions that failed, by reason: login_refused, timeout, certificate_not_trusted, no_starttls, closed_by_server, ...")
+            for reason in SMTPSessionFailure.Reason.allCases {
+                text.sample("alertd_smtp_session_failures_total", ["reason": reason.rawValue], Double(smtpSessionFailures[reason, default: 0]))
+            }
+            text.family("alertd_smtp_login_refused", type: "gauge", help: "1 while the SMTP server refuses alertd's login (the last session's AUTH failed; /readyz says so too), else 0.")
+            text.sample("alertd_smtp_login_refused", [:], readiness.smtpLoginRefused == nil ? 0 : 1)
             text.family("alertd_listen_active", type: "gauge", help: "1 while the LISTEN connection is up.")
             text.sample("alertd_listen_active", [:], readiness.listening ? 1 : 0)
             text.family("alertd_listen_reconnects_total", type: "counter", help: "Times the LISTEN connection was lost and made again.")

@@ -45,9 +45,24 @@ int alertd_smtp_set_message_string(smtp_message_t message, const char *text);
    in that order so that Swift modules need not. ctx is an SSL_CTX *, context an auth_context_t. */
 int alertd_smtp_starttls_set_ctx(smtp_session_t session, void *ctx);
 int alertd_smtp_auth_set_context(smtp_session_t session, void *context);
-/* Turns Nagle's algorithm off for the session's socket once it connects (libESMTP offers no
-   access to the socket; see the .c file). */
-int alertd_smtp_set_nodelay(smtp_session_t session);
+/* What alertd learns from one session's libESMTP events (which Swift cannot receive: the event
+   callback is variadic). Owned by the caller, alive until smtp_start_session returns. */
+typedef struct alertd_smtp_observer {
+    /* Set by the caller: the host is an IP address whose certificate OpenSSL checked against it
+       during the handshake, so libESMTP's own check, which knows only DNS names, is overruled. */
+    int certificate_checked_for_ip;
+    /* Filled in during the session. */
+    int socket;                   /* the connection's socket once STARTTLS succeeded, else -1 */
+    int tls_version;              /* SSL_version() of the STARTTLS connection, 0 before */
+    int starttls_unavailable;     /* STARTTLS was required and the server did not offer it */
+    int wrong_peer_certificate;   /* libESMTP found the certificate not for the host */
+    int post_handshake_records;   /* TLS 1.3 session tickets read before the first command */
+} alertd_smtp_observer;
+
+/* Observes the session's events into `observer`: turns Nagle's algorithm off once it connects
+   (libESMTP offers no access to the socket), and after a TLS 1.3 handshake reads the server's
+   session tickets before libESMTP sends its first command (see the .c file). */
+int alertd_smtp_observe(smtp_session_t session, alertd_smtp_observer *observer);
 
 /* Makes a crash signal sent with kill(2) (SIGSEGV, SIGBUS, SIGABRT, ...) end the process after
    Swift's crash report, as a fault does (see CrashSignals.c). Returns 0, or -1 if sigaction
