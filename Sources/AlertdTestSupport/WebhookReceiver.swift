@@ -24,8 +24,10 @@ public final class WebhookReceiver: Sendable {
     /// Starts the receiver and waits until it listens; with `secret`, it checks every signature;
     /// with `certificates`, it serves https.
     /// With `port`, it listens there (to come back where it was after a stop).
-    public static func start(verifyingWith secret: String? = nil, certificates: TestCertificates? = nil, port: Int? = nil) async throws -> WebhookReceiver {
+    /// With `address`, it listens on that address instead of 127.0.0.1 (`::1`, say).
+    public static func start(verifyingWith secret: String? = nil, certificates: TestCertificates? = nil, port: Int? = nil, address: String? = nil) async throws -> WebhookReceiver {
         var arguments = secret.map { ["--secret", $0] } ?? []
+        if let address { arguments += ["--host", address] }
         if let port { arguments += ["--port", String(port)] }
         if let certificates { arguments += ["--cert", certificates.serverCertificate, "--key", certificates.serverKey] }
         return WebhookReceiver(server: try await ScriptedServer.start("webhook-receiver.py", arguments), scheme: certificates == nil ? "http" : "https")

@@ -95,6 +95,12 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class Server(ThreadingHTTPServer):
+    def __init__(self, address, handler):
+        # An IPv6 address such as ::1 needs an IPv6 socket.
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, handler)
+
     def handle_error(self, request, client_address):
         # A client that goes away mid-request (alertd killed by a fault test) is not news.
         if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):

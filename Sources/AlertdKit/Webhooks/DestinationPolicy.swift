@@ -75,11 +75,9 @@ public struct DestinationPolicy: Sendable, Equatable {
     public func refusal(host: String, address: [UInt8]) -> String? {
         if allowedHosts.contains(host.lowercased()) { return nil }
         if allowedNetworks.contains(where: { $0.contains(address) }) { return nil }
-        // An IPv4-mapped (::ffff:a.b.c.d) or NAT64 (64:ff9b::a.b.c.d) address is judged as the
-        // IPv4 address it carries.
+        // An IPv6 address that carries an IPv4 address is judged by that address too.
         var candidates = [address]
-        if address.count == 16 && (address.prefix(12) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF] || address.prefix(12) == [0, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0]) {
-            let embedded = Array(address.suffix(4))
+        for embedded in Self.embeddedIPv4(address) {
             if allowedNetworks.contains(where: { $0.contains(embedded) }) { return nil }
             candidates.append(embedded)
         }
@@ -89,6 +87,29 @@ public struct DestinationPolicy: Sendable, Equatable {
             }
         }
         return nil
+    }
+
+    /// The IPv4 addresses an IPv6 address carries: IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible
+    /// (::a.b.c.d), NAT64 (64:ff9b::a.b.c.d), 6to4 (2002:aabb:ccdd::) and Teredo (2001:0::, whose
+    /// server address is in clear and client address inverted), any of which a network may route
+    /// to the IPv4 address inside.
+    static func embeddedIPv4(_ address: [UInt8]) -> [[UInt8]] {
+        guard address.count == 16 else { return [] }
+        let head = Array(address.prefix(12))
+        let zeros = [UInt8](repeating: 0, count: 12)
+        if head == zeros[0..<10] + [0xFF, 0xFF] || head == [0, 0x64, 0xFF, 0x9B] + zeros[0..<8] {
+            return [Array(address.suffix(4))]
+        }
+        if head == zeros && address[12..<16].contains(where: { $0 != 0 }) && Array(address[12..<16]) != [0, 0, 0, 1] {
+            return [Array(address.suffix(4))]
+        }
+        if address[0] == 0x20 && address[1] == 0x02 {
+            return [Array(address[2..<6])]
+        }
+        if address[0] == 0x20 && address[1] == 0x01 && address[2] == 0 && address[3] == 0 {
+            return [Array(address[4..<8]), address.suffix(4).map { $0 ^ 0xFF }]
+        }
+        return []
     }
 
     static func parse(_ text: String) -> [UInt8]? {

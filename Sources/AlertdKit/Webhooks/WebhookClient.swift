@@ -200,13 +200,17 @@ public final class WebhookClient: Sendable {
             curl_multi_remove_handle(multi, easy)
             guard let transfer = running.removeValue(forKey: easy) else { return }
             let response: WebhookResponse
-            if let refusal = transfer.capture.refusal {
+            // A name may resolve to refused and allowed addresses: libcurl tries the next address
+            // after a refused one, so a refusal is the outcome only when no connection was made.
+            var status = 0
+            alertd_curl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+            var connected = 0
+            alertd_curl_easy_getinfo_long(easy, CURLINFO_NUM_CONNECTS, &connected)
+            if let refusal = transfer.capture.refusal, status == 0, connected == 0 || code == CURLE_COULDNT_CONNECT {
                 response = .refused(reason: refusal)
             } else if code != CURLE_OK {
                 response = .transportFailed(reason: String(cString: curl_easy_strerror(code)), timedOut: code == CURLE_OPERATION_TIMEDOUT)
             } else {
-                var status = 0
-                alertd_curl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
                 response = .answered(status: status, retryAfter: transfer.capture.retryAfter, body: transfer.capture.bodyText)
             }
             // A handle kept for the next transfer forgets this one's options.

@@ -16,6 +16,24 @@ import Testing
         }
     }
 
+    /// IPv6 forms that carry an IPv4 address are judged by it: 6to4, Teredo (server in clear,
+    /// client inverted) and IPv4-compatible, besides the mapped and NAT64 forms above.
+    @Test func refusesIPv6FormsThatEmbedARefusedIPv4Address() {
+        let policy = DestinationPolicy()
+        for address in ["2002:7f00:1::", "2002:7f00:0001:1234::5", "2002:a9fe:a9fe::1", "2002:c0a8:0101::",
+                        "2001:0:7f00:1::1", "2001:0:5db8:1::80ff:fffe", "2001:0:5db8:1::3f57:fefe",
+                        "::127.0.0.1", "::10.0.0.1", "::169.254.169.254"] {
+            #expect(Self.refused(policy, address), "\(address)")
+        }
+        // The same forms around public IPv4 addresses are public.
+        for address in ["2002:5db8:d822::1", "2001:0:5db8:d822::a247:27dd", "::93.184.216.34"] {
+            #expect(!Self.refused(policy, address), "\(address)")
+        }
+        // The allow list admits the IPv4 address inside, as it does for mapped addresses.
+        let allowed = try! DestinationPolicy.parse(allowList: "127.0.0.1")
+        #expect(!Self.refused(allowed, "2002:7f00:1::"))
+    }
+
     @Test func allowsPublicAddresses() {
         let policy = DestinationPolicy()
         for address in ["93.184.216.34", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "::ffff:93.184.216.34"] {

@@ -90,6 +90,29 @@ import Testing
         #expect(try receiver.requests().isEmpty)
     }
 
+    /// libcurl resolves `localhost` to 127.0.0.1 and ::1 and tries them in turn: with only ::1
+    /// allowed, the first is refused, the second connects, and the receiver's answer is the
+    /// outcome. A refusal is the outcome only when no address could be used.
+    @Test func aTransferThatCompletedIsJudgedByItsAnswerWhateverAddressesWereRefusedOnTheWay() async throws {
+        let receiver = try await WebhookReceiver.start(address: "::1")
+        defer { receiver.stop() }
+        var settings = WebhookClient.Settings()
+        settings.policy = try DestinationPolicy.parse(allowList: "::1")
+        let client = WebhookClient(settings: settings)
+        let url = receiver.url("/hooks/two-addresses", host: "localhost")
+        #expect(await client.send(WebhookRequest(url: url, body: Data("{}".utf8), headers: [])) == .answered(status: 200, retryAfter: nil, body: #"{"received": 1}"#))
+        #expect(await client.send(WebhookRequest(url: receiver.url("/codes/503/two", host: "localhost"), body: Data(), headers: [])) == .answered(status: 503, retryAfter: nil, body: #"{"received": 1}"#))
+        #expect(try receiver.requests().count == 2)
+
+        // Allowing neither: refused, and nothing reaches the receiver.
+        let strict = WebhookClient(settings: .init())
+        guard case .refused = await strict.send(WebhookRequest(url: url, body: Data(), headers: [])) else {
+            Issue.record("a name whose every address is refused was not refused")
+            return
+        }
+        #expect(try receiver.requests().count == 2)
+    }
+
     @Test func httpsReceiversMustHaveATrustedCertificateForTheirName() async throws {
         let certificates = try await TestCertificates.make(hostName: "localhost")
         let receiver = try await WebhookReceiver.start(certificates: certificates)
