@@ -47,16 +47,20 @@ public final class AlertdProcess: @unchecked Sendable {
     public var pid: Int32 { process.processIdentifier }
 
     /// Sends `signal` and waits (without holding a pool thread) for the process to end; returns
-    /// its exit status, or nil if it was still running after `timeout`.
+    /// how it ended with what it printed (killed, if it was still running after `timeout`).
     @discardableResult
-    public func stop(signal: Int32 = SIGTERM, timeout: Duration = .seconds(30)) async -> Int32? {
+    public func stop(signal: Int32 = SIGTERM, timeout: Duration = .seconds(30)) async -> ProcessExit {
         kill(process.processIdentifier, signal)
         let deadline = ContinuousClock.now + timeout
         while process.isRunning {
-            if ContinuousClock.now > deadline { return nil }
+            if ContinuousClock.now > deadline {
+                kill(process.processIdentifier, SIGKILL)
+                return ProcessExit(.stillRunning(after: timeout), output: output)
+            }
             try? await Task.sleep(for: .milliseconds(20))
         }
-        return process.terminationStatus
+        let ending: ProcessExit.Ending = process.terminationReason == .uncaughtSignal ? .signalled(process.terminationStatus) : .exited(process.terminationStatus)
+        return ProcessExit(ending, output: output)
     }
 
     deinit {

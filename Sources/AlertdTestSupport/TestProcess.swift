@@ -3,7 +3,8 @@ import Foundation
 /// Runs a program to completion and collects what it printed.
 public enum TestProcess {
     public struct Result: Sendable {
-        public let status: Int32
+        /// The exit status; printed, it shows the output too.
+        public let status: ProcessExit
         public let standardOutput: String
         public let standardError: String
         /// Both streams, for searching everything a run printed.
@@ -63,11 +64,10 @@ public enum TestProcess {
         }
         group.wait()
         process.waitUntilExit()
-        return Result(
-            status: process.terminationStatus,
-            standardOutput: String(decoding: outputData, as: UTF8.self),
-            standardError: String(decoding: errorData, as: UTF8.self)
-        )
+        let standardOutput = String(decoding: outputData, as: UTF8.self)
+        let standardError = String(decoding: errorData, as: UTF8.self)
+        let ending: ProcessExit.Ending = process.terminationReason == .uncaughtSignal ? .signalled(process.terminationStatus) : .exited(process.terminationStatus)
+        return Result(status: ProcessExit(ending, output: standardOutput + standardError), standardOutput: standardOutput, standardError: standardError)
     }
 
     /// The alertd executable built from this checkout (`ALERTD_BINARY` overrides).

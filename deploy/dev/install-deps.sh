@@ -8,6 +8,7 @@ packages=(
   libpq-dev libcurl4-openssl-dev libesmtp-dev libssl-dev
   postgresql-15 postgresql-client-15 postgresql-contrib
   python3-aiosmtpd
+  postfix sasl2-bin libsasl2-modules openssl
   ca-certificates
   python3-yaml binutils systemd nodejs jq
 )
@@ -26,4 +27,7 @@ echo "install-deps: installing ${missing[*]}"
 sudo_cmd=()
 [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
 "${sudo_cmd[@]}" apt-get update -qq
+# Postfix asks how to configure the machine's own mail system: not at all. deploy/dev/postfix.sh
+# runs throwaway instances with their own configuration.
+echo "postfix postfix/main_mailer_type select No configuration" | "${sudo_cmd[@]}" debconf-set-selections
 DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -76,10 +76,6 @@ def main():
     if args.cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(args.cert, args.key)
-        # With TLS 1.3 a client sends its Finished and its next command (EHLO) back to back, and
-        # asyncio's start_tls, which aiosmtpd uses for STARTTLS, now and then loses what arrives
-        # with the end of the handshake: the session then stalls. In TLS 1.2 the server speaks last.
-        context.maximum_version = ssl.TLSVersion.TLSv1_2
         options.update(tls_context=context, require_starttls=True)
     if args.auth:
         user, _, password = args.auth.partition(":")

@@ -12,11 +12,19 @@ bash deploy/dev/install-deps.sh
 
 # A cluster of its own, so that a run never meets a development cluster's leftovers.
 export ALERTD_PG_DIR="${ALERTD_TEST_PG_DIR:-$(mktemp -d /tmp/alertd-test-pg.XXXXXX)}"
-cleanup() { bash deploy/dev/pg.sh destroy || true; }
+# Postfix as a mail relay is in production: STARTTLS and SASL AUTH required.
+export ALERTD_POSTFIX_DIR="${ALERTD_TEST_POSTFIX_DIR:-$(mktemp -d /tmp/alertd-test-postfix.XXXXXX)}"
+cleanup() {
+  bash deploy/dev/pg.sh destroy || true
+  bash deploy/dev/postfix.sh destroy || true
+}
 trap cleanup EXIT
 echo "test.sh: starting PostgreSQL in $ALERTD_PG_DIR"
 ALERTD_TEST_DATABASE_URL="$(bash deploy/dev/pg.sh start)"
 export ALERTD_TEST_DATABASE_URL
+echo "test.sh: starting Postfix in $ALERTD_POSTFIX_DIR"
+postfix_settings="$(bash deploy/dev/postfix.sh start)"
+while IFS='=' read -r name value; do export "$name=$value"; done <<<"$postfix_settings"
 
 echo "test.sh: building"
 swift build --build-tests

@@ -66,7 +66,7 @@ public struct EmailMessage: Sendable, Equatable {
 
     /// An address header's mailbox: `"Display Name" <address>`, the name quoted when it holds
     /// specials and RFC 2047-encoded when it is not ASCII; the bare address without a name.
-    static func mailbox(_ address: String, name: String?) -> String {
+    public static func mailbox(_ address: String, name: String?) -> String {
         guard let name, !name.isEmpty else { return address }
         let printableASCII = name.allSatisfy { $0.isASCII && !($0.asciiValue.map { $0 < 0x20 || $0 == 0x7F } ?? true) }
         guard printableASCII else { return "\(encodeHeader(name)) <\(address)>" }

@@ -81,7 +81,7 @@ import Testing
                 #expect(try row[0].decode("outcome", as: String.self) == "sent")
                 #expect(try row[0].decode("http_status", as: Int?.self) == 200)
             }
-            #expect(await alertd.stop(signal: SIGTERM) == 0, "\(alertd.output)")
+            #expect(await alertd.stop(signal: SIGTERM) == 0)
             #expect(alertd.output.contains("alertd stopped"))
             #expect(!alertd.output.contains(Self.secret))
             #expect(!alertd.output.contains(TestPostgres.password))
@@ -224,7 +224,7 @@ extension DispatcherEndToEndTests {
             try await Self.failRuns(database, webhook: receiver.url("/sleep/30/stuck"))
             _ = try await receiver.waitForRequests(1)
             let stopped = ContinuousClock.now
-            #expect(await alertd.stop(signal: SIGTERM, timeout: .seconds(15)) == 0, "\(alertd.output)")
+            #expect(await alertd.stop(signal: SIGTERM, timeout: .seconds(15)) == 0)
             #expect(ContinuousClock.now - stopped < .seconds(15))
             #expect(alertd.output.contains("released in-flight alerts at shutdown"))
             let row = try await database.withConnection { connection in
@@ -240,7 +240,7 @@ extension DispatcherEndToEndTests {
         try await TestPostgres.withDatabase { database in
             let alertd = try AlertdProcess.start(environment: Self.environment(database))
             try await Self.waitUntil { alertd.output.contains("alertd started") }
-            #expect(await alertd.stop(signal: SIGINT, timeout: .seconds(10)) == 0, "\(alertd.output)")
+            #expect(await alertd.stop(signal: SIGINT, timeout: .seconds(10)) == 0)
         }
     }
 }
@@ -249,7 +249,7 @@ extension DispatcherEndToEndTests {
     @Test func sigtermWhileTheDatabaseIsUnreachableExitsZero() async throws {
         let alertd = try AlertdProcess.start(environment: ["ALERTD_DATABASE_URL": "postgresql://alertd@127.0.0.1:1/x?connect_timeout=2"])
         try await Self.waitUntil { alertd.output.contains("cannot connect to PostgreSQL; trying again") }
-        #expect(await alertd.stop(signal: SIGTERM, timeout: .seconds(10)) == 0, "\(alertd.output)")
+        #expect(await alertd.stop(signal: SIGTERM, timeout: .seconds(10)) == 0)
     }
 }
 

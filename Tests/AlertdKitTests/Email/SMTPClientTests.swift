@@ -61,10 +61,12 @@ import Testing
         // Trusting a different CA: the server's certificate does not verify.
         let client = SMTPClient(settings: try Self.settings(port: sink.port, host: "localhost", tls: "required", caFile: other.caFile))
         let result = try #require(await client.send([Self.message(to: ["ops@example.com"])]).first)
-        #expect(result.sessionError != nil)
+        #expect(result.sessionFailure?.reason == .certificateNotTrusted, "\(result)")
+        // OpenSSL's own words for why, not a library error number.
+        #expect(result.sessionError?.contains("OpenSSL: ") == true && result.sessionError?.contains("certificate") == true, "\(result)")
+        #expect(result.sessionError?.contains("libesmtp error") == false)
         #expect(result.message == nil)
         #expect(try sink.messages().isEmpty)
-        print("untrusted certificate:", result.sessionError ?? "")
     }
 
     @Test func aCertificateForAnotherHostIsRefused() async throws {
@@ -74,17 +76,65 @@ import Testing
         let sink = try await SMTPSink.start(options)
         defer { sink.stop() }
         // Trusted CA, but the certificate names mail.other.example, not localhost.
-        let client = SMTPClient(settings: try Self.settings(port: sink.port, host: "localhost", tls: "required", caFile: certificates.caFile))
-        let result = try #require(await client.send([Self.message(to: ["ops@example.com"])]).first)
-        #expect(result.sessionError != nil)
-        #expect(result.message == nil)
+        for host in ["localhost", "127.0.0.1"] {
+            let client = SMTPClient(settings: try Self.settings(port: sink.port, host: host, tls: "required", caFile: certificates.caFile))
+            let result = try #require(await client.send([Self.message(to: ["ops@example.com"])]).first)
+            #expect(result.sessionFailure?.reason == .certificateForAnotherHost, "\(host): \(result)")
+            #expect(result.sessionError?.contains("does not name \(host)") == true, "\(result)")
+            #expect(result.message == nil)
+        }
         #expect(try sink.messages().isEmpty)
+    }
+
+    /// A server addressed by IP whose certificate has that IP in an IP SAN (and no DNS name for
+    /// it) is the right server.
+    @Test func anIPAddressedServerWithAMatchingIPSANIsAccepted() async throws {
+        let certificates = try await TestCertificates.make(hostName: "mail.other.example", includeLoopbackAddress: true)
+        var options = SMTPSink.Options()
+        options.certificate = (certificates.serverCertificate, certificates.serverKey)
+        let sink = try await SMTPSink.start(options)
+        defer { sink.stop() }
+        let client = SMTPClient(settings: try Self.settings(port: sink.port, host: "127.0.0.1", tls: "required", caFile: certificates.caFile))
+        let result = try #require(await client.send([Self.message(to: ["ops@example.com"])]).first)
+        #expect(result.sessionError == nil, "\(result)")
+        #expect(result.message?.code == 250)
+    }
+
+    @Test func aServerWithoutSTARTTLSIsRefusedWhenTLSIsRequired() async throws {
+        let sink = try await SMTPSink.start()
+        defer { sink.stop() }
+        let client = SMTPClient(settings: try Self.settings(port: sink.port, host: "localhost", tls: "required"))
+        let result = try #require(await client.send([Self.message(to: ["ops@example.com"])]).first)
+        #expect(result.sessionFailure?.reason == .noStartTLS, "\(result)")
+        #expect(result.sessionError?.contains("does not offer STARTTLS") == true)
+        #expect(try sink.messages().isEmpty)
+    }
+
+    /// A server that accepts the connection and never says a word: alertd's own timeout, named.
+    @Test func aServerThatNeverAnswersIsAlertdsTimeout() async throws {
+        let silent = try LoopbackListener(behaviour: .silent)
+        defer { silent.close() }
+        let parsed = SMTPSettings.parse(url: "smtp://127.0.0.1:\(silent.port)", from: "alertd@example.com", tls: "none", caFile: nil, allowInsecureAuth: false, timeout: .seconds(1))
+        let client = SMTPClient(settings: try #require(parsed.settings))
+        let result = try #require(await client.send([Self.message(to: ["ops@example.com"])]).first)
+        #expect(result.sessionFailure?.reason == .timedOut, "\(result)")
+        #expect(result.sessionError?.contains("did not answer within alertd's timeout (ALERTD_SMTP_TIMEOUT, 1 s)") == true, "\(result)")
+    }
+
+    @Test func aServerThatClosesTheConnectionSaysSo() async throws {
+        let closing = try LoopbackListener(behaviour: .greetThenClose)
+        defer { closing.close() }
+        let client = SMTPClient(settings: try Self.settings(port: closing.port))
+        let result = try #require(await client.send([Self.message(to: ["ops@example.com"])]).first)
+        #expect(result.sessionFailure?.reason == .closedByServer, "\(result)")
+        #expect(result.sessionError?.contains("closed the connection after EHLO") == true, "\(result)")
     }
 
     @Test func aServerThatIsDownFailsTheSession() async throws {
         let client = SMTPClient(settings: try Self.settings(port: 1))
         let result = try #require(await client.send([Self.message(to: ["ops@example.com"])]).first)
-        #expect(result.sessionError != nil)
+        #expect(result.sessionFailure?.reason == .cannotConnect, "\(result)")
+        #expect(result.sessionError?.contains("Connection refused") == true, "\(result)")
         #expect(result.recipients["ops@example.com"]?.code == 0)
     }
 
@@ -93,7 +143,30 @@ import Testing
         #expect(parsed.settings == nil)
         #expect(parsed.problems.contains { $0.contains("unencrypted") })
         #expect(!parsed.problems.joined().contains("u:p"))
-        let implicit = SMTPSettings.parse(url: "smtps://mail.example.com:465", from: "alertd@example.com", tls: nil, caFile: nil, allowInsecureAuth: false, timeout: .seconds(5))
-        #expect(implicit.settings == nil)
+        for url in ["smtps://mail.example.com:465", "smtp://mail.example.com:465", "smtps://mail.example.com"] {
+            let implicit = SMTPSettings.parse(url: url, from: "alertd@example.com", tls: nil, caFile: nil, allowInsecureAuth: false, timeout: .seconds(5))
+            #expect(implicit.settings == nil)
+            #expect(implicit.problems.contains { $0.contains("implicit TLS") && $0.contains("smtp://mail.example.com:587") }, "\(implicit.problems)")
+        }
+    }
+
+    @Test func theSenderMayHaveADisplayNameAndEHLOIsFullyQualified() throws {
+        let parsed = SMTPSettings.parse(url: "smtp://mail.example.com", from: "Payroll Alerts <alerts@example.com>", tls: nil, caFile: nil, allowInsecureAuth: false, timeout: .seconds(5))
+        let settings = try #require(parsed.settings, "\(parsed.problems)")
+        #expect(settings.from == "alerts@example.com")
+        #expect(settings.fromName == "Payroll Alerts")
+        #expect(settings.heloName.contains("."))
+        #expect(EmailMessage.mailbox("alerts@example.com", name: "Payroll Alerts") == "Payroll Alerts <alerts@example.com>")
+        #expect(EmailMessage.mailbox("alerts@example.com", name: "Ops, Payroll") == "\"Ops, Payroll\" <alerts@example.com>")
+        #expect(EmailMessage.mailbox("alerts@example.com", name: "Zürich Ops") == "=?UTF-8?B?WsO8cmljaCBPcHM=?= <alerts@example.com>")
+        let quoted = try #require(SMTPSettings.parse(url: "smtp://mail.example.com", from: "\"Ops, Payroll\" <alerts@example.com>", tls: nil, caFile: nil, allowInsecureAuth: false, timeout: .seconds(5)).settings)
+        #expect(quoted.fromName == "Ops, Payroll")
+        for bad in ["Alerts <not an address>", "Alerts alerts@example.com", "<alerts@example.com"] {
+            #expect(SMTPSettings.parse(url: "smtp://mail.example.com", from: bad, tls: nil, caFile: nil, allowInsecureAuth: false, timeout: .seconds(5)).settings == nil, "\(bad)")
+        }
+        let named = SMTPSettings.parse(url: "smtp://mail.example.com", from: "alerts@example.com", tls: nil, caFile: nil, allowInsecureAuth: false, timeout: .seconds(5), heloName: "alertd.example.com")
+        #expect(named.settings?.heloName == "alertd.example.com")
+        let short = SMTPSettings.parse(url: "smtp://mail.example.com", from: "alerts@example.com", tls: nil, caFile: nil, allowInsecureAuth: false, timeout: .seconds(5), heloName: "vm")
+        #expect(short.problems.contains { $0.contains("ALERTD_SMTP_HELO_NAME") })
     }
 }

@@ -90,8 +90,7 @@ import Testing
         let health = try await TestProcess.alertd(["health", "--http-address", address.description])
         #expect(health.status == 1 && health.allOutput.contains("not ready"))
         #expect(try await TestProcess.alertd(["health", "--live", "--http-address", address.description]).status == 0)
-        let status = await alertd.stop()
-        #expect(status == 0, "alertd run exited \(status.map(String.init) ?? "late"):\n\(alertd.output.suffix(3_000))")
+        #expect(await alertd.stop() == 0)
         #expect(!alertd.output.contains(AlertdRole.testPassword))
         // And nothing listening at all: exit 1 with the reason.
         let none = try await TestProcess.alertd(["health", "--http-address", address.description, "--timeout", "2s"])
