@@ -69,6 +69,13 @@ public final class SMTPClient: Sendable {
     }
 
     static func sendBlocking(_ messages: [EmailMessage], settings: SMTPSettings) -> [MessageResult] {
+        // libESMTP writes with plain write(2): a server that hangs up (or a session alertd ends
+        // before MAIL FROM) would raise SIGPIPE, which kills a process that does not ignore it.
+        // Blocked on this thread, it stays pending here, and the write fails with EPIPE instead.
+        var pipe = sigset_t()
+        sigemptyset(&pipe)
+        sigaddset(&pipe, SIGPIPE)
+        pthread_sigmask(SIG_BLOCK, &pipe, nil)
         guard let session = smtp_create_session() else {
             return messages.map { _ in MessageResult(message: nil, recipients: [:], sessionFailure: SMTPSessionFailure(.other, "libESMTP could not create a session (out of memory?)")) }
         }
