@@ -27,6 +27,8 @@ struct FaultSuite: AsyncParsableCommand {
     var outage = 60
     @Option(help: "Pending alerts in the backlog scenario.")
     var backlog = 100_000
+    @Option(help: "The SMTP server email goes to: sink (aiosmtpd, plain SMTP) or postfix (Debian's Postfix with STARTTLS and SASL AUTH, started by the suite).")
+    var smtp = "sink"
     @Option(help: "Write the verdicts to this file as JSON.")
     var json: String?
 
@@ -43,6 +45,11 @@ struct FaultSuite: AsyncParsableCommand {
         // alertd runs as its least-privilege role (made when the first database is migrated).
         options.alertdRole = (user: AlertdRole.name, password: AlertdRole.testPassword)
 
+        guard ["sink", "postfix"].contains(smtp) else { throw ValidationError("--smtp takes sink or postfix") }
+        if smtp == "postfix" {
+            say("alertd-faults: starting a Postfix of its own (STARTTLS, SASL AUTH)")
+            options.postfix = try await FaultPostfix.start()
+        }
         say("alertd-faults: starting a PostgreSQL cluster of its own")
         let cluster = try await FaultCluster.start()
         setenv(TestPostgres.variable, cluster.url, 1)
@@ -50,7 +57,7 @@ struct FaultSuite: AsyncParsableCommand {
         do {
             try Task.checkCancellation()
             for scenario in selected {
-                say("\n== \(scenario.rawValue): \(scenario.summary)")
+                say("\n== \(scenario.rawValue): \(scenario.summary)\(options.postfix == nil ? "" : " (email through Postfix)")")
                 let verdict: Verdict
                 do {
                     verdict = try await TestPostgres.withDatabase(.migrated) { database in
@@ -91,9 +98,11 @@ struct FaultSuite: AsyncParsableCommand {
             }
         } catch {
             await cluster.destroy()
+            await options.postfix?.destroy()
             throw error
         }
         await cluster.destroy()
+        await options.postfix?.destroy()
 
         say("\n" + Self.table(verdicts))
         if let json {

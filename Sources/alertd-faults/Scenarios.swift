@@ -9,6 +9,8 @@ struct FaultOptions: Sendable {
     var backlog = 100_000
     /// alertd logs in as this role, when the least-privilege role is set up.
     var alertdRole: (user: String, password: String)?
+    /// Email goes through this Postfix (STARTTLS, AUTH) instead of a plain aiosmtpd sink.
+    var postfix: FaultPostfix?
 }
 
 /// The fault scenarios, each on a fresh database of the suite's own cluster.
@@ -36,7 +38,7 @@ enum Scenario: String, CaseIterable, Sendable {
     }
 
     func run(_ trial: Trial) async throws -> Verdict {
-        var verdict = Verdict(scenario: rawValue, description: summary)
+        var verdict = Verdict(scenario: rawValue + (trial.options.postfix == nil ? "" : "+postfix"), description: summary)
         let options = trial.options
         let clock = ContinuousClock.now
         switch self {
@@ -113,7 +115,7 @@ enum Scenario: String, CaseIterable, Sendable {
             let outage = options.outage
             let down = Task {
                 try await Task.sleep(for: .seconds(2))
-                trial.killReceivers()
+                try await trial.killReceivers()
                 try await Task.sleep(for: outage)
                 try await trial.restartReceivers()
             }

@@ -26,14 +26,18 @@ struct FaultCluster: Sendable {
         _ = try? await Self.pg(directory, ["destroy"])
     }
 
-    /// Runs pg.sh with its output in files, not pipes: the server it starts would inherit a
-    /// pipe and hold it open, and a reader would wait for its end forever.
     @discardableResult
     private static func pg(_ directory: String, _ arguments: [String]) async throws -> String {
+        try await runScript("pg.sh", directoryVariable: "ALERTD_PG_DIR", directory: directory, arguments)
+    }
+
+    /// Runs a deploy/dev script with its output in files, not pipes: the server it starts would
+    /// inherit a pipe and hold it open, and a reader would wait for its end forever.
+    static func runScript(_ name: String, directoryVariable: String, directory: String, _ arguments: [String]) async throws -> String {
         try await withCheckedThrowingContinuation { continuation in
             Thread {
                 continuation.resume(with: Result {
-                    let script = TestPostgres.packageRoot.appending(path: "deploy/dev/pg.sh").path
+                    let script = TestPostgres.packageRoot.appending(path: "deploy/dev/\(name)").path
                     let out = FileManager.default.temporaryDirectory.appending(path: "alertd-faults-pg-\(UUID().uuidString).out")
                     let err = out.appendingPathExtension("err")
                     _ = FileManager.default.createFile(atPath: out.path, contents: nil)
@@ -43,11 +47,11 @@ struct FaultCluster: Sendable {
                         try? FileManager.default.removeItem(at: err)
                     }
                     var environment = ProcessInfo.processInfo.environment
-                    environment["ALERTD_PG_DIR"] = directory
+                    environment[directoryVariable] = directory
                     let status = try ChildProcess.spawn("/bin/bash", [script] + arguments, environment: environment, output: out.path, error: err.path).waitBlocking()
                     let output = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
                     guard status == 0 else {
-                        throw TestSetupError("pg.sh \(arguments.joined(separator: " ")) failed: \((try? String(contentsOf: err, encoding: .utf8)) ?? "")")
+                        throw TestSetupError("\(name) \(arguments.joined(separator: " ")) failed: \((try? String(contentsOf: err, encoding: .utf8)) ?? "")")
                     }
                     return output.trimmingCharacters(in: .whitespacesAndNewlines)
                 })
@@ -58,6 +62,36 @@ struct FaultCluster: Sendable {
     /// Sends `signal` to the server process serving the backend `pid` (SIGSTOP, SIGCONT).
     static func signalBackend(_ pid: Int32, _ signal: Int32) -> Bool {
         kill(pid, signal) == 0
+    }
+}
+
+/// The fault suite's own Postfix (deploy/dev/postfix.sh in a directory of its own): STARTTLS and
+/// SASL AUTH required, relaying what it accepts to a sink whose log the suite counts. Scenarios
+/// may stop and start it.
+struct FaultPostfix: Sendable {
+    let directory: String
+    let server: TestPostfix
+
+    static func start() async throws -> FaultPostfix {
+        let directory = FileManager.default.temporaryDirectory.appending(path: "alertd-faults-postfix-\(UUID().uuidString.prefix(8))").path
+        let output = try await FaultCluster.runScript("postfix.sh", directoryVariable: "ALERTD_POSTFIX_DIR", directory: directory, ["start"])
+        for line in output.split(separator: "\n") {
+            let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
+            if parts.count == 2 { setenv(parts[0], parts[1], 1) }
+        }
+        return FaultPostfix(directory: directory, server: try TestPostfix.fromEnvironment())
+    }
+
+    func stop() async throws {
+        _ = try await FaultCluster.runScript("postfix.sh", directoryVariable: "ALERTD_POSTFIX_DIR", directory: directory, ["stop"])
+    }
+
+    func start() async throws {
+        _ = try await FaultCluster.runScript("postfix.sh", directoryVariable: "ALERTD_POSTFIX_DIR", directory: directory, ["start"])
+    }
+
+    func destroy() async {
+        _ = try? await FaultCluster.runScript("postfix.sh", directoryVariable: "ALERTD_POSTFIX_DIR", directory: directory, ["destroy"])
     }
 }
 

@@ -36,9 +36,11 @@ final class Trial: @unchecked Sendable {
         let receiver = try await WebhookReceiver.start()
         receivers.append(receiver)
         receiverPort = receiver.port
-        let sink = try await SMTPSink.start()
-        sinks.append(sink)
-        sinkPort = sink.port
+        if options.postfix == nil {
+            let sink = try await SMTPSink.start()
+            sinks.append(sink)
+            sinkPort = sink.port
+        }
         let rows = PlatformRows(owner)
         let tenant = try await rows.tenant("Fault suite")
         for index in 0..<count {
@@ -65,6 +67,11 @@ final class Trial: @unchecked Sendable {
             "ALERTD_SHUTDOWN_GRACE": "5s",
         ]
         if let role = options.alertdRole { environment["ALERTD_DATABASE_URL"] = database.connectionString.withUser(role.user, password: role.password).conninfoForChildProcesses }
+        if let postfix = options.postfix?.server {
+            environment["ALERTD_SMTP_URL"] = postfix.url()
+            environment["ALERTD_SMTP_TLS"] = "required"
+            environment["ALERTD_SMTP_CA_FILE"] = postfix.caFile
+        }
     }
 
     /// Starts (or restarts) the instance called `name`.
@@ -103,13 +110,18 @@ final class Trial: @unchecked Sendable {
 
     // MARK: faults on the receivers
 
-    func killReceivers() {
+    func killReceivers() async throws {
         receivers.last?.kill()
         sinks.last?.kill()
+        try await options.postfix?.stop()
     }
 
     func restartReceivers() async throws {
         receivers.append(try await Self.retrying { try await WebhookReceiver.start(port: self.receiverPort) })
+        if let postfix = options.postfix {
+            try await postfix.start()
+            return
+        }
         var options = SMTPSink.Options()
         options.port = sinkPort
         let sinkOptions = options
@@ -184,14 +196,21 @@ final class Trial: @unchecked Sendable {
         }
     }
 
-    /// Waits until no alert is pending, or `timeout`; returns how many still are.
+    /// Waits until no alert is pending, or `timeout`; returns how many still are. Through
+    /// Postfix, also until what it accepted has been relayed to its sink.
     func settle(timeout: Duration, where condition: String = "true") async throws -> Int {
         let deadline = ContinuousClock.now + timeout
         while true {
             let pending: Int = try await Self.persevering {
                 try await owner.query("SELECT count(*)::int AS n FROM integration_alert_history WHERE delivery_status = 'pending' AND (\(condition))")[0].decode("n")
             }
-            if pending == 0 || ContinuousClock.now > deadline { return pending }
+            var relayed = true
+            if options.postfix != nil, pending == 0 {
+                let sent = try await owner.query("SELECT id FROM integration_alert_history WHERE delivery_status = 'sent' AND alert_channel = 'email'")
+                let receipts = try emailReceipts()
+                relayed = try sent.allSatisfy { receipts[try $0.decode("id", as: UUID.self)] != nil }
+            }
+            if (pending == 0 && relayed) || ContinuousClock.now > deadline { return pending }
             sampler.sampleNow()
             try await Task.sleep(for: .milliseconds(250))
         }
@@ -215,14 +234,13 @@ final class Trial: @unchecked Sendable {
     /// Email deliveries per alert id (from each message's Message-ID), from every incarnation of the sink.
     func emailReceipts() throws -> [UUID: [Double]] {
         var receipts: [UUID: [Double]] = [:]
-        for sink in sinks {
-            for message in try sink.messages() {
-                guard let line = message.data.split(whereSeparator: \.isNewline).first(where: { $0.lowercased().hasPrefix("message-id:") }),
-                      let open = line.firstIndex(of: "<"), let dot = line[open...].firstIndex(of: "."),
-                      let id = UUID(uuidString: String(line[line.index(after: open)..<dot]))
-                else { continue }
-                receipts[id, default: []].append(message.time)
-            }
+        let messages = try options.postfix.map { try $0.server.delivered() } ?? sinks.flatMap { try $0.messages() }
+        for message in messages {
+            guard let line = message.data.split(whereSeparator: \.isNewline).first(where: { $0.lowercased().hasPrefix("message-id:") }),
+                  let open = line.firstIndex(of: "<"), let dot = line[open...].firstIndex(of: "."),
+                  let id = UUID(uuidString: String(line[line.index(after: open)..<dot]))
+            else { continue }
+            receipts[id, default: []].append(message.time)
         }
         return receipts
     }

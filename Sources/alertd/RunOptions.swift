@@ -75,10 +75,10 @@ struct RunOptions: ParsableArguments {
         return Dictionary(uniqueKeysWithValues: pairs.compactMap { key, value in value.map { (key, $0) } })
     }
 
-    func configuration() throws -> AlertdConfiguration {
+    func configuration(requireDatabase: Bool = true) throws -> AlertdConfiguration {
         let environment = ProcessInfo.processInfo.environment
         let directory = try? SQLDirectory.locate(flag: sqlDirectory)
-        return try AlertdConfiguration.load(flags: flags, environment: environment, sqlDirectory: directory)
+        return try AlertdConfiguration.load(flags: flags, environment: environment, sqlDirectory: directory, requireDatabase: requireDatabase)
     }
 
     func logger() throws -> Logger {

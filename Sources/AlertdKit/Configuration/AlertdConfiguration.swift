@@ -109,7 +109,7 @@ public struct AlertdConfiguration: Sendable {
         if let url = value("ALERTD_DATABASE_URL") {
             do { database = try PostgresConnectionString(url) } catch { problems.append("ALERTD_DATABASE_URL: \(error.message)") }
         } else if requireDatabase {
-            problems.append("ALERTD_DATABASE_URL: no database given; pass --database-url or set ALERTD_DATABASE_URL (or ALERTD_DATABASE_URL_FILE).")
+            problems.append("ALERTD_DATABASE_URL: no database given; pass --database-url or set ALERTD_DATABASE_URL (or ALERTD_DATABASE_URL_FILE). For alertd --test-notification --email/--webhook-url, which needs none, check with alertd config --no-database.")
         }
         var signer = WebhookSigner(secrets: [])
         if let secrets = value("ALERTD_WEBHOOK_SECRET") {

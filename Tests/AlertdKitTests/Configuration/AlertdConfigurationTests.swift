@@ -71,6 +71,29 @@ import Testing
         }
     }
 
+    /// alertd --test-notification --email/--webhook-url needs no database: alertd config
+    /// --no-database checks that set-up, and without the flag the error points to it.
+    @Test func alertdConfigChecksASetUpWithoutADatabase() async throws {
+        let environment = [
+            "ALERTD_SMTP_URL": "smtp://mail.example.com:587",
+            "ALERTD_SMTP_FROM": "Alerts <alerts@example.com>",
+            "ALERTD_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "ALERTD_TEMPLATES_DIR": TestPostgres.packageRoot.appending(path: "templates").path,
+        ]
+        let checked = try await TestProcess.alertd(["config", "--no-database"], environment: environment)
+        #expect(checked.status == 0)
+        #expect(checked.standardOutput.contains("database = (none: --no-database)"))
+        #expect(checked.standardOutput.contains("from=Alerts <alerts@example.com>"))
+        let missing = try await TestProcess.alertd(["config"], environment: environment)
+        #expect(missing.status == 1)
+        #expect(missing.standardError.contains("alertd config --no-database"), "\(missing.standardError)")
+        var broken = environment
+        broken["ALERTD_SMTP_URL"] = "smtp://mail.example.com:465"
+        let refused = try await TestProcess.alertd(["config", "--no-database"], environment: broken)
+        #expect(refused.status == 1)
+        #expect(refused.standardError.contains("implicit TLS"))
+    }
+
     @Test func aBrokenTemplateStopsAlertdConfigAndAlertdRun() async throws {
         let templates = FileManager.default.temporaryDirectory.appending(path: "alertd-templates-\(UUID().uuidString)")
         try FileManager.default.copyItem(at: TestPostgres.packageRoot.appending(path: "templates"), to: templates)

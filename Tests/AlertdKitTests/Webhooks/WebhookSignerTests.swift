@@ -22,6 +22,25 @@ import Testing
         #expect(parts[0] != parts[1])
     }
 
+    /// "dGhpcyBpcyBhIHNlY29uZCBzZWNyZXQ=" without its "=": the reference libraries accept it.
+    @Test func acceptsASecretWithoutBase64Padding() throws {
+        let padded = try WebhookSigner(secretList: "whsec_dGhpcyBpcyBhIHNlY29uZCBzZWNyZXQ=")
+        let unpadded = try WebhookSigner(secretList: "whsec_dGhpcyBpcyBhIHNlY29uZCBzZWNyZXQ")
+        #expect(padded.signature(id: "msg_1", timestamp: 1, body: Data("{}".utf8)) == unpadded.signature(id: "msg_1", timestamp: 1, body: Data("{}".utf8)))
+    }
+
+    @Test func aListWithTheWrongSeparatorSaysWhichSeparatorToUse() {
+        for (list, separator) in [("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw,whsec_dGhpcyBpcyBhIHNlY29uZCBzZWNyZXQ=", ","), ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw;whsec_dGhpcyBpcyBhIHNlY29uZCBzZWNyZXQ=", ";")] {
+            do {
+                _ = try WebhookSigner(secretList: list)
+                Issue.record("\(separator) was accepted")
+            } catch {
+                #expect("\(error)".contains("separated by spaces, not by \"\(separator)\""), "\(error)")
+                #expect(!"\(error)".contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
+            }
+        }
+    }
+
     @Test func rejectsSecretsThatAreNotWhsec() {
         for bad in ["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_", "whsec_not base64!", "whsec_c2hvcnQ="] {
             #expect(throws: AlertdError.self, "\(bad)") { try WebhookSigner.Secret(bad) }
