@@ -45,4 +45,6 @@ if [ "$#" -eq 0 ]; then
   echo "test.sh: fault suite"
   # shellcheck disable=SC2086
   bash deploy/dev/faults.sh ${ALERTD_FAULT_ARGS:-}
+  echo "test.sh: fault suite, email through Postfix"
+  bash deploy/dev/faults.sh --smtp postfix --scenario kill --scenario outage --scenario two-instances --outage 20
 fi
