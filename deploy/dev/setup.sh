@@ -75,7 +75,7 @@ start_helper() {
 
 psql_dev() { psql "$database_url" -v ON_ERROR_STOP=1 -Atq "$@"; }
 
-received() { cat "$state/$1.jsonl" 2>/dev/null | wc -l; }
+received() { if [ -f "$state/$1.jsonl" ]; then wc -l <"$state/$1.jsonl"; else echo 0; fi; }
 
 # Fails a sync run of the demo integration, as the ETL runner would, waits until alertd has
 # delivered its alerts, and prints what arrived.

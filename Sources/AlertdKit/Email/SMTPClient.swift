@@ -257,6 +257,6 @@ public final class SMTPClient: Sendable {
         var buffer = [CChar](repeating: 0, count: 256)
         ERR_error_string_n(code, &buffer, buffer.count)
         ERR_clear_error()
-        return " OpenSSL: \(String(cString: buffer))"
+        return " OpenSSL: \(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))"
     }
 }

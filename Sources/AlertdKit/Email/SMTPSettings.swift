@@ -94,7 +94,7 @@ public struct SMTPSettings: Sendable, CustomStringConvertible {
     static func defaultHeloName(senderDomain: String) -> String {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count) == 0 else { return senderDomain }
-        let short = String(cString: buffer)
+        let short = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         if isHostName(short) { return short }
         var hints = addrinfo()
         hints.ai_flags = AI_CANONNAME
