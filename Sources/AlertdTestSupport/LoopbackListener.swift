@@ -8,6 +8,8 @@ public final class LoopbackListener: @unchecked Sendable {
         case silent
         /// Greets as an SMTP server, reads one command and closes the connection.
         case greetThenClose
+        /// Greets as an SMTP server, answers EHLO, and then says nothing more.
+        case answerEHLOThenSilent
     }
 
     // Invariant: `socket` and `port` are set in init; `accepted` is touched by the serving
@@ -41,6 +43,12 @@ public final class LoopbackListener: @unchecked Sendable {
                     var buffer = [UInt8](repeating: 0, count: 512)
                     _ = read(connection, &buffer, buffer.count)
                     Foundation.close(connection)
+                case .answerEHLOThenSilent:
+                    _ = "220 slow.example ESMTP\r\n".withCString { write(connection, $0, strlen($0)) }
+                    var buffer = [UInt8](repeating: 0, count: 512)
+                    _ = read(connection, &buffer, buffer.count)
+                    _ = "250 slow.example\r\n".withCString { write(connection, $0, strlen($0)) }
+                    held.append(connection)
                 }
             }
             held.forEach { Foundation.close($0) }

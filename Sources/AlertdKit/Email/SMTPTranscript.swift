@@ -37,11 +37,13 @@ final class SMTPTranscript {
     }
 
     func wrote(_ text: Substring) {
-        lastActivity = .now
         let verb = text.prefix { $0.isLetter }.uppercased()
+        // QUIT ends every session, failed or not, also one that waited out the timeout: what
+        // came before it explains a failure.
+        guard verb != "QUIT" else { return }
+        lastActivity = .now
         guard Self.verbs.contains(verb) else { return }
-        // QUIT ends every session, failed or not: what came before it explains a failure.
-        if verb != "QUIT" { lastCommand = verb }
+        lastCommand = verb
         if verb == "AUTH" { authAttempted = true }
         if verb == "MAIL" && loginConfigured && !authAccepted && observer.pointee.socket >= 0 {
             // libESMTP goes on to MAIL FROM when AUTH fails or is not offered (the server may

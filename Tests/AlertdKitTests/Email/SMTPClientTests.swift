@@ -121,6 +121,18 @@ import Testing
         #expect(result.sessionError?.contains("did not answer within alertd's timeout (ALERTD_SMTP_TIMEOUT, 1 s)") == true, "\(result)")
     }
 
+    /// Silent in the middle of a session: the step it stopped at is named, not the QUIT that
+    /// ends the session after the timeout.
+    @Test func aServerThatStopsAnsweringMidSessionIsAlertdsTimeoutAfterThatStep() async throws {
+        let slow = try LoopbackListener(behaviour: .answerEHLOThenSilent)
+        defer { slow.close() }
+        let parsed = SMTPSettings.parse(url: "smtp://127.0.0.1:\(slow.port)", from: "alertd@example.com", tls: "none", caFile: nil, allowInsecureAuth: false, timeout: .seconds(1))
+        let client = SMTPClient(settings: try #require(parsed.settings))
+        let result = try #require(await client.send([Self.message(to: ["ops@example.com"])]).first)
+        #expect(result.sessionFailure?.reason == .timedOut, "\(result)")
+        #expect(result.sessionError?.contains("within alertd's timeout (ALERTD_SMTP_TIMEOUT, 1 s) after MAIL") == true, "\(result)")
+    }
+
     @Test func aServerThatClosesTheConnectionSaysSo() async throws {
         let closing = try LoopbackListener(behaviour: .greetThenClose)
         defer { closing.close() }
