@@ -117,6 +117,25 @@ static void alertd_nodelay_everywhere(void) {
     }
 }
 
+/* The socket libESMTP just connected to the server's port: the newest (highest-numbered) TCP
+   socket of the process whose peer has that port. One SMTP worker thread runs one session at a
+   time, so no other socket to that port is being opened meanwhile. */
+static int alertd_session_socket(int port) {
+    struct rlimit limit;
+    int highest = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < (rlim_t)highest) highest = (int)limit.rlim_cur;
+    for (int fd = highest - 1; fd >= 3; fd--) {
+        struct sockaddr_storage peer;
+        socklen_t size = sizeof peer;
+        if (getpeername(fd, (struct sockaddr *)&peer, &size) != 0) continue;
+        int peer_port = -1;
+        if (peer.ss_family == AF_INET) peer_port = ntohs(((struct sockaddr_in *)&peer)->sin_port);
+        if (peer.ss_family == AF_INET6) peer_port = ntohs(((struct sockaddr_in6 *)&peer)->sin6_port);
+        if (peer_port == port) return fd;
+    }
+    return -1;
+}
+
 static double alertd_monotonic_seconds(void) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -164,10 +183,11 @@ static void alertd_smtp_event(smtp_session_t session, int event, void *arg, ...)
     case SMTP_EV_CONNECT:
         connected_at = alertd_monotonic_seconds();
         alertd_nodelay_everywhere();
+        observer->socket = alertd_session_socket(observer->server_port);
         break;
     case SMTP_EV_STARTTLS_OK: {
         SSL *ssl = va_arg(arguments, SSL *);
-        observer->socket = SSL_get_fd(ssl);
+        if (SSL_get_fd(ssl) >= 0) observer->socket = SSL_get_fd(ssl);
         observer->tls_version = SSL_version(ssl);
         if (observer->tls_version == TLS1_3_VERSION && observer->socket >= 0) {
             double budget = alertd_monotonic_seconds() - connected_at;

@@ -86,7 +86,7 @@ public final class SMTPClient: Sendable {
             _ = smtp_set_timeout(session, Int32(which.rawValue) | Timeout_OVERRIDE_RFC2822_MINIMUM, milliseconds)
         }
 
-        let transcript = SMTPTranscript(loginConfigured: settings.user != nil, hostIsIPAddress: Self.isIPAddress(settings.host))
+        let transcript = SMTPTranscript(loginConfigured: settings.user != nil, hostIsIPAddress: Self.isIPAddress(settings.host), serverPort: settings.port)
         alertd_smtp_observe(session, transcript.observer)
         smtp_set_monitorcb(session, SMTPTranscript.monitor, Unmanaged.passUnretained(transcript).toOpaque(), 0)
         smtp_set_hostname(session, settings.heloName)

@@ -25,11 +25,12 @@ final class SMTPTranscript {
     /// The libESMTP events of this session (filled in by the C shim).
     let observer: UnsafeMutablePointer<alertd_smtp_observer>
 
-    init(loginConfigured: Bool, hostIsIPAddress: Bool) {
+    init(loginConfigured: Bool, hostIsIPAddress: Bool, serverPort: Int) {
         self.loginConfigured = loginConfigured
         observer = .allocate(capacity: 1)
         observer.initialize(to: alertd_smtp_observer())
         observer.pointee.certificate_checked_for_ip = hostIsIPAddress ? 1 : 0
+        observer.pointee.server_port = Int32(serverPort)
     }
 
     deinit {

@@ -51,8 +51,9 @@ typedef struct alertd_smtp_observer {
     /* Set by the caller: the host is an IP address whose certificate OpenSSL checked against it
        during the handshake, so libESMTP's own check, which knows only DNS names, is overruled. */
     int certificate_checked_for_ip;
+    int server_port;              /* the SMTP server's port, to find the session's socket */
     /* Filled in during the session. */
-    int socket;                   /* the connection's socket once STARTTLS succeeded, else -1 */
+    int socket;                   /* the connection's socket once connected, else -1 */
     int tls_version;              /* SSL_version() of the STARTTLS connection, 0 before */
     int starttls_unavailable;     /* STARTTLS was required and the server did not offer it */
     int wrong_peer_certificate;   /* libESMTP found the certificate not for the host */
