@@ -7,7 +7,8 @@
 --   anon, authenticated, service_role  the API roles (NOLOGIN; service_role has BYPASSRLS)
 --   platform_owner   stands in for Supabase's `postgres`: the role that owns the platform's
 --                    tables and runs migrations. Not a superuser: CREATEROLE, CREATEDB,
---                    BYPASSRLS, a member of the API roles, and allowed to end other sessions.
+--                    BYPASSRLS, a member of the API roles, allowed to end other sessions and to
+--                    see what they run (pg_signal_backend, pg_read_all_stats).
 --   platform_etl     the ETL runner with the service key: logs in and acts as service_role
 --                    (connect with options='-c role=service_role', as Supabase's API does).
 --
@@ -47,7 +48,7 @@ BEGIN
 END
 $$;
 
-GRANT anon, authenticated, service_role, pg_signal_backend TO platform_owner;
+GRANT anon, authenticated, service_role, pg_signal_backend, pg_read_all_stats TO platform_owner;
 GRANT service_role TO platform_etl;
 
 -- The passwords must not stay in this session's settings.
