@@ -70,6 +70,9 @@ public struct BenchResults: Sendable {
     public var triggerRatio: Double { writesWithoutTrigger > 0 ? writesWithTrigger / writesWithoutTrigger : 0 }
     public var notifyingTriggerRatio: Double { writesWithoutTrigger > 0 ? writesWithTriggerNotifying / writesWithoutTrigger : 0 }
     public var constantInsertRatio: Double { writesWithoutTrigger > 0 ? writesWithConstantInsert / writesWithoutTrigger : 0 }
+    /// The shipped trigger's cost against the least the outbox contract allows, measured in the
+    /// same run: what the owners' target (≥ 0.85) applies to.
+    public var triggerAgainstFloorRatio: Double { constantInsertRatio > 0 ? triggerRatio / constantInsertRatio : 0 }
 
     /// One JSON object: the keys docs/benchmarks.md lists.
     public var json: [String: Any] {
@@ -95,6 +98,7 @@ public struct BenchResults: Sendable {
             "trigger_writer_throughput_ratio_notifying": round2(notifyingTriggerRatio),
             "writes_per_s_with_constant_insert": writesWithConstantInsert.rounded(),
             "trigger_writer_throughput_ratio_constant_insert": round2(constantInsertRatio),
+            "trigger_ratio_against_constant_insert": round2(triggerAgainstFloorRatio),
             "rss_idle_mib": round2(rssIdleMiB),
             "rss_peak_mib": round2(rssPeakMiB),
             "cpu_s_per_1000_deliveries": round2(cpuSecondsPer1000),
@@ -121,9 +125,10 @@ public struct BenchResults: Sendable {
             ("mix (email + webhook) sustained", "\(number(mix.perSecond))/s", "", ""),
             ("writers' changes meanwhile: webhook / email / mix", "\(number(webhooks.writesPerSecond)) / \(number(emails.writesPerSecond)) / \(number(mix.writesPerSecond)) per s", "", ""),
             ("backlog of \(backlogAlerts) drained", "\(number(backlogDrainSeconds, 1)) s", backlogAlerts == 100_000 ? "≤ 40 s" : "(100,000 for the target)", backlogAlerts == 100_000 ? verdict(backlogDrainSeconds <= 40) : ""),
-            ("writers' throughput with / without trigger (\(writers) writers)", "\(number(triggerRatio, 2)) (\(number(writesWithTrigger)) / \(number(writesWithoutTrigger)) per s)", "≥ 0.75", verdict(triggerRatio >= 0.75)),
+            ("writers' throughput with / without trigger (\(writers) writers)", "\(number(triggerRatio, 2)) (\(number(writesWithTrigger)) / \(number(writesWithoutTrigger)) per s)", "", ""),
             ("writers' throughput while a dispatcher waits (each notifies)", "\(number(notifyingTriggerRatio, 2)) (\(number(writesWithTriggerNotifying)) per s)", "", ""),
             ("writers' throughput, trigger only inserting a constant alert", "\(number(constantInsertRatio, 2)) (\(number(writesWithConstantInsert)) per s)", "", ""),
+            ("writers' throughput, trigger against the constant insert", number(triggerAgainstFloorRatio, 2), "≥ 0.85", verdict(triggerAgainstFloorRatio >= 0.85)),
             ("RSS idle / peak", "\(number(rssIdleMiB, 1)) / \(number(rssPeakMiB, 1)) MiB", "≤ 64 / ≤ 200 MiB", verdict(rssIdleMiB <= 64 && rssPeakMiB <= 200)),
             ("CPU per 1000 deliveries (backlog)", "\(number(cpuSecondsPer1000, 3)) s", "", ""),
             ("harness alone: receiver / SMTP sink", "\(number(receiverRequestsPerSecond))/s / \(number(sinkMessagesPerSecond))/s", "", ""),
