@@ -138,10 +138,20 @@ sink_running() { [ -f "$dir/sink.pid" ] && kill -0 "$(cat "$dir/sink.pid")" 2>/d
 start() {
   [ -f "$dir/configured" ] || configure
   if ! sink_running; then
-    setsid /usr/bin/python3 "$here/smtp-sink.py" --port "$(cat "$dir/sink-port")" --log "$dir/delivered.jsonl" \
-      >"$dir/sink.out" 2>&1 </dev/null &
-    echo $! >"$dir/sink.pid"
-    for _ in $(seq 1 100); do grep -q '^listening on' "$dir/sink.out" && break; sleep 0.1; done
+    # Its port (which Postfix relays to) may still be held for a moment after a stop: try again.
+    for _ in $(seq 1 40); do
+      setsid /usr/bin/python3 "$here/smtp-sink.py" --port "$(cat "$dir/sink-port")" --log "$dir/delivered.jsonl" \
+        >"$dir/sink.out" 2>&1 </dev/null &
+      echo $! >"$dir/sink.pid"
+      for _ in $(seq 1 100); do
+        grep -q '^listening on' "$dir/sink.out" && break
+        sink_running || break
+        sleep 0.1
+      done
+      grep -q '^listening on' "$dir/sink.out" && break
+      kill "$(cat "$dir/sink.pid")" 2>/dev/null || true
+      sleep 0.25
+    done
     grep -q '^listening on' "$dir/sink.out" || { cat "$dir/sink.out" >&2; echo "postfix.sh: the relay's sink did not start" >&2; exit 1; }
   fi
   if ! running; then
@@ -169,7 +179,13 @@ PY
 
 stop() {
   if [ -f "$dir/configured" ] && running; then "${as_root[@]}" postfix -c "$dir/etc" stop >/dev/null 2>&1 || true; fi
-  if sink_running; then kill "$(cat "$dir/sink.pid")" 2>/dev/null || true; fi
+  if sink_running; then
+    local pid
+    pid="$(cat "$dir/sink.pid")"
+    kill "$pid" 2>/dev/null || true
+    # Gone before this returns, so that a start right after finds its port free.
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
   rm -f "$dir/sink.pid"
 }
 
