@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // The C libraries chosen by the product's owner, found through pkg-config.
@@ -65,6 +66,7 @@ let package = Package(
                 "COpenSSL",
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // alertd bench: its own PostgreSQL, webhook receiver and SMTP sink, and alertd measured end to end.
@@ -106,6 +108,10 @@ let package = Package(
                 "AlertdTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        .testTarget(
+            name: "AlertdSupportTests",
+            dependencies: ["AlertdSupport"]
         ),
         .testTarget(
             name: "AlertdPostgresTests",

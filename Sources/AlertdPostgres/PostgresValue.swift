@@ -305,3 +305,17 @@ public enum PostgresTimestamp {
         return Date(timeIntervalSince1970: Double(epochSeconds - offsetSeconds) + fraction)
     }
 }
+
+/// A string enum is sent and read as its raw value; a value outside the enum does not decode.
+extension PostgresEncodable where Self: RawRepresentable, RawValue == String {
+    public var postgresText: String { rawValue }
+}
+
+extension PostgresDecodable where Self: RawRepresentable, RawValue == String {
+    public init(postgresText: String) throws {
+        guard let value = Self(rawValue: postgresText) else {
+            throw PostgresTextDecodingError(type: Self.self, text: postgresText)
+        }
+        self = value
+    }
+}

@@ -105,8 +105,7 @@ struct Alertd: AsyncParsableCommand {
                 throw AlertdError(.configuration, "--email needs ALERTD_SMTP_URL and ALERTD_SMTP_FROM.")
             }
             let templates = try await AlertTemplates.load(from: configuration.templatesDirectory)
-            let dispatcher = Dispatcher(configuration: configuration, templates: templates, logger: try RunOptions.logger(level: environment["ALERTD_LOG_LEVEL"] ?? "warning"))
-            let test = TestNotification(dispatcher: dispatcher)
+            let test = TestNotification(configuration: configuration, templates: templates, logger: try RunOptions.logger(level: environment["ALERTD_LOG_LEVEL"] ?? "warning"))
             if let integration, let id = UUID(uuidString: integration) {
                 results = try await test.send(integration: id)
             } else {

@@ -15,26 +15,9 @@ struct RunCommand: AsyncParsableCommand {
             let logger = try options.logger()
             let configuration = try options.configuration()
             let templates = try await AlertTemplates.load(from: configuration.templatesDirectory)
-            let shutdown = ShutdownSignal()
-            shutdown.installSignalHandlers()
-            let dispatcher = Dispatcher(configuration: configuration, templates: templates, logger: logger)
-            // Up before the database answers: /healthz says alive, /readyz says what is missing.
-            let status = try configuration.httpAddress.map { address in
-                let metrics = dispatcher.metrics
-                return try StatusServer.start(on: address) { path in metrics.respond(to: path) }
-            }
-            if let status {
-                logger.info("serving /healthz, /readyz and /metrics", metadata: ["address": "http://\(status.address)"])
-            }
-            do {
-                try await dispatcher.run(until: shutdown)
-            } catch {
-                status?.stop()
-                await status?.stopped()
-                throw error
-            }
-            status?.stop()
-            await status?.stopped()
+            let services = AlertdServices.build(configuration: configuration, templates: templates, logger: logger)
+            AlertdServices.unblockShutdownSignals()
+            try await services.group.run()
         } catch {
             throw reportFailure(error)
         }

@@ -24,7 +24,7 @@ import Testing
             func deliverAll() async throws {
                 let alertd = try AlertdProcess.start(environment: DispatcherEndToEndTests.environment(database))
                 try await DispatcherEndToEndTests.waitUntil(.seconds(30)) { !(try await DispatcherEndToEndTests.statuses(database).contains("pending")) }
-                #expect(await alertd.stop() == 0)
+                await alertd.stopExpectingExitZero()
             }
             try await deliverAll()
             let url = database.alertdURL

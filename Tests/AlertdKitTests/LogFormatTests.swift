@@ -72,7 +72,7 @@ import Testing
             try await DispatcherEndToEndTests.failRuns(database, webhook: receiver.url("/codes/503,200/logs"))
             let alertd = try AlertdProcess.start(environment: DispatcherEndToEndTests.environment(database, ["ALERTD_LOG_FORMAT": "json"]))
             try await DispatcherEndToEndTests.waitUntil(.seconds(30)) { try await DispatcherEndToEndTests.statuses(database) == ["sent"] }
-            #expect(await alertd.stop() == 0)
+            await alertd.stopExpectingExitZero()
             let lines = alertd.output.split(separator: "\n").filter { !$0.isEmpty }
             let objects = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] }
             #expect(objects.count == lines.count, "lines that are not JSON objects: \(lines.filter { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) == nil })")

@@ -26,7 +26,7 @@ public struct AlertdConfiguration: Sendable {
     /// Where email goes; nil when ALERTD_SMTP_URL is not set (email alerts then stay pending).
     public var smtp: SMTPSettings?
     /// The channels this instance delivers; alerts of the others stay pending for an instance that can.
-    public var channels: [String]
+    public var channels: [Channel]
     /// Where /healthz, /readyz and /metrics are served; nil (the default): not served.
     public var httpAddress: StatusAddress?
 
@@ -170,7 +170,7 @@ public struct AlertdConfiguration: Sendable {
             webhook: webhook,
             webhookSigner: signer,
             smtp: smtp,
-            channels: smtp == nil ? ["webhook"] : ["email", "webhook"],
+            channels: smtp == nil ? [.webhook] : [.email, .webhook],
             httpAddress: httpAddress
         )
         guard problems.isEmpty else {
@@ -206,7 +206,7 @@ public struct AlertdConfiguration: Sendable {
             "retry = \(retryBackoff.initial) doubling up to \(retryBackoff.maximum), jitter \(Int(retryBackoff.jitter * 100))%",
             "link_base_url = \(linkBaseURL ?? "(none)")",
             "http_address = \(httpAddress.map { "\($0) (/healthz, /readyz, /metrics)" } ?? "(off)")",
-            "channels = \(channels.joined(separator: ", "))\(smtp == nil ? " (email off: ALERTD_SMTP_URL is not set)" : "")",
+            "channels = \(channels.map(\.rawValue).joined(separator: ", "))\(smtp == nil ? " (email off: ALERTD_SMTP_URL is not set)" : "")",
             "smtp = \(smtp.map(\.description) ?? "(none)")",
             "webhook_secret = \(webhookSigner.secrets.isEmpty ? "(none: webhooks are not signed)" : "\(webhookSigner.secrets.count) secret\(webhookSigner.secrets.count == 1 ? "" : "s"), \(SecretRedactor.mask)")",
             "webhook_connect_timeout = \(webhook.connectTimeout)",

@@ -2,22 +2,26 @@ import AlertdPostgres
 import Foundation
 import Logging
 
-/// `alertd --test-notification`: a test alert through the production path (render, sign,
-/// deliver, audit), reported per channel.
+/// `alertd --test-notification`: a test alert through the production path (`AlertDelivery`:
+/// render, sign, deliver, judge, audit), reported per channel.
 public struct TestNotification: Sendable {
-    public let dispatcher: Dispatcher
+    let configuration: AlertdConfiguration
+    let templates: AlertTemplates
+    let logger: Logger
 
-    public init(dispatcher: Dispatcher) {
-        self.dispatcher = dispatcher
+    public init(configuration: AlertdConfiguration, templates: AlertTemplates, logger: Logger) {
+        self.configuration = configuration
+        self.templates = templates
+        self.logger = logger
     }
 
     public struct Result: Sendable {
-        public let channel: String
+        public let channel: Channel
         public let target: String
         public let outcome: AttemptOutcome
 
         public var line: String {
-            var text = "\(channel) \(target): \(outcome.result.rawValue)"
+            var text = "\(channel.rawValue) \(target): \(outcome.result.rawValue)"
             if let status = outcome.httpStatus { text += " (HTTP \(status))" }
             if let reply = outcome.smtpReply, outcome.error?.contains(reply) != true { text += " (\(reply))" }
             if let error = outcome.error { text += ": \(error)" }
@@ -29,19 +33,18 @@ public struct TestNotification: Sendable {
 
     /// For an integration: audit rows marked origin = 'test', one per channel it has.
     public func send(integration: UUID) async throws -> [Result] {
-        let configuration = dispatcher.configuration
-        let connection = try await PostgresConnection.connect(configuration.database, logger: dispatcher.logger)
+        let connection = try await PostgresConnection.connect(configuration.database, logger: logger)
         do {
             let store = AlertStore(connection: connection, worker: configuration.instance)
             let exists = try await connection.query("SELECT 1 FROM integration_configs WHERE id = $1", [integration])
             guard !exists.isEmpty else {
                 throw AlertdError(.configuration, "There is no integration \(integration.postgresText).")
             }
-            let alerts = try await store.createTestAlerts(integration: integration, channels: ["email", "webhook"], lease: configuration.lease)
+            let alerts = try await store.createTestAlerts(integration: integration, channels: Channel.allCases, lease: configuration.lease)
             guard !alerts.isEmpty else {
                 throw AlertdError(.configuration, "Integration \(integration.postgresText) has neither alert_emails nor alert_webhook_url: there is nothing to test.")
             }
-            let outcomes = await dispatcher.deliver(alerts)
+            let outcomes = await deliver(alerts)
             try await store.record(outcomes)
             await connection.close()
             return results(alerts, outcomes)
@@ -53,9 +56,19 @@ public struct TestNotification: Sendable {
 
     /// For addresses and URLs given on the command line: nothing is written to the database.
     public func send(emails: [String], webhookURLs: [String]) async -> [Result] {
-        let alerts = (emails.isEmpty ? [] : [ClaimedAlert.test(channel: "email", recipients: emails)])
-            + webhookURLs.map { ClaimedAlert.test(channel: "webhook", recipients: [$0]) }
-        return results(alerts, await dispatcher.deliver(alerts))
+        let alerts = (emails.isEmpty ? [] : [ClaimedAlert.test(channel: .email, recipients: emails)])
+            + webhookURLs.map { ClaimedAlert.test(channel: .webhook, recipients: [$0]) }
+        return results(alerts, await deliver(alerts))
+    }
+
+    /// The delivery path `alertd run` uses, with its clients for this one call.
+    private func deliver(_ alerts: [ClaimedAlert]) async -> [AttemptOutcome] {
+        let webhooks = WebhookClient(settings: configuration.webhook)
+        let smtp = configuration.smtp.map(SMTPClient.init(settings:))
+        let delivery = AlertDelivery(configuration: configuration, templates: templates, webhooks: webhooks, smtp: smtp, metrics: nil, logger: logger)
+        let outcomes = await delivery.deliver(alerts)
+        await webhooks.shutdown()
+        return outcomes
     }
 
     private func results(_ alerts: [ClaimedAlert], _ outcomes: [AttemptOutcome]) -> [Result] {

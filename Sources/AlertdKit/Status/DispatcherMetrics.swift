@@ -6,7 +6,7 @@ import Foundation
 /// Every method is quick and takes one lock; the status server's thread reads while the
 /// dispatcher's tasks write.
 public final class DispatcherMetrics: @unchecked Sendable {
-    public static let channels = ["email", "webhook"]
+    public static let channels = Channel.allCases.map(\.rawValue)
     static let outcomes: [AttemptOutcome.Result] = [.sent, .retry, .failed, .bounced]
     /// Upper bounds, in seconds, of the histograms' buckets.
     static let durationBuckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
@@ -87,7 +87,8 @@ public final class DispatcherMetrics: @unchecked Sendable {
     // MARK: What the dispatcher reports
 
     /// One finished attempt of an alert on `channel`, created at `createdAt`.
-    public func delivered(_ outcome: AttemptOutcome, channel: String, createdAt: Date?) {
+    public func delivered(_ outcome: AttemptOutcome, channel: Channel, createdAt: Date?) {
+        let channel = channel.rawValue
         lock.withLock {
             deliveries["\(channel)/\(outcome.result.rawValue)", default: 0] += 1
             if outcome.result == .failed || outcome.result == .bounced { finalFailures[channel, default: 0] += 1 }

@@ -20,7 +20,7 @@ public struct AlertContext: Sendable {
     public static let errorLimit = 2000
 
     public init(alert: ClaimedAlert, linkBase: String?, now: Date = Date()) {
-        templateType = alert.origin == "test" ? "test" : (AlertTemplates.types.contains(alert.type) ? alert.type : "failure")
+        templateType = alert.templateType
         self.alert = alert
         generatedAt = Self.timestamp(now)
         let error = alert.sync?.errorMessage.map(Self.cut)
@@ -45,11 +45,11 @@ public struct AlertContext: Sendable {
         var values: [String: Any] = [
             "alert": [
                 "id": alert.id.postgresText,
-                "type": alert.origin == "test" ? "test" : alert.type,
-                "channel": alert.channel,
+                "type": alert.templateType,
+                "channel": alert.channel.rawValue,
                 "attempt": alert.attempt,
                 "max_attempts": alert.maxAttempts,
-                "is_test": alert.origin == "test",
+                "is_test": alert.origin == .test,
             ] as [String: Any],
             "generated_at": generatedAt,
         ]

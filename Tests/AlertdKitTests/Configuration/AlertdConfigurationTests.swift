@@ -12,7 +12,7 @@ import Testing
         #expect(configuration.lease == .seconds(60))
         #expect(configuration.pollInterval == .seconds(30))
         #expect(configuration.webhook.totalTimeout == .seconds(15))
-        #expect(configuration.channels == ["webhook"])
+        #expect(configuration.channels == [.webhook])
         #expect(configuration.smtp == nil)
     }
 

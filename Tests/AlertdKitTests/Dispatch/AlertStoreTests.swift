@@ -17,17 +17,17 @@ import Testing
             try await database.withConnection { connection in
                 try await Self.queue(connection, runs: 3)
                 let store = AlertStore(connection: connection, worker: "a")
-                let claimed = try await store.claim(limit: 10, channels: ["webhook"], lease: .seconds(60))
+                let claimed = try await store.claim(limit: 10, channels: [.webhook], lease: .seconds(60))
                 #expect(claimed.count == 3)
                 let first = try #require(claimed.first)
-                #expect(first.channel == "webhook" && first.type == "failure" && first.origin == "trigger")
+                #expect(first.channel == .webhook && first.type == .failure && first.origin == .trigger)
                 #expect(first.attempt == 1 && first.maxAttempts == 10)
                 #expect(first.recipients == ["https://hooks.example.com/x"])
                 #expect(first.integration?.type == "paycom")
                 #expect(first.sync?.status == "failed")
                 // Leased: nothing more to claim, for this instance or another.
-                #expect(try await store.claim(limit: 10, channels: ["webhook"], lease: .seconds(60)).isEmpty)
-                #expect(try await AlertStore(connection: connection, worker: "b").claim(limit: 10, channels: ["webhook"], lease: .seconds(60)).isEmpty)
+                #expect(try await store.claim(limit: 10, channels: [.webhook], lease: .seconds(60)).isEmpty)
+                #expect(try await AlertStore(connection: connection, worker: "b").claim(limit: 10, channels: [.webhook], lease: .seconds(60)).isEmpty)
                 let lease = try await connection.query("SELECT count(*) AS n FROM integration_alert_history WHERE locked_by = 'a' AND locked_until > now()")
                 #expect(try lease[0].decode("n", as: Int.self) == 3)
             }
@@ -39,8 +39,8 @@ import Testing
             try await database.withConnection { try await Self.queue($0, runs: 100) }
             let one = try await database.connect()
             let two = try await database.connect()
-            async let a = AlertStore(connection: one, worker: "one").claim(limit: 70, channels: ["email", "webhook"], lease: .seconds(60))
-            async let b = AlertStore(connection: two, worker: "two").claim(limit: 70, channels: ["email", "webhook"], lease: .seconds(60))
+            async let a = AlertStore(connection: one, worker: "one").claim(limit: 70, channels: [.email, .webhook], lease: .seconds(60))
+            async let b = AlertStore(connection: two, worker: "two").claim(limit: 70, channels: [.email, .webhook], lease: .seconds(60))
             let (claimedA, claimedB) = try await (a, b)
             let idsA = Set(claimedA.map(\.id))
             let idsB = Set(claimedB.map(\.id))
@@ -56,9 +56,9 @@ import Testing
             try await database.withConnection { connection in
                 try await Self.queue(connection, runs: 1)
                 let crashed = AlertStore(connection: connection, worker: "crashed")
-                #expect(try await crashed.claim(limit: 10, channels: ["email"], lease: .milliseconds(200)).count == 1)
+                #expect(try await crashed.claim(limit: 10, channels: [.email], lease: .milliseconds(200)).count == 1)
                 try await Task.sleep(for: .milliseconds(400))
-                let again = try await AlertStore(connection: connection, worker: "survivor").claim(limit: 10, channels: ["email"], lease: .seconds(60))
+                let again = try await AlertStore(connection: connection, worker: "survivor").claim(limit: 10, channels: [.email], lease: .seconds(60))
                 #expect(again.map(\.attempt) == [2])
                 // The crashed instance can no longer record over the survivor's lease.
                 let late = AttemptOutcome(alertID: try #require(again.first).id, attempt: 1, result: .sent, startedAt: Date(), duration: .milliseconds(5))
@@ -72,22 +72,19 @@ import Testing
             try await database.withConnection { connection in
                 try await Self.queue(connection, runs: 2)
                 let store = AlertStore(connection: connection, worker: "w")
-                let claimed = try await store.claim(limit: 10, channels: ["email", "webhook"], lease: .seconds(60))
+                let claimed = try await store.claim(limit: 10, channels: [.email, .webhook], lease: .seconds(60))
                 #expect(claimed.count == 4)
                 let now = Date()
-                var sent = AttemptOutcome(alertID: claimed[0].id, attempt: 1, result: .sent, startedAt: now, duration: .milliseconds(12))
-                sent.httpStatus = 200
-                sent.subject = "Sync failed"
-                var retry = AttemptOutcome(alertID: claimed[1].id, attempt: 1, result: .retry, startedAt: now, duration: .milliseconds(30))
-                retry.httpStatus = 503
-                retry.error = "HTTP 503"
-                retry.retryIn = .seconds(120)
-                var failed = AttemptOutcome(alertID: claimed[2].id, attempt: 1, result: .failed, startedAt: now, duration: .milliseconds(3))
-                failed.error = "HTTP 410"
-                var bounced = AttemptOutcome(alertID: claimed[3].id, attempt: 1, result: .bounced, startedAt: now, duration: .milliseconds(3))
-                bounced.smtpReply = "550 5.1.1 no such user"
-                bounced.error = "refused by the server"
-                bounced.details = #"{"recipients": {"ops@example.com": "550"}}"#
+                let sent = AttemptOutcome(alertID: claimed[0].id, attempt: 1, result: .sent, startedAt: now, duration: .milliseconds(12), httpStatus: 200, subject: "Sync failed")
+                let retry = AttemptOutcome(
+                    alertID: claimed[1].id, attempt: 1, result: .retry, startedAt: now, duration: .milliseconds(30),
+                    httpStatus: 503, error: "HTTP 503", retryIn: .seconds(120)
+                )
+                let failed = AttemptOutcome(alertID: claimed[2].id, attempt: 1, result: .failed, startedAt: now, duration: .milliseconds(3), error: "HTTP 410")
+                let bounced = AttemptOutcome(
+                    alertID: claimed[3].id, attempt: 1, result: .bounced, startedAt: now, duration: .milliseconds(3),
+                    smtpReply: "550 5.1.1 no such user", error: "refused by the server", details: #"{"recipients": {"ops@example.com": "550"}}"#
+                )
                 let recorded = try await store.record([sent, retry, failed, bounced])
                 #expect(recorded == Set(claimed.map(\.id)))
 
@@ -117,7 +114,7 @@ import Testing
                 #expect(try bouncedRow.decode("delivery_status", as: String.self) == "bounced")
                 #expect(try bouncedRow.decode("smtp_reply", as: String?.self) == "550 5.1.1 no such user")
                 #expect(try bouncedRow.decode("detail", as: String?.self) == "550")
-                #expect(try await store.nextDue(channels: ["webhook", "email"]) != nil)
+                #expect(try await store.nextDue(channels: [.webhook, .email]) != nil)
             }
         }
     }
@@ -127,9 +124,9 @@ import Testing
             try await database.withConnection { connection in
                 try await Self.queue(connection, runs: 1)
                 let store = AlertStore(connection: connection, worker: "w")
-                let claimed = try await store.claim(limit: 10, channels: ["webhook"], lease: .seconds(60))
+                let claimed = try await store.claim(limit: 10, channels: [.webhook], lease: .seconds(60))
                 try await store.release(claimed.map(\.id))
-                let again = try await AlertStore(connection: connection, worker: "x").claim(limit: 10, channels: ["webhook"], lease: .seconds(60))
+                let again = try await AlertStore(connection: connection, worker: "x").claim(limit: 10, channels: [.webhook], lease: .seconds(60))
                 #expect(again.map(\.attempt) == [1])
             }
         }

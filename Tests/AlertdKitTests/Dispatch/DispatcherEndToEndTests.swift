@@ -81,7 +81,7 @@ import Testing
                 #expect(try row[0].decode("outcome", as: String.self) == "sent")
                 #expect(try row[0].decode("http_status", as: Int?.self) == 200)
             }
-            #expect(await alertd.stop(signal: SIGTERM) == 0)
+            await alertd.stopExpectingExitZero(signal: SIGTERM)
             #expect(alertd.output.contains("alertd stopped"))
             #expect(!alertd.output.contains(Self.secret))
             #expect(!alertd.output.contains(TestPostgres.password))
@@ -114,7 +114,7 @@ import Testing
             _ = try await receiver.waitForRequests(100)
             try await Self.waitUntil { try await Self.statuses(database) == Array(repeating: "sent", count: 100) }
             try await Self.waitUntil { try await Self.waitingLockHolders(database) == ["alertd"] }
-            #expect(await alertd.stop() == 0)
+            await alertd.stopExpectingExitZero()
             #expect(try await Self.waitingLockHolders(database) == [])
         }
     }
@@ -135,7 +135,7 @@ import Testing
                 }
             }
             #expect(attempts == ["retry 503", "retry 503", "sent 200"])
-            #expect(await alertd.stop() == 0)
+            await alertd.stopExpectingExitZero()
         }
     }
 
@@ -149,7 +149,7 @@ import Testing
             // The backoff alone would have waited 100 to 200 ms.
             #expect(requests[1].time - requests[0].time >= 1.9)
             try await Self.waitUntil { try await Self.statuses(database) == ["sent"] }
-            #expect(await alertd.stop() == 0)
+            await alertd.stopExpectingExitZero()
         }
     }
 
@@ -166,7 +166,7 @@ import Testing
             #expect(error.contains("HTTP 410"))
             try await Task.sleep(for: .milliseconds(500))
             #expect(try receiver.requests().count == 1)
-            #expect(await alertd.stop() == 0)
+            await alertd.stopExpectingExitZero()
         }
     }
 
@@ -185,8 +185,8 @@ import Testing
                 try await connection.query("SELECT DISTINCT worker FROM integration_alert_attempts ORDER BY 1").map { try $0.decode("worker", as: String.self) }
             }
             #expect(workers.allSatisfy { ["one", "two"].contains($0) })
-            #expect(await one.stop() == 0)
-            #expect(await two.stop() == 0)
+            await one.stopExpectingExitZero()
+            await two.stopExpectingExitZero()
         }
     }
 
@@ -208,7 +208,7 @@ import Testing
             #expect(Set(ids).count == 24)
             // Only what was in flight at the kill (at most 4) may arrive twice.
             #expect(ids.count - 24 <= 4)
-            #expect(await second.stop() == 0)
+            await second.stopExpectingExitZero()
         }
     }
 }
@@ -224,7 +224,7 @@ extension DispatcherEndToEndTests {
             try await Self.failRuns(database, webhook: receiver.url("/sleep/30/stuck"))
             _ = try await receiver.waitForRequests(1)
             let stopped = ContinuousClock.now
-            #expect(await alertd.stop(signal: SIGTERM, timeout: .seconds(15)) == 0)
+            await alertd.stopExpectingExitZero(signal: SIGTERM, timeout: .seconds(15))
             #expect(ContinuousClock.now - stopped < .seconds(15))
             #expect(alertd.output.contains("released in-flight alerts at shutdown"))
             let row = try await database.withConnection { connection in
@@ -240,7 +240,7 @@ extension DispatcherEndToEndTests {
         try await TestPostgres.withDatabase { database in
             let alertd = try AlertdProcess.start(environment: Self.environment(database))
             try await Self.waitUntil { alertd.output.contains("alertd started") }
-            #expect(await alertd.stop(signal: SIGINT, timeout: .seconds(10)) == 0)
+            await alertd.stopExpectingExitZero(signal: SIGINT, timeout: .seconds(10))
         }
     }
 }
@@ -249,7 +249,7 @@ extension DispatcherEndToEndTests {
     @Test func sigtermWhileTheDatabaseIsUnreachableExitsZero() async throws {
         let alertd = try AlertdProcess.start(environment: ["ALERTD_DATABASE_URL": "postgresql://alertd@127.0.0.1:1/x?connect_timeout=2"])
         try await Self.waitUntil { alertd.output.contains("cannot connect to PostgreSQL; trying again") }
-        #expect(await alertd.stop(signal: SIGTERM, timeout: .seconds(10)) == 0)
+        await alertd.stopExpectingExitZero(signal: SIGTERM, timeout: .seconds(10))
     }
 }
 
@@ -269,7 +269,7 @@ extension DispatcherEndToEndTests {
             #expect(try row.decode("attempt_count", as: Int.self) == 1)
             #expect(try row.decode("delivery_error", as: String.self).contains("host localhost resolves to"))
             #expect(try receiver.requests().isEmpty)
-            #expect(await alertd.stop() == 0)
+            await alertd.stopExpectingExitZero()
         }
     }
 }

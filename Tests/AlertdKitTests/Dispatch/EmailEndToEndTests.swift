@@ -68,7 +68,7 @@ import Testing
             let htmlAt = try #require(message.data.range(of: "text/html")).lowerBound
             #expect(plainAt < htmlAt)
             try await DispatcherEndToEndTests.waitUntil { try await Self.alertState(database).status == "sent" }
-            #expect(await alertd.stop() == 0)
+            await alertd.stopExpectingExitZero()
         }
     }
 
@@ -87,7 +87,7 @@ import Testing
             try await Task.sleep(for: .milliseconds(500))
             let messages = try sink.messages()
             #expect(messages.map(\.rcpt_tos) == [["ops@example.com"]])
-            #expect(await alertd.stop() == 0)
+            await alertd.stopExpectingExitZero()
         }
     }
 
@@ -113,7 +113,7 @@ import Testing
             }
             #expect(attempts.first?.hasPrefix("retry:250") == true)
             #expect(attempts.dropFirst().allSatisfy { $0.hasSuffix(":-") })
-            #expect(await alertd.stop() == 0)
+            await alertd.stopExpectingExitZero()
         }
     }
 
@@ -128,7 +128,7 @@ import Testing
             try await DispatcherEndToEndTests.waitUntil { try await Self.alertState(database).status == "bounced" }
             let state = try await Self.alertState(database)
             #expect(state.error?.contains("not a valid email address") == true)
-            #expect(await alertd.stop() == 0)
+            await alertd.stopExpectingExitZero()
         }
     }
 
@@ -151,7 +151,7 @@ import Testing
             #expect(message.tls)
             #expect(message.auth_user == "alertd")
             try await DispatcherEndToEndTests.waitUntil { try await Self.alertState(database).status == "sent" }
-            #expect(await alertd.stop() == 0)
+            await alertd.stopExpectingExitZero()
             #expect(!alertd.output.contains("Sm7p-Pa55word"))
             let audit = try await database.withConnection { connection in
                 try await connection.query("SELECT a::text AS row FROM integration_alert_history a UNION ALL SELECT t::text FROM integration_alert_attempts t").map { try $0.decode("row", as: String.self) }

@@ -156,7 +156,7 @@ import Testing
                 #expect(!request.headers.keys.contains("x-injected"))
             }
             #expect(!alertd.output.contains("hunter2-url-secret"))
-            #expect(await alertd.stop() == 0)
+            await alertd.stopExpectingExitZero()
         }
     }
 }

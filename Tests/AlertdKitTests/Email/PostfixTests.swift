@@ -116,7 +116,7 @@ import Testing
             #expect(metrics.body.contains("alertd_smtp_login_refused 1"))
             #expect(metrics.body.contains("alertd_smtp_session_failures_total{reason=\"login_refused\"} 1"))
             #expect(!alertd.output.contains("not-the-password"))
-            #expect(await alertd.stop() == 0)
+            await alertd.stopExpectingExitZero()
         }
     }
 }

@@ -6,13 +6,13 @@ import Testing
 @Suite struct AlertTemplatesTests {
     static var directory: URL { TestPostgres.packageRoot.appending(path: "templates") }
 
-    static func alert(origin: String = "trigger", type: String = "failure", error: String? = "HTTP 401 from Paycom", name: String = "Paycom") -> ClaimedAlert {
+    static func alert(origin: Origin = .trigger, type: AlertType = .failure, error: String? = "HTTP 401 from Paycom", name: String = "Paycom") -> ClaimedAlert {
         ClaimedAlert(
-            id: UUID(uuidString: "00000000-0000-0000-0000-0000000000a1")!, type: type, channel: "webhook", origin: origin,
+            id: UUID(uuidString: "00000000-0000-0000-0000-0000000000a1")!, type: type, channel: .webhook, origin: origin,
             recipients: ["https://hooks.example.com/x"], attempt: 2, maxAttempts: 10, createdAt: nil,
             integration: .init(id: UUID(uuidString: "00000000-0000-0000-0000-0000000000c1")!, name: name, type: "paycom", environment: "production", tenantID: UUID(uuidString: "00000000-0000-0000-0000-0000000000e1")!),
             sync: .init(
-                id: UUID(uuidString: "00000000-0000-0000-0000-0000000000b1")!, endpoint: "employees", status: type == "success" ? "success" : "failed",
+                id: UUID(uuidString: "00000000-0000-0000-0000-0000000000b1")!, endpoint: "employees", status: type == .success ? "success" : "failed",
                 startedAt: Date(timeIntervalSince1970: 1_763_807_400), completedAt: Date(timeIntervalSince1970: 1_763_807_525), durationSeconds: 125,
                 recordsSynced: 0, recordsFailed: 12, recordsSkipped: 3, errorMessage: error, retryCount: 0, maxRetries: 3,
                 retryAt: Date(timeIntervalSince1970: 1_763_807_585), triggeredBy: "scheduled"
@@ -23,7 +23,7 @@ import Testing
     @Test func everyRequiredTemplateLoads() async throws {
         let templates = try await AlertTemplates.load(from: Self.directory)
         for type in AlertTemplates.types {
-            let rendered = templates.renderMessage(AlertContext(alert: Self.alert(origin: type == "test" ? "test" : "trigger", type: type == "test" ? "success" : type), linkBase: nil))
+            let rendered = templates.renderMessage(AlertContext(alert: Self.alert(origin: type == "test" ? .test : .trigger, type: AlertType(rawValue: type) ?? .success), linkBase: nil))
             #expect(!rendered.subject.isEmpty && !rendered.text.isEmpty && rendered.html.contains("<html>"), "\(type)")
         }
     }
@@ -95,7 +95,7 @@ import Testing
 
     @Test func aWebhookForAnAlertWithoutARunIsStillJSON() async throws {
         let templates = try await AlertTemplates.load(from: Self.directory)
-        let bare = ClaimedAlert(id: UUID(), type: "success", channel: "webhook", origin: "test", recipients: [], attempt: 1, maxAttempts: 1, createdAt: nil, integration: nil, sync: nil)
+        let bare = ClaimedAlert(id: UUID(), type: .success, channel: .webhook, origin: .test, recipients: [], attempt: 1, maxAttempts: 1, createdAt: nil, integration: nil, sync: nil)
         let json = try JSONSerialization.jsonObject(with: try templates.renderWebhookBody(AlertContext(alert: bare, linkBase: nil))) as? [String: Any]
         #expect(json?["type"] as? String == "sync.test")
         #expect((json?["data"] as? [String: Any])?["sync"] is NSNull)
@@ -116,17 +116,17 @@ import Testing
         })
         let full = Self.alert()
         let hostile = Self.alert(error: Self.hostile, name: Self.hostile)
-        let success = Self.alert(type: "success", error: nil)
+        let success = Self.alert(type: .success, error: nil)
         var sparse = Self.alert(error: "")
         sparse = ClaimedAlert(
-            id: sparse.id, type: "warning", channel: "webhook", origin: "trigger", recipients: sparse.recipients, attempt: 1, maxAttempts: 3, createdAt: nil,
+            id: sparse.id, type: .warning, channel: .webhook, origin: .trigger, recipients: sparse.recipients, attempt: 1, maxAttempts: 3, createdAt: nil,
             integration: .init(id: UUID(), name: nil, type: "adp", environment: "sandbox", tenantID: UUID()),
             sync: .init(
                 id: UUID(), endpoint: "payroll", status: "partial", startedAt: Date(timeIntervalSince1970: 1_763_807_400), completedAt: nil, durationSeconds: nil,
                 recordsSynced: 5, recordsFailed: 1, recordsSkipped: 0, errorMessage: nil, retryCount: 3, maxRetries: 3, retryAt: nil, triggeredBy: "manual"
             )
         )
-        let test = ClaimedAlert.test(channel: "webhook", recipients: ["https://hooks.example.com/t"])
+        let test = ClaimedAlert.test(channel: .webhook, recipients: ["https://hooks.example.com/t"])
         let now = Date(timeIntervalSince1970: 1_763_807_600)
         for alert in [full, hostile, success, sparse, test] {
             for link in [nil, "https://app.example.com/"] {
@@ -143,18 +143,18 @@ import Testing
     static func everyShapeOfAlert() throws -> [ClaimedAlert] {
         var strings = [Self.hostile, "", "plain", "\u{2029}\u{2028}x\u{2027}\u{202A}", "€ 🚨 日本語", String(repeating: "é", count: 2_100)]
         strings.append(String((0..<128).map { Character(Unicode.Scalar(UInt8($0))) }))
-        var alerts: [ClaimedAlert] = [ClaimedAlert.test(channel: "webhook", recipients: ["https://hooks.example.com/t"])]
+        var alerts: [ClaimedAlert] = [ClaimedAlert.test(channel: .webhook, recipients: ["https://hooks.example.com/t"])]
         for (n, text) in strings.enumerated() {
-            for type in ["failure", "warning", "success"] {
+            for type in AlertType.allCases {
                 let full = Self.alert(type: type, error: text, name: text)
                 let sync = try #require(full.sync)
                 let integration = try #require(full.integration)
                 alerts.append(full)
                 alerts.append(ClaimedAlert(
-                    id: UUID(), type: type, channel: "webhook", origin: n % 2 == 0 ? "trigger" : "manual", recipients: [], attempt: n + 1, maxAttempts: 10, createdAt: nil,
+                    id: UUID(), type: type, channel: .webhook, origin: n % 2 == 0 ? .trigger : .manual, recipients: [], attempt: n + 1, maxAttempts: 10, createdAt: nil,
                     integration: n % 3 == 0 ? nil : .init(id: integration.id, name: n % 2 == 0 ? nil : text, type: text, environment: text, tenantID: integration.tenantID),
                     sync: n % 4 == 3 ? nil : .init(
-                        id: sync.id, endpoint: text, status: n % 2 == 0 ? "failed" : type, startedAt: sync.startedAt, completedAt: n % 2 == 0 ? nil : sync.completedAt,
+                        id: sync.id, endpoint: text, status: n % 2 == 0 ? "failed" : type.rawValue, startedAt: sync.startedAt, completedAt: n % 2 == 0 ? nil : sync.completedAt,
                         durationSeconds: n % 2 == 0 ? nil : -n, recordsSynced: Int.max, recordsFailed: Int.min, recordsSkipped: n, errorMessage: n % 3 == 1 ? nil : text,
                         retryCount: n % 3, maxRetries: 2, retryAt: n % 2 == 0 ? sync.retryAt : nil, triggeredBy: text
                     )
@@ -190,7 +190,7 @@ import Testing
         var alerts = try Self.everyShapeOfAlert()
         for name in [nil, "", "Paycom"] as [String?] {
             alerts.append(ClaimedAlert(
-                id: UUID(), type: "failure", channel: "email", origin: "test", recipients: [], attempt: 1, maxAttempts: 1, createdAt: nil,
+                id: UUID(), type: .failure, channel: .email, origin: .test, recipients: [], attempt: 1, maxAttempts: 1, createdAt: nil,
                 integration: .init(id: UUID(), name: name, type: "paycom", environment: "production", tenantID: UUID()), sync: nil
             ))
         }

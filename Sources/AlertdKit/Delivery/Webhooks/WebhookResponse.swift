@@ -10,15 +10,6 @@ public enum WebhookResponse: Sendable, Equatable {
     case refused(reason: String)
 }
 
-/// What to do with an alert after one webhook attempt.
-public enum DeliveryDecision: Sendable, Equatable {
-    case delivered
-    /// Try again later, no sooner than `notBefore` if the receiver asked for that.
-    case retry(reason: String, notBefore: Duration?)
-    /// Do not try again.
-    case failed(reason: String)
-}
-
 extension WebhookResponse {
     /// Retry-After values are honoured within these bounds, so a receiver cannot make alertd wait
     /// for days, nor hammer it by asking for zero.

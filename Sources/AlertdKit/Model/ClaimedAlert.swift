@@ -4,9 +4,9 @@ import Foundation
 /// An alert this instance has leased for one delivery attempt, with what its messages say.
 public struct ClaimedAlert: Sendable, Equatable {
     public let id: UUID
-    public let type: String
-    public let channel: String
-    public let origin: String
+    public let type: AlertType
+    public let channel: Channel
+    public let origin: Origin
     public let recipients: [String]
     /// This attempt's number, from 1.
     public let attempt: Int
@@ -19,6 +19,8 @@ public struct ClaimedAlert: Sendable, Equatable {
     public var deliveredRecipients: [String] = []
     public var bouncedRecipients: [String] = []
     public var doneRecipients: [String] { deliveredRecipients + bouncedRecipients }
+    /// Which templates render it: its type, or `test` for a test alert.
+    public var templateType: String { origin == .test ? "test" : type.rawValue }
     public let integration: Integration?
     public let sync: SyncRun?
 
@@ -48,11 +50,11 @@ public struct ClaimedAlert: Sendable, Equatable {
     }
 
     /// A test alert that lives only in memory: `alertd --test-notification --email/--webhook-url`.
-    public static func test(channel: String, recipients: [String]) -> ClaimedAlert {
-        ClaimedAlert(id: UUID(), type: "success", channel: channel, origin: "test", recipients: recipients, attempt: 1, maxAttempts: 1, createdAt: Date(), integration: nil, sync: nil)
+    public static func test(channel: Channel, recipients: [String]) -> ClaimedAlert {
+        ClaimedAlert(id: UUID(), type: .success, channel: channel, origin: .test, recipients: recipients, attempt: 1, maxAttempts: 1, createdAt: Date(), integration: nil, sync: nil)
     }
 
-    init(id: UUID, type: String, channel: String, origin: String, recipients: [String], attempt: Int, maxAttempts: Int, createdAt: Date?, integration: Integration?, sync: SyncRun?) {
+    init(id: UUID, type: AlertType, channel: Channel, origin: Origin, recipients: [String], attempt: Int, maxAttempts: Int, createdAt: Date?, integration: Integration?, sync: SyncRun?) {
         self.id = id
         self.type = type
         self.channel = channel

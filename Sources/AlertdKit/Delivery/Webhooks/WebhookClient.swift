@@ -2,6 +2,7 @@ import AlertdSupport
 import CAlertdShims
 import CCurl
 import Foundation
+import ServiceLifecycle
 
 /// One webhook POST.
 public struct WebhookRequest: Sendable {
@@ -20,7 +21,9 @@ public struct WebhookRequest: Sendable {
 /// transfers at once, connections kept alive and shared between them, at most
 /// `Settings.concurrency` connections in all and `Settings.perHost` to any one host. A receiver
 /// that never answers holds only its own transfers, until their timeout.
-public final class WebhookClient: Sendable {
+///
+/// As a service it runs until graceful shutdown (after the dispatcher's), then stops its thread.
+public final class WebhookClient: Service, Sendable {
     public struct Settings: Sendable {
         public var connectTimeout: Duration = .seconds(5)
         public var totalTimeout: Duration = .seconds(15)
@@ -52,6 +55,11 @@ public final class WebhookClient: Sendable {
         engine.stop()
     }
 
+    public func run() async {
+        try? await gracefulShutdown()
+        await shutdown()
+    }
+
     /// Stops the transfer thread and waits until libcurl's handles are cleaned up, so that no
     /// libcurl or OpenSSL call is under way when the process exits. Later sends fail at once.
     public func shutdown() async {
@@ -77,8 +85,49 @@ public final class WebhookClient: Sendable {
         // An IPv6 literal comes bracketed ("[::1]"); the per-host cap and the policy want it bare.
         let bareHost = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
         let engine = self.engine
-        return await withCheckedContinuation { continuation in
-            engine.submit(Transfer(request: request, host: bareHost, settings: settings, continuation: continuation))
+        let settings = self.settings
+        let handle = TransferHandle()
+        // Cancelling the task ends its transfer at once (at shutdown, after the grace).
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let transfer = Transfer(request: request, host: bareHost, settings: settings, continuation: continuation)
+                if handle.attach(transfer) {
+                    engine.submit(transfer)
+                } else {
+                    continuation.resume(returning: Self.cancelled)
+                }
+            }
+        } onCancel: {
+            if let transfer = handle.cancel() { engine.cancel(transfer) }
+        }
+    }
+
+    /// What a transfer whose task was cancelled comes back with.
+    static let cancelled = WebhookResponse.transportFailed(reason: "cancelled: alertd is shutting down", timedOut: false)
+
+    /// The transfer of one `send`, for its cancellation handler, which may run before the
+    /// transfer exists.
+    final class TransferHandle: @unchecked Sendable {
+        // Invariant: `transfer` and `cancelled` are read and written with `lock` held.
+        private let lock = NSLock()
+        private var transfer: Transfer?
+        private var cancelled = false
+
+        /// Keeps `transfer`; false if the task was already cancelled (it is then not sent).
+        func attach(_ transfer: Transfer) -> Bool {
+            lock.withLock {
+                guard !cancelled else { return false }
+                self.transfer = transfer
+                return true
+            }
+        }
+
+        /// Marks the task cancelled; returns the transfer to end, if it was sent.
+        func cancel() -> Transfer? {
+            lock.withLock {
+                cancelled = true
+                return transfer
+            }
         }
     }
 
@@ -103,12 +152,15 @@ public final class WebhookClient: Sendable {
 
     /// The thread that owns the multi handle and every easy handle in it.
     final class MultiEngine: @unchecked Sendable {
-        // Invariant: `incoming` and `stopping` are read and written with `lock` held; `multi` is
+        // Invariant: `incoming`, `stopping`, `started` and `cancelled` are read and written with `lock` held; `multi` is
         // used by the engine's thread only, except curl_multi_wakeup, which libcurl allows from
         // any thread; `running` and `spare` belong to the engine's thread.
         private let lock = NSLock()
         private var incoming: [Transfer] = []
         private var stopping = false
+        private var started = false
+        /// Transfers whose task was cancelled, for the thread to end.
+        private var cancelled: [ObjectIdentifier] = []
         /// Happens when the thread has ended and the multi handle is gone.
         let ended = OneTimeEvent()
         private let multi: UnsafeMutableRawPointer
@@ -122,11 +174,6 @@ public final class WebhookClient: Sendable {
             alertd_curl_multi_setopt_long(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, max(settings.concurrency, 1))
             alertd_curl_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, max(settings.perHost, 1))
             alertd_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, max(settings.concurrency, 1))
-            let thread = Thread { [self] in
-                BlockingWorker.nameCurrentThread("alertd-http")
-                loop()
-            }
-            thread.start()
         }
 
         func submit(_ transfer: Transfer) {
@@ -137,14 +184,43 @@ public final class WebhookClient: Sendable {
                 return
             }
             incoming.append(transfer)
+            if !started {
+                // The thread starts with the first transfer, not with the client.
+                started = true
+                let thread = Thread { [self] in
+                    BlockingWorker.nameCurrentThread("alertd-http")
+                    loop()
+                }
+                thread.start()
+            }
             lock.unlock()
             curl_multi_wakeup(multi)
+        }
+
+        /// Ends `transfer` now, answered as cancelled, if it has not ended yet.
+        func cancel(_ transfer: Transfer) {
+            lock.lock()
+            if let index = incoming.firstIndex(where: { $0 === transfer }) {
+                incoming.remove(at: index)
+                lock.unlock()
+                transfer.continuation.resume(returning: WebhookClient.cancelled)
+                return
+            }
+            cancelled.append(ObjectIdentifier(transfer))
+            if !ended.hasHappened { curl_multi_wakeup(multi) }
+            lock.unlock()
         }
 
         /// Ends the thread; transfers still running are answered as failed.
         func stop() {
             lock.lock()
             stopping = true
+            if !started {
+                // No thread ever ran: the handle is cleaned up here.
+                started = true
+                curl_multi_cleanup(multi)
+                ended.signal()
+            }
             // Woken under the lock: once the thread has ended, the multi handle is gone.
             if !ended.hasHappened { curl_multi_wakeup(multi) }
             lock.unlock()
@@ -157,7 +233,17 @@ public final class WebhookClient: Sendable {
                 let added = incoming
                 incoming.removeAll(keepingCapacity: true)
                 let stop = stopping
+                let ending = Set(cancelled)
+                cancelled.removeAll()
                 lock.unlock()
+                if !ending.isEmpty {
+                    for (easy, transfer) in running where ending.contains(ObjectIdentifier(transfer)) {
+                        running[easy] = nil
+                        curl_multi_remove_handle(multi, easy)
+                        curl_easy_cleanup(easy)
+                        transfer.continuation.resume(returning: WebhookClient.cancelled)
+                    }
+                }
                 if stop {
                     for transfer in added { transfer.continuation.resume(returning: .transportFailed(reason: "alertd is shutting down", timedOut: false)) }
                     break

@@ -3,10 +3,13 @@ import CAlertdShims
 import CESMTP
 import COpenSSL
 import Foundation
+import ServiceLifecycle
 
 /// Sends email with libesmtp: one SMTP session carries a whole batch of messages, on a thread of
 /// its own. Every message and every recipient comes back with the server's reply.
-public final class SMTPClient: Sendable {
+///
+/// As a service it runs until graceful shutdown (after the dispatcher's), then stops its thread.
+public final class SMTPClient: Service, Sendable {
     /// A server reply: `250 2.0.0 OK`, say. Code 0 when there was none (the session failed first).
     public struct Reply: Sendable, Equatable, CustomStringConvertible {
         public let code: Int
@@ -43,13 +46,26 @@ public final class SMTPClient: Sendable {
     }()
 
     /// Sends `messages` in one session and reports on each, in order.
+    ///
+    /// Cancelling the task returns at once with every message unsent ("alertd is shutting
+    /// down"); the session goes on on its thread until the server or the timeout ends it, and
+    /// what it did is not reported.
     public func send(_ messages: [EmailMessage]) async -> [MessageResult] {
         let settings = self.settings
-        do {
-            return try await worker.run { Self.sendBlocking(messages, settings: settings) }
-        } catch {
-            return messages.map { _ in MessageResult(message: nil, recipients: [:], sessionFailure: SMTPSessionFailure(.other, "alertd is shutting down")) }
+        let shuttingDown = messages.map { _ in MessageResult(message: nil, recipients: [:], sessionFailure: SMTPSessionFailure(.other, "alertd is shutting down")) }
+        let result = OneTimeResult<[MessageResult]>()
+        return await withTaskCancellationHandler {
+            let queued = worker.submit { result.set(Self.sendBlocking(messages, settings: settings)) }
+            if !queued { result.set(shuttingDown) }
+            return await result.value
+        } onCancel: {
+            result.set(shuttingDown)
         }
+    }
+
+    public func run() async {
+        try? await gracefulShutdown()
+        worker.shutdown()
     }
 
     /// What the AUTH callback reads; alive for the whole session.

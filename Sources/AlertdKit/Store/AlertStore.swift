@@ -24,7 +24,7 @@ public struct AlertStore: Sendable {
     /// which swings from none to a backlog of a hundred thousand within seconds. A prepared
     /// claim's generic plan drained a backlog growing under eight writers at a fifth of the
     /// speed (`alertd bench --only throughput`: about 560 webhooks/s against 1,800).
-    public func claim(limit: Int, channels: [String], lease: Duration, excludingDestinations: [String] = []) async throws -> [ClaimedAlert] {
+    public func claim(limit: Int, channels: [Channel], lease: Duration, excludingDestinations: [String] = []) async throws -> [ClaimedAlert] {
         let rows = try await connection.query(
             """
             WITH due AS (
@@ -84,7 +84,7 @@ public struct AlertStore: Sendable {
 
     /// Writes test alerts for an integration, one per channel it has, already leased to this
     /// instance, and returns them claimed: `alertd --test-notification --integration`.
-    public func createTestAlerts(integration: UUID, channels: [String], lease: Duration) async throws -> [ClaimedAlert] {
+    public func createTestAlerts(integration: UUID, channels: [Channel], lease: Duration) async throws -> [ClaimedAlert] {
         let rows = try await connection.query(
             """
             WITH config AS (
@@ -273,7 +273,7 @@ public struct AlertStore: Sendable {
 
     /// When the next pending alert of `channels` falls due (a retry, or a lease running out); nil
     /// when none is pending.
-    public func nextDue(channels: [String]) async throws -> Date? {
+    public func nextDue(channels: [Channel]) async throws -> Date? {
         try await connection.query(
             """
             SELECT min(greatest(next_attempt_at, coalesce(locked_until, next_attempt_at))) AS due

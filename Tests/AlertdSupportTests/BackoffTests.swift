@@ -1,5 +1,4 @@
 import AlertdSupport
-import AlertdPostgres
 import Testing
 
 @Suite struct BackoffTests {

@@ -1,0 +1,88 @@
+import AlertdPostgres
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// `alertd run`, put together: every long-lived part is a service in one `ServiceGroup`, which
+/// shuts them down gracefully on SIGTERM or SIGINT, in the reverse of this order:
+///
+/// 1. the status server (/healthz, /readyz, /metrics), up first and down last;
+/// 2. the database connections' closer;
+/// 3. the webhook engine and the SMTP worker, the threads that deliver;
+/// 4. the outcome recorder, which writes every outcome that came before it is asked to stop;
+/// 5. the lease renewer and the queue reader;
+/// 6. the LISTEN connection;
+/// 7. the dispatcher, which stops claiming, lets what is in flight finish and be recorded within
+///    the shutdown grace, and gives back the rest.
+///
+/// `alertd run` and the tests both build it here.
+public struct AlertdServices: Sendable {
+    public let group: ServiceGroup
+    /// Counts and readiness, as /metrics and /readyz show them.
+    public let metrics: DispatcherMetrics
+
+    public static func build(configuration: AlertdConfiguration, templates: AlertTemplates, logger: Logger) -> AlertdServices {
+        let metrics = DispatcherMetrics()
+        let wake = WakeSignal()
+        let inFlight = InFlightAlerts()
+        let outcomes = OutcomeQueue()
+        let claims = SharedConnection(database: configuration.database, logger: logger) { connection in
+            try await connection.onReconnect {
+                metrics.databaseReconnected()
+                wake.sessionReplaced()
+            }
+            try await connection.keepSessionSettings(AlertStore.sessionSettings)
+        }
+        let records = SharedConnection(database: configuration.database, logger: logger) { connection in
+            try await connection.onReconnect { metrics.databaseReconnected() }
+            try await connection.keepSessionSettings(AlertStore.sessionSettings)
+        }
+        let webhooks = WebhookClient(settings: configuration.webhook)
+        let smtp = configuration.smtp.map(SMTPClient.init(settings:))
+        let delivery = AlertDelivery(configuration: configuration, templates: templates, webhooks: webhooks, smtp: smtp, metrics: metrics, logger: logger)
+
+        var services: [any Service] = []
+        if let address = configuration.httpAddress {
+            services.append(StatusService(address: address, metrics: metrics, logger: logger))
+        }
+        services.append(ConnectionCloser(connections: [claims, records]))
+        services.append(webhooks)
+        if let smtp { services.append(smtp) }
+        services.append(OutcomeRecorder(outcomes: outcomes, store: SharedAlertStore(connection: records, worker: configuration.instance), inFlight: inFlight, wake: wake, metrics: metrics, logger: logger))
+        services.append(LeaseRenewer(store: SharedAlertStore(connection: claims, worker: configuration.instance), lease: configuration.lease, inFlight: inFlight, logger: logger))
+        if configuration.httpAddress != nil {
+            services.append(QueueReader(connection: records, instance: configuration.instance, metrics: metrics, logger: logger))
+        }
+        services.append(NotificationListener(configuration: configuration, wake: wake, metrics: metrics, logger: logger))
+        services.append(Dispatcher(configuration: configuration, delivery: delivery, claims: claims, inFlight: inFlight, outcomes: outcomes, wake: wake, metrics: metrics, logger: logger))
+
+        var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        // The dispatcher takes the grace; the others need moments. Past this, everything is cancelled.
+        groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownGrace + shutdownMargin
+        return AlertdServices(group: ServiceGroup(configuration: groupConfiguration), metrics: metrics)
+    }
+
+    /// A parent may have started alertd with SIGTERM and SIGINT blocked (the mask survives exec):
+    /// they would never reach the service group.
+    public static func unblockShutdownSignals() {
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        sigaddset(&mask, SIGTERM)
+        sigaddset(&mask, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &mask, nil)
+    }
+
+    /// Time allowed past the shutdown grace for the services after the dispatcher (recording what
+    /// came last, closing connections) before they are cancelled.
+    static let shutdownMargin: Duration = .seconds(10)
+}
+
+/// Closes the database connections once every service that uses them has stopped.
+struct ConnectionCloser: Service {
+    let connections: [SharedConnection]
+
+    func run() async {
+        try? await gracefulShutdown()
+        for connection in connections { await connection.close() }
+    }
+}

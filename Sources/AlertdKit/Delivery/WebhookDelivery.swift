@@ -1,0 +1,44 @@
+import Foundation
+
+/// One webhook attempt: the body rendered, signed the Standard Webhooks way, POSTed, and the
+/// receiver's answer judged (`WebhookResponse.decision`).
+struct WebhookDelivery: Sendable {
+    let templates: AlertTemplates
+    let signer: WebhookSigner
+    let client: WebhookClient
+    let linkBase: String?
+
+    func attempt(_ alert: ClaimedAlert, startedAt: Date) async -> DeliveryReport {
+        let context = AlertContext(alert: alert, linkBase: linkBase, now: startedAt)
+        let subject = templates.renderSubject(context)
+        guard let url = alert.recipients.first, !url.isEmpty else {
+            return DeliveryReport(decision: .failed(reason: "The alert has no webhook URL."), subject: subject)
+        }
+        let body: Data
+        do {
+            body = try templates.renderWebhookBody(context)
+        } catch {
+            return DeliveryReport(decision: .failed(reason: "\(error)"), subject: subject)
+        }
+        let response = await client.send(WebhookRequest(url: url, body: body, headers: headers(alert, body: body, startedAt: startedAt)))
+        var status: Int?
+        if case .answered(let code, _, _) = response { status = code }
+        return DeliveryReport(decision: response.decision(), httpStatus: status, subject: subject, message: String(decoding: body, as: UTF8.self))
+    }
+
+    /// The Standard Webhooks headers: the id is the alert's, the same on every attempt, so that a
+    /// receiver can drop a repeat.
+    func headers(_ alert: ClaimedAlert, body: Data, startedAt: Date) -> [(name: String, value: String)] {
+        let id = "msg_\(alert.id.uuidString.lowercased())"
+        let timestamp = Int(startedAt.timeIntervalSince1970)
+        var headers: [(name: String, value: String)] = [
+            ("Content-Type", "application/json"),
+            ("webhook-id", id),
+            ("webhook-timestamp", String(timestamp)),
+        ]
+        if !signer.secrets.isEmpty {
+            headers.append(("webhook-signature", signer.signature(id: id, timestamp: timestamp, body: body)))
+        }
+        return headers
+    }
+}

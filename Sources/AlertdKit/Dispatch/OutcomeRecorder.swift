@@ -1,0 +1,74 @@
+import AlertdPostgres
+import Logging
+import ServiceLifecycle
+
+/// Writes outcomes in batches as they come, on the records connection. While the database is away
+/// it keeps them and tries again: an attempt that is not recorded is delivered again once its
+/// lease ends. At shutdown it records what is queued, giving up when the grace runs out
+/// (`InFlightAlerts.mustGiveUpRecording`), and returns.
+final class OutcomeRecorder: Service {
+    private let outcomes: OutcomeQueue
+    private let store: any OutcomeRecords
+    private let inFlight: InFlightAlerts
+    private let wake: WakeSignal
+    private let metrics: DispatcherMetrics
+    private let logger: Logger
+
+    init(outcomes: OutcomeQueue, store: any OutcomeRecords, inFlight: InFlightAlerts, wake: WakeSignal, metrics: DispatcherMetrics, logger: Logger) {
+        self.outcomes = outcomes
+        self.store = store
+        self.inFlight = inFlight
+        self.wake = wake
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// The largest batch written in one statement.
+    static let batchLimit = 1000
+
+    func run() async {
+        // The dispatcher has stopped when this is asked to: nothing more will come.
+        let outcomes = self.outcomes
+        await withGracefulShutdownHandler {
+            while let batch = await outcomes.next(max: Self.batchLimit) {
+                await record(batch)
+                inFlight.finished(batch.map(\.alertID))
+                metrics.setInFlight(inFlight.count)
+                wake.signal()
+            }
+        } onGracefulShutdown: {
+            outcomes.close()
+        }
+    }
+
+    func record(_ batch: [AttemptOutcome]) async {
+        var failures = 0
+        while true {
+            do {
+                let recorded = try await store.record(batch)
+                metrics.setDatabaseError(nil)
+                if recorded.count < batch.count {
+                    logger.warning("leases lost before their outcome was recorded", metadata: ["alerts": "\(batch.count - recorded.count)"])
+                }
+                if failures > 0 { logger.info("recorded outcomes after the database came back", metadata: ["alerts": "\(batch.count)"]) }
+                return
+            } catch {
+                failures += 1
+                metrics.setDatabaseError("\(error)")
+                if inFlight.mustGiveUpRecording || Task.isCancelled {
+                    logger.error("outcomes not recorded at shutdown; those alerts are delivered again when their lease ends", metadata: [
+                        "alerts": "\(batch.count)", "error": "\(error)",
+                    ])
+                    return
+                }
+                let delay = ClaimPlanner.databaseRetry.delay(attempt: failures)
+                if failures == 1 || failures % 10 == 0 {
+                    logger.warning("cannot record outcomes; keeping them and trying again", metadata: [
+                        "alerts": "\(batch.count)", "error": "\(error)", "retry_in_s": "\(delay.seconds)",
+                    ])
+                }
+                try? await Task.sleep(for: delay)
+            }
+        }
+    }
+}

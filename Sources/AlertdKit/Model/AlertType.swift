@@ -1,0 +1,11 @@
+import AlertdPostgres
+
+/// What an alert says happened to its sync run: `integration_alert_history.alert_type`.
+public enum AlertType: String, Sendable, CaseIterable, PostgresEncodable, PostgresDecodable {
+    /// The run failed.
+    case failure
+    /// The run finished partially: some records failed.
+    case warning
+    /// The run succeeded (sent when the integration has `alert_on_success`, and for tests).
+    case success
+}

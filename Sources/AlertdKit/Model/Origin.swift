@@ -1,0 +1,11 @@
+import AlertdPostgres
+
+/// Who wrote an alert: `integration_alert_history.origin`.
+public enum Origin: String, Sendable, CaseIterable, PostgresEncodable, PostgresDecodable {
+    /// The trigger on `integration_sync_history`, in the writer's transaction.
+    case trigger
+    /// A person or a tool, by INSERT (and `alertd history replay`).
+    case manual
+    /// `alertd --test-notification`: delivered at once, never retried.
+    case test
+}
