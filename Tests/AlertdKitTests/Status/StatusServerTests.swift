@@ -62,9 +62,34 @@ import Glibc
         #expect(samples["alertd_ready"] == 0)
     }
 
-    @Test func labelValuesAreEscaped() {
-        #expect(PrometheusText.labels(["b": "x", "a": "say \"hi\"\\\n"]) == #"{a="say \"hi\"\\\n",b="x"}"#)
-        #expect(PrometheusText.format(3) == "3" && PrometheusText.format(0.25) == "0.25" && PrometheusText.format(.infinity) == "+Inf")
+    /// Every metric docs/operations.md lists is served, with its labels, a HELP line and a TYPE
+    /// line of the type the table gives.
+    @Test func everyDocumentedMetricIsServedWithItsHelpTypeAndLabels() throws {
+        let metrics = DispatcherMetrics()
+        metrics.setQueue(.init(pending: [:], oldestDueAge: [:]))
+        let text = metrics.prometheusText()
+        let samples = try Self.parse(text)
+        let table = try String(contentsOf: TestPostgres.packageRoot.appending(path: "docs/operations.md"), encoding: .utf8)
+            .components(separatedBy: "### What each metric means")[1].components(separatedBy: "\n\n")[1]
+        var documented = 0
+        for row in table.split(separator: "\n") where row.hasPrefix("| `alertd_") {
+            let cells = row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            let type = cells[1].hasSuffix("s") ? String(cells[1].dropLast()) : cells[1]
+            // `name{label, label}`, `name`: the backquoted items of the first cell.
+            for metric in cells[0].components(separatedBy: "`").enumerated().filter({ $0.offset % 2 == 1 }).map(\.element) {
+                let name = metric.components(separatedBy: "{")[0]
+                let labels = metric.contains("{") ? metric.components(separatedBy: "{")[1].trimmingCharacters(in: CharacterSet(charactersIn: "}")).components(separatedBy: ", ") : []
+                documented += 1
+                #expect(text.contains("# HELP \(name) "), "\(name) has no HELP line")
+                #expect(text.contains("# TYPE \(name) \(type)\n"), "\(name) is not a \(type)")
+                let series = samples.keys.filter { $0.hasPrefix(name + "{") || $0 == name || $0.hasPrefix(name + "_") }
+                #expect(!series.isEmpty, "\(name) is not served")
+                for label in labels {
+                    #expect(series.contains { $0.contains("{\(label)=\"") || $0.contains(",\(label)=\"") }, "\(name) has no label \(label)")
+                }
+            }
+        }
+        #expect(documented == 17)
     }
 
     @Test func readinessNamesWhatIsMissing() {
@@ -144,10 +169,21 @@ import Glibc
             guard parts.count == 2, let value = Double(parts[1] == "+Inf" ? "inf" : String(parts[1])) else {
                 throw TestSetupError("not a sample line: \(line)")
             }
-            #expect(samples[String(parts[0])] == nil, "sample twice: \(parts[0])")
-            samples[String(parts[0])] = value
+            let series = Self.normalisingBucketBounds(String(parts[0]))
+            #expect(samples[series] == nil, "sample twice: \(parts[0])")
+            samples[series] = value
         }
         return samples
+    }
+
+    /// A histogram's bucket bound as a number, written the shortest way (`le="5.0"` is
+    /// `le="5"`): Prometheus reads the bound as a float.
+    static func normalisingBucketBounds(_ series: String) -> String {
+        guard let start = series.range(of: "le=\""), let end = series[start.upperBound...].firstIndex(of: "\"") else { return series }
+        let bound = String(series[start.upperBound..<end])
+        guard let value = Double(bound), value.isFinite else { return series }
+        let written = value == value.rounded() ? String(Int64(value)) : String(value)
+        return series.replacingCharacters(in: start.upperBound..<end, with: written)
     }
 
     /// A TCP socket bound to a free loopback port, not listening; and the port.

@@ -1,0 +1,216 @@
+import CoreMetrics
+import Foundation
+
+/// What `alertd run` counts while it works, and whether it is ready: recorded through the
+/// swift-metrics API, exported by swift-prometheus at /metrics, and at /readyz
+/// (docs/operations.md says what each metric means).
+///
+/// Every method is quick; the status server's thread reads while the dispatcher's tasks write.
+public final class DispatcherMetrics: @unchecked Sendable {
+    /// The queue as last read from the database.
+    public struct QueueState: Sendable, Equatable {
+        public var pending: [String: Int]
+        /// Seconds since the oldest alert that is due now fell due, per channel; 0 with none due.
+        public var oldestDueAge: [String: Double]
+
+        public init(pending: [String: Int], oldestDueAge: [String: Double]) {
+            self.pending = pending
+            self.oldestDueAge = oldestDueAge
+        }
+    }
+
+    /// Why alertd is not ready, or nil when it is.
+    public struct Readiness: Sendable, Equatable {
+        public var listening: Bool
+        public var databaseError: String?
+        public var stopping: Bool
+        /// Why the SMTP server refused alertd's login in the last session, until one logs in.
+        public var smtpLoginRefused: String?
+
+        public var problems: [String] {
+            var problems: [String] = []
+            if stopping { problems.append("alertd is stopping") }
+            if let databaseError { problems.append("the database: \(databaseError)") }
+            if let smtpLoginRefused { problems.append("email: \(smtpLoginRefused)") }
+            if !listening { problems.append("LISTEN alertd is not active (connecting or reconnecting)") }
+            return problems
+        }
+
+        public var isReady: Bool { problems.isEmpty }
+    }
+
+    /// Each channel's counters and histograms.
+    private struct ChannelMetrics {
+        let deliveries: [AttemptOutcome.Result: Counter]
+        let attempts: Counter
+        let finalFailures: Counter
+        let duration: Recorder
+        let latency: Recorder
+
+        init(_ channel: Channel, factory: any MetricsFactory) {
+            let label = [("channel", channel.rawValue)]
+            deliveries = Dictionary(uniqueKeysWithValues: AttemptOutcome.Result.allCases.map {
+                ($0, Counter(label: "alertd_deliveries_total", dimensions: label + [("outcome", $0.rawValue)], factory: factory))
+            })
+            attempts = Counter(label: "alertd_delivery_attempts_total", dimensions: label, factory: factory)
+            finalFailures = Counter(label: "alertd_final_failures_total", dimensions: label, factory: factory)
+            duration = Recorder(label: "alertd_delivery_duration_seconds", dimensions: label, aggregate: true, factory: factory)
+            latency = Recorder(label: "alertd_alert_latency_seconds", dimensions: label, aggregate: true, factory: factory)
+        }
+    }
+
+    /// The queue's gauges, made when the queue is first read (not served before).
+    private struct QueueMetrics {
+        let pending: [Channel: Gauge]
+        let oldestDueAge: [Channel: Gauge]
+        let readAt: Gauge
+
+        init(factory: any MetricsFactory) {
+            pending = Dictionary(uniqueKeysWithValues: Channel.allCases.map {
+                ($0, Gauge(label: "alertd_alerts_pending", dimensions: [("channel", $0.rawValue)], factory: factory))
+            })
+            oldestDueAge = Dictionary(uniqueKeysWithValues: Channel.allCases.map {
+                ($0, Gauge(label: "alertd_oldest_due_alert_age_seconds", dimensions: [("channel", $0.rawValue)], factory: factory))
+            })
+            readAt = Gauge(label: "alertd_queue_read_time_seconds", factory: factory)
+        }
+    }
+
+    private let exporter = PrometheusExporter()
+    private let channels: [Channel: ChannelMetrics]
+    private let inFlight: Gauge
+    private let ready: Gauge
+    private let listenActive: Gauge
+    private let listenReconnects: Counter
+    private let databaseReconnects: Counter
+    private let smtpSessionFailures: [SMTPSessionFailure.Reason: Counter]
+    private let smtpLoginRefused: Gauge
+    // Invariant: `readiness` and `queue` are read and written with `lock` held.
+    private let lock = NSLock()
+    private var readiness = Readiness(listening: false, databaseError: "not connected yet", stopping: false)
+    private var queue: QueueMetrics?
+
+    public init() {
+        let factory = exporter
+        Gauge(label: "alertd_build_info", dimensions: [("version", AlertdVersion.string)], factory: factory).record(1)
+        Gauge(label: "alertd_start_time_seconds", factory: factory).record(Date().timeIntervalSince1970)
+        channels = Dictionary(uniqueKeysWithValues: Channel.allCases.map { ($0, ChannelMetrics($0, factory: factory)) })
+        inFlight = Gauge(label: "alertd_alerts_in_flight", factory: factory)
+        ready = Gauge(label: "alertd_ready", factory: factory)
+        smtpSessionFailures = Dictionary(uniqueKeysWithValues: SMTPSessionFailure.Reason.allCases.map {
+            ($0, Counter(label: "alertd_smtp_session_failures_total", dimensions: [("reason", $0.rawValue)], factory: factory))
+        })
+        smtpLoginRefused = Gauge(label: "alertd_smtp_login_refused", factory: factory)
+        listenActive = Gauge(label: "alertd_listen_active", factory: factory)
+        listenReconnects = Counter(label: "alertd_listen_reconnects_total", factory: factory)
+        databaseReconnects = Counter(label: "alertd_database_reconnects_total", factory: factory)
+        inFlight.record(0)
+        publishReadiness(readiness)
+    }
+
+    // MARK: What the dispatcher reports
+
+    /// One finished attempt of an alert on `channel`, created at `createdAt`.
+    public func delivered(_ outcome: AttemptOutcome, channel: Channel, createdAt: Date?) {
+        guard let metrics = channels[channel] else { return }
+        metrics.deliveries[outcome.result]?.increment()
+        metrics.attempts.increment()
+        if outcome.result == .failed || outcome.result == .bounced { metrics.finalFailures.increment() }
+        metrics.duration.record(outcome.duration.seconds)
+        if outcome.result == .sent, let createdAt {
+            metrics.latency.record(max(0, outcome.startedAt.addingTimeInterval(outcome.duration.seconds).timeIntervalSince(createdAt)))
+        }
+    }
+
+    /// How an SMTP session ended: nil when it delivered what it carried.
+    public func smtpSession(failure: SMTPSessionFailure?) {
+        if let failure { smtpSessionFailures[failure.reason]?.increment() }
+        updateReadiness { readiness in
+            if failure?.reason == .loginRefused {
+                readiness.smtpLoginRefused = failure?.message
+            } else if failure == nil {
+                readiness.smtpLoginRefused = nil
+            }
+        }
+    }
+
+    public func setInFlight(_ count: Int) {
+        inFlight.record(count)
+    }
+
+    public func setQueue(_ state: QueueState, readAt: Date = Date()) {
+        let queue = lock.withLock {
+            if let queue = self.queue { return queue }
+            let queue = QueueMetrics(factory: exporter)
+            self.queue = queue
+            return queue
+        }
+        for channel in Channel.allCases {
+            queue.pending[channel]?.record(state.pending[channel.rawValue, default: 0])
+            queue.oldestDueAge[channel]?.record(state.oldestDueAge[channel.rawValue, default: 0])
+        }
+        queue.readAt.record(readAt.timeIntervalSince1970)
+    }
+
+    public func setListening(_ listening: Bool, reconnected: Bool = false) {
+        if reconnected { listenReconnects.increment() }
+        updateReadiness { $0.listening = listening }
+    }
+
+    /// The outcome of the dispatcher's last database call: nil when it succeeded.
+    public func setDatabaseError(_ error: String?) {
+        updateReadiness { $0.databaseError = error }
+    }
+
+    public func databaseReconnected() {
+        databaseReconnects.increment()
+    }
+
+    public func setStopping() {
+        updateReadiness { $0.stopping = true }
+    }
+
+    /// Changes the readiness and the gauges that show it, together.
+    private func updateReadiness(_ change: (inout Readiness) -> Void) {
+        lock.withLock {
+            change(&readiness)
+            publishReadiness(readiness)
+        }
+    }
+
+    private func publishReadiness(_ readiness: Readiness) {
+        ready.record(readiness.isReady ? 1 : 0)
+        listenActive.record(readiness.listening ? 1 : 0)
+        smtpLoginRefused.record(readiness.smtpLoginRefused == nil ? 0 : 1)
+    }
+
+    public var currentReadiness: Readiness {
+        lock.withLock { readiness }
+    }
+
+    // MARK: Serving
+
+    /// The status server's answers: /healthz, /readyz and /metrics.
+    public func respond(to path: String) -> StatusServer.Response {
+        switch path {
+        case "/healthz", "/livez":
+            return StatusServer.Response(status: 200, body: "ok\n")
+        case "/readyz":
+            let readiness = currentReadiness
+            return readiness.isReady
+                ? StatusServer.Response(status: 200, body: "ready\n")
+                : StatusServer.Response(status: 503, body: "not ready: " + readiness.problems.joined(separator: "; ") + "\n")
+        case "/metrics":
+            return StatusServer.Response(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: prometheusText())
+        case "/":
+            return StatusServer.Response(status: 200, body: "alertd \(AlertdVersion.string): /healthz /readyz /metrics\n")
+        default:
+            return StatusServer.Response(status: 404, body: "not found; try /healthz, /readyz or /metrics\n")
+        }
+    }
+
+    /// Every metric in the Prometheus text exposition format (version 0.0.4).
+    public func prometheusText() -> String {
+        exporter.exposition()
+    }
+}
