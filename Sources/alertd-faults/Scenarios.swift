@@ -16,6 +16,7 @@ struct FaultOptions: Sendable {
 /// The fault scenarios, each on a fresh database of the suite's own cluster.
 enum Scenario: String, CaseIterable, Sendable {
     case kill
+    case rollingRestart = "rolling-restart"
     case pgRestart = "pg-restart"
     case listenCut = "listen-cut"
     case outage
@@ -27,6 +28,7 @@ enum Scenario: String, CaseIterable, Sendable {
     var summary: String {
         switch self {
         case .kill: "alertd killed with SIGKILL every 0.7 to 2 s while sync runs change, restarted each time"
+        case .rollingRestart: "alertd stopped with SIGTERM every 1 to 3 s while sync runs change, restarted each time"
         case .pgRestart: "PostgreSQL restarted under load, once in fast mode and once in immediate mode"
         case .listenCut: "the LISTEN connection's server process frozen (SIGSTOP): no close, no answer"
         case .outage: "the SMTP server and the webhook receiver down together, then back on their ports"
@@ -63,6 +65,30 @@ enum Scenario: String, CaseIterable, Sendable {
             verdict.faults = ["\(kills) SIGKILLs"]
             _ = try await trial.settle(timeout: .seconds(120))
             try await trial.judge(&verdict, crashes: true)
+
+        case .rollingRestart:
+            // The shutdown contract: what is in flight at SIGTERM finishes and is recorded
+            // within the grace, and alertd exits 0; so nothing is delivered twice.
+            try await trial.prepare()
+            try trial.startAlertd()
+            let restarter = Task {
+                var endings: [ProcessExit] = []
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(Int64.random(in: 1000...3000)))
+                    if Task.isCancelled { break }
+                    if let ended = await trial.terminate("a") { endings.append(ended) }
+                    _ = try? trial.startAlertd()
+                }
+                return endings
+            }
+            verdict.events = try await trial.drive(events: options.events, rate: options.rate / 2)
+            restarter.cancel()
+            let endings = await restarter.value
+            verdict.faults = ["\(endings.count) SIGTERMs"]
+            _ = try await trial.settle(timeout: .seconds(120))
+            try await trial.judge(&verdict, crashes: false)
+            let unclean = endings.filter { $0 != 0 }
+            verdict.check("every instance stopped by SIGTERM exited 0", !endings.isEmpty && unclean.isEmpty, unclean.first.map { "\($0)" } ?? "\(endings.count) stops")
 
         case .pgRestart:
             try await trial.prepare()

@@ -156,6 +156,8 @@ struct Verdict: Sendable, Codable {
     /// Deliveries beyond the first, and how many of those no crash explains.
     var duplicates = 0
     var unexplainedDuplicates = 0
+    /// Duplicates whose first copy reached a receiver that was killed before it could answer.
+    var duplicatesCutByAKill = 0
     var peakRSSMiB = 0.0
     var peakOpenFiles = 0
     var seconds = 0.0
@@ -181,6 +183,9 @@ extension Trial {
     /// The standard checks: every alert that should exist exists once; each was delivered (all
     /// of them, or those `deliverable` selects); duplicates only where an attempt went unrecorded
     /// because an instance died (when `crashes`), none otherwise; nothing pending past its time.
+    /// How long before a receiver's kill a delivery it stored may have gone unanswered.
+    static let killAnswerWindow = 1.0
+
     func judge(_ verdict: inout Verdict, crashes: Bool, deliverable: String = "true") async throws {
         let counts = try await Trial.persevering { try await self.owner.query(
             """
@@ -236,8 +241,23 @@ extension Trial {
             if received > 1 {
                 verdict.duplicates += received - 1
                 let unrecorded = try row.decode("attempt_count", as: Int.self) - row.decode("recorded", as: Int.self)
-                if !crashes || unrecorded < 1 { verdict.unexplainedDuplicates += received - 1 }
+                // A receiver killed after it had stored a delivery and before it answered makes
+                // alertd try again, rightly: at-least-once is the contract.
+                let first = (channel == "email" ? emails[id] : webhooks[id])?.min() ?? 0
+                let cutByAKill = receiverKills.contains { $0 >= first && $0 - first < Self.killAnswerWindow }
+                if cutByAKill {
+                    verdict.duplicatesCutByAKill += received - 1
+                } else if !crashes || unrecorded < 1 {
+                    verdict.unexplainedDuplicates += received - 1
+                    if verdict.unexplainedDuplicates <= 3 {
+                        let times = ((channel == "email" ? emails[id] : webhooks[id]) ?? []).sorted().map { String(format: "%.3f", $0) }
+                        verdict.notes.append("unexplained: \(channel) alert \(id) received at \(times.joined(separator: ", ")) (receivers killed at \(receiverKills.map { String(format: "%.3f", $0) })), attempts \(try row.decode("attempt_count", as: Int.self)), recorded \(try row.decode("recorded", as: Int.self))")
+                    }
+                }
             }
+        }
+        if verdict.duplicatesCutByAKill > 0 {
+            verdict.notes.append("\(verdict.duplicatesCutByAKill) duplicates: their first copy reached a receiver killed less than \(Self.killAnswerWindow) s later, before it answered")
         }
         verdict.peakRSSMiB = sampler.peakRSSMiB
         verdict.peakOpenFiles = sampler.peakOpenFiles

@@ -88,6 +88,16 @@ final class Trial: @unchecked Sendable {
         return process
     }
 
+    /// Stops the instance called `name` with SIGTERM, as a supervisor does, and says how it
+    /// ended; it is not restarted here.
+    func terminate(_ name: String) async -> ProcessExit? {
+        guard let process = instances[name] else { return nil }
+        sampler.sampleNow()
+        let ended = await process.stop(signal: SIGTERM, timeout: .seconds(40))
+        sampler.forget(process.pid)
+        return ended
+    }
+
     /// SIGKILLs the instance called `name`; it is not restarted here.
     func kill(_ name: String) {
         guard let process = instances[name] else { return }
@@ -110,7 +120,11 @@ final class Trial: @unchecked Sendable {
 
     // MARK: faults on the receivers
 
+    /// When the receivers were killed (seconds since the epoch, as receipts are timed).
+    private(set) var receiverKills: [Double] = []
+
     func killReceivers() async throws {
+        receiverKills.append(Date().timeIntervalSince1970)
         receivers.last?.kill()
         sinks.last?.kill()
         try await options.postfix?.stop()

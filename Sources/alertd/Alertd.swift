@@ -105,7 +105,7 @@ struct Alertd: AsyncParsableCommand {
                 throw AlertdError(.configuration, "--email needs ALERTD_SMTP_URL and ALERTD_SMTP_FROM.")
             }
             let templates = try await AlertTemplates.load(from: configuration.templatesDirectory)
-            let test = TestNotification(configuration: configuration, templates: templates, logger: try RunOptions.logger(level: environment["ALERTD_LOG_LEVEL"] ?? "warning"))
+            let test = TestNotification(configuration: configuration, templates: templates, logger: try RunOptions.logger(level: environment["ALERTD_LOG_LEVEL"] ?? AlertdLogHandler.defaultLevel))
             if let integration, let id = UUID(uuidString: integration) {
                 results = try await test.send(integration: id)
             } else {

@@ -20,7 +20,7 @@ struct DatabaseOptions: ParsableArguments {
     )
     var sqlDirectory: String?
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: $ALERTD_LOG_LEVEL or warning).")
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: $ALERTD_LOG_LEVEL or \(AlertdLogHandler.defaultLevel)).")
     var logLevel: String?
 
     /// Resolves the options, connects, runs `body`, and turns any error into a message on
@@ -50,6 +50,6 @@ struct DatabaseOptions: ParsableArguments {
 
     private func makeLogger() throws -> Logger {
         let environment = ProcessInfo.processInfo.environment
-        return try AlertdLogHandler.logger(level: logLevel ?? environment["ALERTD_LOG_LEVEL"] ?? "warning", format: environment["ALERTD_LOG_FORMAT"] ?? "text")
+        return try AlertdLogHandler.logger(level: logLevel ?? environment["ALERTD_LOG_LEVEL"] ?? AlertdLogHandler.defaultLevel, format: environment["ALERTD_LOG_FORMAT"] ?? AlertdLogHandler.defaultFormat)
     }
 }

@@ -6,57 +6,57 @@ import Logging
 /// The options of `alertd run` and `alertd config`: each is also an ALERTD_* variable
 /// (AlertdConfiguration.settings lists them with their defaults).
 struct RunOptions: ParsableArguments {
-    @Option(name: .customLong("database-url"), help: "libpq conninfo string or postgresql:// URI ($ALERTD_DATABASE_URL).")
+    @Option(name: .customLong("database-url"), help: .setting("ALERTD_DATABASE_URL"))
     var databaseURL: String?
-    @Option(name: .customLong("templates-dir"), help: "Folder of Mustache templates ($ALERTD_TEMPLATES_DIR).")
+    @Option(name: .customLong("templates-dir"), help: .setting("ALERTD_TEMPLATES_DIR"))
     var templatesDirectory: String?
     @Option(name: .customLong("sql-dir"), help: "alertd's SQL folder, used to find templates/ beside it ($ALERTD_SQL_DIR).")
     var sqlDirectory: String?
-    @Option(help: "This instance's name in leases and the audit ($ALERTD_INSTANCE).")
+    @Option(help: .setting("ALERTD_INSTANCE"))
     var instance: String?
-    @Option(name: .customLong("batch-size"), help: "Alerts claimed at once ($ALERTD_BATCH_SIZE, default 100).")
+    @Option(name: .customLong("batch-size"), help: .setting("ALERTD_BATCH_SIZE"))
     var batchSize: String?
-    @Option(name: .customLong("max-in-flight"), help: "Alerts being delivered at once ($ALERTD_MAX_IN_FLIGHT, default 512).")
+    @Option(name: .customLong("max-in-flight"), help: .setting("ALERTD_MAX_IN_FLIGHT"))
     var maxInFlight: String?
-    @Option(help: "How long a claimed alert is reserved ($ALERTD_LEASE, default 60s).")
+    @Option(help: .setting("ALERTD_LEASE"))
     var lease: String?
-    @Option(name: .customLong("poll-interval"), help: "Slow poll for due alerts ($ALERTD_POLL_INTERVAL, default 30s).")
+    @Option(name: .customLong("poll-interval"), help: .setting("ALERTD_POLL_INTERVAL"))
     var pollInterval: String?
-    @Option(name: .customLong("listen-check-interval"), help: "How often the idle LISTEN connection is checked ($ALERTD_LISTEN_CHECK_INTERVAL, default 30s).")
+    @Option(name: .customLong("listen-check-interval"), help: .setting("ALERTD_LISTEN_CHECK_INTERVAL"))
     var listenCheckInterval: String?
-    @Option(name: .customLong("shutdown-grace"), help: "Time to finish in-flight work after SIGTERM ($ALERTD_SHUTDOWN_GRACE, default 20s).")
+    @Option(name: .customLong("shutdown-grace"), help: .setting("ALERTD_SHUTDOWN_GRACE"))
     var shutdownGrace: String?
-    @Option(name: .customLong("retry-initial"), help: "Delay before the first retry ($ALERTD_RETRY_INITIAL, default 30s).")
+    @Option(name: .customLong("retry-initial"), help: .setting("ALERTD_RETRY_INITIAL"))
     var retryInitial: String?
-    @Option(name: .customLong("retry-max"), help: "Longest delay between retries ($ALERTD_RETRY_MAX, default 1h).")
+    @Option(name: .customLong("retry-max"), help: .setting("ALERTD_RETRY_MAX"))
     var retryMax: String?
-    @Option(name: .customLong("link-base-url"), help: "Base URL for links to sync runs ($ALERTD_LINK_BASE_URL).")
+    @Option(name: .customLong("link-base-url"), help: .setting("ALERTD_LINK_BASE_URL"))
     var linkBaseURL: String?
-    @Option(name: .customLong("webhook-connect-timeout"), help: "($ALERTD_WEBHOOK_CONNECT_TIMEOUT, default 5s)")
+    @Option(name: .customLong("webhook-connect-timeout"), help: .setting("ALERTD_WEBHOOK_CONNECT_TIMEOUT"))
     var webhookConnectTimeout: String?
-    @Option(name: .customLong("webhook-timeout"), help: "($ALERTD_WEBHOOK_TIMEOUT, default 15s)")
+    @Option(name: .customLong("webhook-timeout"), help: .setting("ALERTD_WEBHOOK_TIMEOUT"))
     var webhookTimeout: String?
-    @Option(name: .customLong("webhook-concurrency"), help: "Webhook connections open at once ($ALERTD_WEBHOOK_CONCURRENCY, default 64).")
+    @Option(name: .customLong("webhook-concurrency"), help: .setting("ALERTD_WEBHOOK_CONCURRENCY"))
     var webhookConcurrency: String?
-    @Option(name: .customLong("webhook-per-host"), help: "Webhooks in flight to one host ($ALERTD_WEBHOOK_PER_HOST, default 16).")
+    @Option(name: .customLong("webhook-per-host"), help: .setting("ALERTD_WEBHOOK_PER_HOST"))
     var webhookPerHost: String?
-    @Option(name: .customLong("webhook-ca-file"), help: "CA bundle for https webhooks ($ALERTD_WEBHOOK_CA_FILE).")
+    @Option(name: .customLong("webhook-ca-file"), help: .setting("ALERTD_WEBHOOK_CA_FILE"))
     var webhookCAFile: String?
-    @Option(name: .customLong("webhook-allow"), help: "Internal webhook receivers to admit: CIDRs and host names, comma-separated ($ALERTD_WEBHOOK_ALLOW).")
+    @Option(name: .customLong("webhook-allow"), help: .setting("ALERTD_WEBHOOK_ALLOW"))
     var webhookAllow: String?
-    @Option(name: .customLong("smtp-from"), help: "Sender address ($ALERTD_SMTP_FROM).")
+    @Option(name: .customLong("smtp-from"), help: .setting("ALERTD_SMTP_FROM"))
     var smtpFrom: String?
-    @Option(name: .customLong("smtp-tls"), help: "required, optional or none ($ALERTD_SMTP_TLS, default required).")
+    @Option(name: .customLong("smtp-tls"), help: .setting("ALERTD_SMTP_TLS"))
     var smtpTLS: String?
-    @Option(name: .customLong("smtp-ca-file"), help: "CA bundle for the SMTP server ($ALERTD_SMTP_CA_FILE).")
+    @Option(name: .customLong("smtp-ca-file"), help: .setting("ALERTD_SMTP_CA_FILE"))
     var smtpCAFile: String?
-    @Option(name: .customLong("smtp-timeout"), help: "($ALERTD_SMTP_TIMEOUT, default 30s)")
+    @Option(name: .customLong("smtp-timeout"), help: .setting("ALERTD_SMTP_TIMEOUT"))
     var smtpTimeout: String?
-    @Option(name: .customLong("http-address"), help: "HOST:PORT to serve /healthz, /readyz and /metrics on ($ALERTD_HTTP_ADDRESS, default off).")
+    @Option(name: .customLong("http-address"), help: .setting("ALERTD_HTTP_ADDRESS"))
     var httpAddress: String?
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical ($ALERTD_LOG_LEVEL, default info for run, warning otherwise).")
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical ($ALERTD_LOG_LEVEL, default \(AlertdLogHandler.defaultRunLevel) for run, \(AlertdLogHandler.defaultLevel) otherwise).")
     var logLevel: String?
-    @Option(name: .customLong("log-format"), help: "text, json (one object per line) or logfmt ($ALERTD_LOG_FORMAT, default text).")
+    @Option(name: .customLong("log-format"), help: "text, json (one object per line) or logfmt ($ALERTD_LOG_FORMAT, default \(AlertdLogHandler.defaultFormat)).")
     var logFormat: String?
 
     /// The flags given, keyed by their variable. Secrets (the webhook secret, the SMTP URL with its
@@ -84,13 +84,22 @@ struct RunOptions: ParsableArguments {
     func logger() throws -> Logger {
         let environment = ProcessInfo.processInfo.environment
         return try AlertdLogHandler.logger(
-            level: logLevel ?? environment["ALERTD_LOG_LEVEL"] ?? "info",
-            format: logFormat ?? environment["ALERTD_LOG_FORMAT"] ?? "text"
+            level: logLevel ?? environment["ALERTD_LOG_LEVEL"] ?? AlertdLogHandler.defaultRunLevel,
+            format: logFormat ?? environment["ALERTD_LOG_FORMAT"] ?? AlertdLogHandler.defaultFormat
         )
     }
 
     static func logger(level name: String) throws -> Logger {
-        try AlertdLogHandler.logger(level: name, format: ProcessInfo.processInfo.environment["ALERTD_LOG_FORMAT"] ?? "text")
+        try AlertdLogHandler.logger(level: name, format: ProcessInfo.processInfo.environment["ALERTD_LOG_FORMAT"] ?? AlertdLogHandler.defaultFormat)
+    }
+}
+
+extension ArgumentHelp {
+    /// A flag's help, from its setting: what it does, its variable and its default, written once
+    /// (`AlertdConfiguration.settings`).
+    static func setting(_ variable: String) -> ArgumentHelp {
+        let setting = AlertdConfiguration.setting(variable)
+        return ArgumentHelp("\(setting.help) ($\(variable)\(setting.defaultValue.map { ", default \($0)" } ?? "")).")
     }
 }
 

@@ -54,10 +54,10 @@ public struct AlertdConfiguration: Sendable {
         Setting(variable: "ALERTD_LINK_BASE_URL", flag: "link-base-url", secret: false, defaultValue: nil, help: "base URL for links to sync runs in messages"),
         Setting(variable: "ALERTD_HTTP_ADDRESS", flag: "http-address", secret: false, defaultValue: nil, help: "HOST:PORT to serve /healthz, /readyz and /metrics on, such as 127.0.0.1:9464 (default: off)"),
         Setting(variable: "ALERTD_WEBHOOK_SECRET", flag: "webhook-secret", secret: true, defaultValue: nil, help: "whsec_ signing secrets, space-separated, newest first"),
-        Setting(variable: "ALERTD_WEBHOOK_CONNECT_TIMEOUT", flag: "webhook-connect-timeout", secret: false, defaultValue: "5s", help: "webhook connect timeout"),
-        Setting(variable: "ALERTD_WEBHOOK_TIMEOUT", flag: "webhook-timeout", secret: false, defaultValue: "15s", help: "webhook total timeout"),
-        Setting(variable: "ALERTD_WEBHOOK_CONCURRENCY", flag: "webhook-concurrency", secret: false, defaultValue: "64", help: "webhook connections open at once, to all receivers, 1 to 1024"),
-        Setting(variable: "ALERTD_WEBHOOK_PER_HOST", flag: "webhook-per-host", secret: false, defaultValue: "16", help: "connections to one host at once, 1 to 1024; a slow receiver holds at most 8 × this many webhooks"),
+        Setting(variable: "ALERTD_WEBHOOK_CONNECT_TIMEOUT", flag: "webhook-connect-timeout", secret: false, defaultValue: WebhookClient.Settings().connectTimeout.settingText, help: "webhook connect timeout"),
+        Setting(variable: "ALERTD_WEBHOOK_TIMEOUT", flag: "webhook-timeout", secret: false, defaultValue: WebhookClient.Settings().totalTimeout.settingText, help: "webhook total timeout"),
+        Setting(variable: "ALERTD_WEBHOOK_CONCURRENCY", flag: "webhook-concurrency", secret: false, defaultValue: String(WebhookClient.Settings().concurrency), help: "webhook connections open at once, to all receivers, 1 to 1024"),
+        Setting(variable: "ALERTD_WEBHOOK_PER_HOST", flag: "webhook-per-host", secret: false, defaultValue: String(WebhookClient.Settings().perHost), help: "connections to one host at once, 1 to 1024; a slow receiver holds at most 8 × this many webhooks"),
         Setting(variable: "ALERTD_WEBHOOK_CA_FILE", flag: "webhook-ca-file", secret: false, defaultValue: nil, help: "CA bundle for https webhooks instead of the system's"),
         Setting(variable: "ALERTD_WEBHOOK_ALLOW", flag: "webhook-allow", secret: false, defaultValue: nil, help: "internal webhook receivers to admit: CIDRs and host names, comma-separated"),
         Setting(variable: "ALERTD_SMTP_URL", flag: "smtp-url", secret: true, defaultValue: nil, help: "smtp://[user:password@]host[:port] (port 587 by default); email is off without it"),
@@ -68,6 +68,12 @@ public struct AlertdConfiguration: Sendable {
         Setting(variable: "ALERTD_SMTP_TIMEOUT", flag: "smtp-timeout", secret: false, defaultValue: "30s", help: "timeout of each SMTP step"),
         Setting(variable: "ALERTD_SMTP_HELO_NAME", flag: "smtp-helo-name", secret: false, defaultValue: nil, help: "the name alertd gives in EHLO (default: this machine's fully qualified name, else the sender's domain)"),
     ]
+
+    /// The setting of `variable`.
+    public static func setting(_ variable: String) -> Setting {
+        guard let setting = settings.first(where: { $0.variable == variable }) else { preconditionFailure("no setting \(variable)") }
+        return setting
+    }
 
     /// Reads the configuration: a flag wins over its variable, which wins over `<variable>_FILE`,
     /// which wins over the default.
@@ -216,5 +222,15 @@ public struct AlertdConfiguration: Sendable {
             "webhook_ca_file = \(webhook.caFile ?? "(system)")",
             "webhook_allow = \(webhook.policy.allowedNetworks.map(\.description) + webhook.policy.allowedHosts.sorted()) (everything else internal is refused)",
         ]
+    }
+}
+
+extension Duration {
+    /// The duration as a setting is written: `1h`, `30s`, `500ms` (what `parseDuration` reads).
+    public var settingText: String {
+        let milliseconds = components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+        if milliseconds % 3_600_000 == 0 && milliseconds > 0 { return "\(milliseconds / 3_600_000)h" }
+        if milliseconds % 1000 == 0 { return "\(milliseconds / 1000)s" }
+        return "\(milliseconds)ms"
     }
 }

@@ -26,6 +26,12 @@ public struct AlertdLogHandler: LogHandler {
     }
 
     /// A logger for alertd's commands, from a level and a format name.
+    /// The level of `alertd run`, which logs each delivery at info.
+    public static let defaultRunLevel = "info"
+    /// The level of every other command, which prints what it did itself.
+    public static let defaultLevel = "warning"
+    public static let defaultFormat = Format.text.rawValue
+
     public static func logger(level name: String, format formatName: String) throws -> Logger {
         guard let level = Logger.Level(rawValue: name.lowercased()) else {
             throw AlertdError(.configuration, "Unknown log level \(name); use trace, debug, info, notice, warning, error or critical.")

@@ -150,6 +150,18 @@ import Testing
         #expect(result.recipients["ops@example.com"]?.code == 0)
     }
 
+    /// Every set-up call is checked: a CA file OpenSSL cannot read means no session at all, and
+    /// says so, rather than a session whose certificate check was never set up.
+    @Test func aSessionThatCannotBeSetUpIsNotStartedAndSaysWhy() async throws {
+        let garbage = FileManager.default.temporaryDirectory.appending(path: "alertd-not-a-ca-\(UUID().uuidString).pem")
+        try Data("not a certificate\n".utf8).write(to: garbage)
+        defer { try? FileManager.default.removeItem(at: garbage) }
+        // Nothing listens on port 1: a session that started would fail to connect instead.
+        let client = SMTPClient(settings: try Self.settings(port: 1, host: "localhost", tls: "required", caFile: garbage.path))
+        let result = try #require(await client.send([Self.message(to: ["ops@example.com"])]).first)
+        #expect(result.sessionError == "alertd could not set up the SMTP session: libESMTP or OpenSSL refused the CA file \(garbage.path) (OpenSSL cannot read it).", "\(result)")
+    }
+
     @Test func credentialsWithoutRequiredTLSAreAConfigurationError() {
         let parsed = SMTPSettings.parse(url: "smtp://u:p@mail.example.com", from: "alertd@example.com", tls: "optional", caFile: nil, allowInsecureAuth: false, timeout: .seconds(5))
         #expect(parsed.settings == nil)

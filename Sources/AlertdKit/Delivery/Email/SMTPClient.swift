@@ -96,44 +96,53 @@ public final class SMTPClient: Service, Sendable {
             return messages.map { _ in MessageResult(message: nil, recipients: [:], sessionFailure: SMTPSessionFailure(.other, "libESMTP could not create a session (out of memory?)")) }
         }
         defer { smtp_destroy_session(session) }
-        smtp_set_server(session, "\(settings.host):\(settings.port)")
+        // Every set-up call is checked: a session set up only in part (without STARTTLS, say)
+        // is not started.
+        var refused: [String] = []
+        func check(_ succeeded: Bool, _ what: String) {
+            if !succeeded { refused.append(what) }
+        }
+        check(smtp_set_server(session, "\(settings.host):\(settings.port)") != 0, "the server \(settings.host):\(settings.port)")
         let milliseconds = Int(settings.timeout.seconds * 1000)
         for which in [Timeout_GREETING, Timeout_ENVELOPE, Timeout_DATA, Timeout_TRANSFER, Timeout_DATA2] {
-            _ = smtp_set_timeout(session, Int32(which.rawValue) | Timeout_OVERRIDE_RFC2822_MINIMUM, milliseconds)
+            check(smtp_set_timeout(session, Int32(which.rawValue) | Timeout_OVERRIDE_RFC2822_MINIMUM, milliseconds) != 0, "the timeout")
         }
 
         let transcript = SMTPTranscript(loginConfigured: settings.user != nil, hostIsIPAddress: Self.isIPAddress(settings.host), serverPort: settings.port)
-        alertd_smtp_observe(session, transcript.observer)
-        smtp_set_monitorcb(session, SMTPTranscript.monitor, Unmanaged.passUnretained(transcript).toOpaque(), 0)
-        smtp_set_hostname(session, settings.heloName)
+        check(alertd_smtp_observe(session, transcript.observer) != 0, "the session's observer")
+        check(smtp_set_monitorcb(session, SMTPTranscript.monitor, Unmanaged.passUnretained(transcript).toOpaque(), 0) != 0, "the protocol monitor")
+        check(smtp_set_hostname(session, settings.heloName) != 0, "the EHLO name \(settings.heloName)")
 
         // Our own TLS context: the system's CAs (or the configured file) and peer verification,
         // with OpenSSL's refusal recorded in the transcript to say why.
         var context: OpaquePointer?
         switch settings.tls {
         case .none:
-            smtp_starttls_enable(session, Starttls_DISABLED)
+            check(smtp_starttls_enable(session, Starttls_DISABLED) != 0, "turning STARTTLS off")
         case .optional, .required:
             context = SSL_CTX_new(TLS_client_method())
+            check(context != nil, "a TLS context (OpenSSL)")
             if let context {
                 transcript.watchCertificates(of: context)
                 // The certificate must name the host alertd connects to (a DNS name, or the IP
                 // address in an IP SAN); checked by OpenSSL during the handshake itself.
-                if let parameters = SSL_CTX_get0_param(context) {
+                let parameters = SSL_CTX_get0_param(context)
+                check(parameters != nil, "the certificate check's parameters (OpenSSL)")
+                if let parameters {
                     if Self.isIPAddress(settings.host) {
-                        X509_VERIFY_PARAM_set1_ip_asc(parameters, settings.host)
+                        check(X509_VERIFY_PARAM_set1_ip_asc(parameters, settings.host) == 1, "checking the certificate for \(settings.host) (OpenSSL)")
                     } else {
-                        X509_VERIFY_PARAM_set1_host(parameters, settings.host, 0)
+                        check(X509_VERIFY_PARAM_set1_host(parameters, settings.host, 0) == 1, "checking the certificate for \(settings.host) (OpenSSL)")
                     }
                 }
                 if let caFile = settings.caFile {
-                    SSL_CTX_load_verify_locations(context, caFile, nil)
+                    check(SSL_CTX_load_verify_locations(context, caFile, nil) == 1, "the CA file \(caFile) (OpenSSL cannot read it)")
                 } else {
-                    SSL_CTX_set_default_verify_paths(context)
+                    check(SSL_CTX_set_default_verify_paths(context) == 1, "the system's CA certificates (OpenSSL)")
                 }
-                alertd_smtp_starttls_set_ctx(session, UnsafeMutableRawPointer(context))
+                check(alertd_smtp_starttls_set_ctx(session, UnsafeMutableRawPointer(context)) != 0, "the TLS context")
             }
-            smtp_starttls_enable(session, settings.tls == .required ? Starttls_REQUIRED : Starttls_ENABLED)
+            check(smtp_starttls_enable(session, settings.tls == .required ? Starttls_REQUIRED : Starttls_ENABLED) != 0, "turning STARTTLS on")
         }
         defer { if let context { SSL_CTX_free(context) } }
 
@@ -142,11 +151,12 @@ public final class SMTPClient: Service, Sendable {
         if let user = settings.user {
             credentials = Credentials(user: user, password: settings.password ?? "")
             authContext = auth_create_context()
+            check(authContext != nil, "a login context")
             if let authContext, let credentials {
-                auth_set_mechanism_flags(authContext, UInt32(AUTH_PLUGIN_PLAIN), 0)
+                check(auth_set_mechanism_flags(authContext, UInt32(AUTH_PLUGIN_PLAIN), 0) != 0, "the login mechanisms")
                 // The credentials object outlives the session: it is released after
                 // smtp_destroy_session, at the end of this function.
-                auth_set_interact_cb(authContext, { request, result, fields, argument in
+                let interaction = auth_set_interact_cb(authContext, { request, result, fields, argument in
                     guard let request, let result, let argument else { return 0 }
                     let credentials = Unmanaged<Credentials>.fromOpaque(argument).takeUnretainedValue()
                     for index in 0..<Int(fields) {
@@ -156,7 +166,8 @@ public final class SMTPClient: Service, Sendable {
                     }
                     return 1
                 }, Unmanaged.passUnretained(credentials).toOpaque())
-                alertd_smtp_auth_set_context(session, UnsafeMutableRawPointer(authContext))
+                check(interaction != 0, "the login's credentials")
+                check(alertd_smtp_auth_set_context(session, UnsafeMutableRawPointer(authContext)) != 0, "the login context")
             }
         }
         defer { if let authContext { auth_destroy_context(authContext) } }
@@ -167,12 +178,18 @@ public final class SMTPClient: Service, Sendable {
         var handles: [(message: smtp_message_t?, recipients: [(String, smtp_recipient_t?)])] = []
         for message in messages {
             let handle = smtp_add_message(session)
-            smtp_set_reverse_path(handle, message.from)
+            check(handle != nil, "a message")
+            check(smtp_set_reverse_path(handle, message.from) != 0, "the sender \(message.from)")
             let recipients = message.to.map { ($0, smtp_add_recipient(handle, $0)) }
+            check(recipients.allSatisfy { $0.1 != nil }, "a recipient")
             let text = strdup(message.rendered())!
             texts.append(text)
-            alertd_smtp_set_message_string(handle, text)
+            check(alertd_smtp_set_message_string(handle, text) != 0, "a message's text")
             handles.append((handle, recipients))
+        }
+        if let first = refused.first {
+            let failure = SMTPSessionFailure(.other, "alertd could not set up the SMTP session: libESMTP or OpenSSL refused \(first)\(refused.count > 1 ? " (and \(refused.count - 1) more)" : "").")
+            return messages.map { _ in MessageResult(message: nil, recipients: [:], sessionFailure: failure) }
         }
 
         let started = smtp_start_session(session)

@@ -167,16 +167,30 @@ public final class WebhookClient: Service, Sendable {
         private var running: [UnsafeMutableRawPointer: Transfer] = [:]
         private var spare: [UnsafeMutableRawPointer] = []
         private let settings: Settings
+        /// Why the multi handle could not be set up; every transfer is then refused with it.
+        private let setupRefusal: String?
 
         init(settings: Settings) {
             self.settings = settings
             multi = curl_multi_init()!
-            alertd_curl_multi_setopt_long(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, max(settings.concurrency, 1))
-            alertd_curl_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, max(settings.perHost, 1))
-            alertd_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, max(settings.concurrency, 1))
+            // The connection limits are what keeps a slow receiver from taking every connection:
+            // without them, no webhook is sent.
+            let limits: [(CURLMoption, String, Int)] = [
+                (CURLMOPT_MAX_TOTAL_CONNECTIONS, "CURLMOPT_MAX_TOTAL_CONNECTIONS", max(settings.concurrency, 1)),
+                (CURLMOPT_MAX_HOST_CONNECTIONS, "CURLMOPT_MAX_HOST_CONNECTIONS", max(settings.perHost, 1)),
+                (CURLMOPT_MAXCONNECTS, "CURLMOPT_MAXCONNECTS", max(settings.concurrency, 1)),
+            ]
+            setupRefusal = limits.lazy.compactMap { [multi] option, name, value in
+                let code = alertd_curl_multi_setopt_long(multi, option, value)
+                return code == CURLM_OK ? nil : "alertd could not set up webhooks: libcurl refused \(name) (\(String(cString: curl_multi_strerror(code))))."
+            }.first
         }
 
         func submit(_ transfer: Transfer) {
+            if let setupRefusal {
+                transfer.continuation.resume(returning: .refused(reason: setupRefusal))
+                return
+            }
             lock.lock()
             guard !stopping else {
                 lock.unlock()
@@ -277,9 +291,21 @@ public final class WebhookClient: Service, Sendable {
                 transfer.continuation.resume(returning: .transportFailed(reason: "libcurl could not create a handle", timedOut: false))
                 return
             }
-            configure(easy, for: transfer)
+            do {
+                try configure(easy, for: transfer)
+            } catch {
+                curl_easy_cleanup(easy)
+                transfer.continuation.resume(returning: .refused(reason: error.description))
+                return
+            }
             running[easy] = transfer
-            curl_multi_add_handle(multi, easy)
+            let added = curl_multi_add_handle(multi, easy)
+            guard added == CURLM_OK else {
+                running[easy] = nil
+                curl_easy_cleanup(easy)
+                transfer.continuation.resume(returning: .transportFailed(reason: "libcurl could not start the transfer: \(String(cString: curl_multi_strerror(added)))", timedOut: false))
+                return
+            }
         }
 
         private func finish(_ easy: UnsafeMutableRawPointer, code: CURLcode) {
@@ -305,7 +331,12 @@ public final class WebhookClient: Service, Sendable {
             transfer.continuation.resume(returning: response)
         }
 
-        private func configure(_ handle: UnsafeMutableRawPointer, for transfer: Transfer) {
+        /// Sets the transfer's options; throws naming the first libcurl refused. Every option is
+        /// checked: without CURLOPT_PROTOCOLS_STR, say, a redirect to file:// would be possible.
+        private func configure(_ handle: UnsafeMutableRawPointer, for transfer: Transfer) throws(OptionRefused) {
+            func check(_ code: CURLcode, _ option: String) throws(OptionRefused) {
+                guard code == CURLE_OK else { throw OptionRefused(option: option, code: code) }
+            }
             let request = transfer.request
             for header in request.headers {
                 transfer.headers = curl_slist_append(transfer.headers, "\(header.name): \(header.value)")
@@ -313,48 +344,49 @@ public final class WebhookClient: Service, Sendable {
             // libcurl would otherwise send "Expect: 100-continue" for larger bodies and wait.
             transfer.headers = curl_slist_append(transfer.headers, "Expect:")
 
-            alertd_curl_easy_setopt_string(handle, CURLOPT_URL, request.url)
-            alertd_curl_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https")
-            alertd_curl_easy_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0)
+            try check(alertd_curl_easy_setopt_string(handle, CURLOPT_URL, request.url), "CURLOPT_URL")
+            try check(alertd_curl_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"), "CURLOPT_PROTOCOLS_STR")
+            try check(alertd_curl_easy_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0), "CURLOPT_FOLLOWLOCATION")
             // No proxy from the environment: through a proxy, the address check below would see
             // the proxy's address instead of the receiver's.
-            alertd_curl_easy_setopt_string(handle, CURLOPT_PROXY, "")
-            alertd_curl_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
-            alertd_curl_easy_setopt_long(handle, CURLOPT_POST, 1)
-            alertd_curl_easy_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count))
-            request.body.withUnsafeBytes { bytes in
+            try check(alertd_curl_easy_setopt_string(handle, CURLOPT_PROXY, ""), "CURLOPT_PROXY")
+            try check(alertd_curl_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1), "CURLOPT_NOSIGNAL")
+            try check(alertd_curl_easy_setopt_long(handle, CURLOPT_POST, 1), "CURLOPT_POST")
+            try check(alertd_curl_easy_setopt_off_t(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count)), "CURLOPT_POSTFIELDSIZE_LARGE")
+            let copied = request.body.withUnsafeBytes { bytes in
                 // COPYPOSTFIELDS: libcurl keeps its own copy of the body for the transfer.
-                _ = alertd_curl_easy_setopt_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+                alertd_curl_easy_setopt_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
             }
-            alertd_curl_easy_setopt_slist(handle, CURLOPT_HTTPHEADER, transfer.headers)
-            alertd_curl_easy_setopt_string(handle, CURLOPT_USERAGENT, settings.userAgent)
-            alertd_curl_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(settings.connectTimeout.seconds * 1000))
-            alertd_curl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, Int(settings.totalTimeout.seconds * 1000))
-            if let caFile = settings.caFile { alertd_curl_easy_setopt_string(handle, CURLOPT_CAINFO, caFile) }
-            alertd_curl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1)
-            alertd_curl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2)
+            try check(copied, "CURLOPT_COPYPOSTFIELDS")
+            try check(alertd_curl_easy_setopt_slist(handle, CURLOPT_HTTPHEADER, transfer.headers), "CURLOPT_HTTPHEADER")
+            try check(alertd_curl_easy_setopt_string(handle, CURLOPT_USERAGENT, settings.userAgent), "CURLOPT_USERAGENT")
+            try check(alertd_curl_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Int(settings.connectTimeout.seconds * 1000)), "CURLOPT_CONNECTTIMEOUT_MS")
+            try check(alertd_curl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, Int(settings.totalTimeout.seconds * 1000)), "CURLOPT_TIMEOUT_MS")
+            if let caFile = settings.caFile { try check(alertd_curl_easy_setopt_string(handle, CURLOPT_CAINFO, caFile), "CURLOPT_CAINFO") }
+            try check(alertd_curl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1), "CURLOPT_SSL_VERIFYPEER")
+            try check(alertd_curl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2), "CURLOPT_SSL_VERIFYHOST")
 
             // The capture lives in `running` until the transfer is finished, which is the only
             // time libcurl calls the callbacks that read it.
             let context = Unmanaged.passUnretained(transfer.capture).toOpaque()
-            alertd_curl_easy_setopt_pointer(handle, CURLOPT_WRITEDATA, context)
-            alertd_curl_easy_setopt_write_function(handle) { data, size, count, context in
+            try check(alertd_curl_easy_setopt_pointer(handle, CURLOPT_WRITEDATA, context), "CURLOPT_WRITEDATA")
+            try check(alertd_curl_easy_setopt_write_function(handle) { data, size, count, context in
                 guard let data, let context else { return 0 }
                 let capture = Unmanaged<ResponseCapture>.fromOpaque(context).takeUnretainedValue()
                 capture.appendBody(UnsafeRawBufferPointer(start: data, count: size * count))
                 return size * count
-            }
-            alertd_curl_easy_setopt_pointer(handle, CURLOPT_HEADERDATA, context)
-            alertd_curl_easy_setopt_header_function(handle) { data, size, count, context in
+            }, "CURLOPT_WRITEFUNCTION")
+            try check(alertd_curl_easy_setopt_pointer(handle, CURLOPT_HEADERDATA, context), "CURLOPT_HEADERDATA")
+            try check(alertd_curl_easy_setopt_header_function(handle) { data, size, count, context in
                 guard let data, let context else { return 0 }
                 let capture = Unmanaged<ResponseCapture>.fromOpaque(context).takeUnretainedValue()
                 capture.readHeader(UnsafeRawBufferPointer(start: data, count: size * count))
                 return size * count
-            }
+            }, "CURLOPT_HEADERFUNCTION")
 
             // Every connection libcurl opens passes the destination policy, on the resolved address.
-            alertd_curl_easy_setopt_pointer(handle, CURLOPT_OPENSOCKETDATA, context)
-            alertd_curl_easy_setopt_opensocket_function(handle) { context, _, address in
+            try check(alertd_curl_easy_setopt_pointer(handle, CURLOPT_OPENSOCKETDATA, context), "CURLOPT_OPENSOCKETDATA")
+            try check(alertd_curl_easy_setopt_opensocket_function(handle) { context, _, address in
                 guard let context, let address else { return CURL_SOCKET_BAD }
                 let capture = Unmanaged<ResponseCapture>.fromOpaque(context).takeUnretainedValue()
                 let family = address.pointee.family
@@ -374,7 +406,17 @@ public final class WebhookClient: Service, Sendable {
                     return CURL_SOCKET_BAD
                 }
                 return socket(family, address.pointee.socktype, address.pointee.protocol)
-            }
+            }, "CURLOPT_OPENSOCKETFUNCTION")
+        }
+    }
+
+    /// libcurl refused a transfer's option: the webhook is not sent, rather than sent without it.
+    struct OptionRefused: Error, CustomStringConvertible {
+        let option: String
+        let code: CURLcode
+
+        var description: String {
+            "alertd could not set up the webhook request: libcurl refused \(option) (\(String(cString: curl_easy_strerror(code))))."
         }
     }
 
