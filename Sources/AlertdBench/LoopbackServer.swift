@@ -23,22 +23,22 @@ protocol BenchProtocol: Sendable {
 final class LoopbackServer<P: BenchProtocol>: @unchecked Sendable {
     let port: Int
     private let listener: Int32
-    private let wake: (read: Int32, write: Int32)
+    private let poller: SocketPoller
     private let ended = OneTimeEvent()
     // Invariant: `arrivals` is read and written with `lock` held.
     private let lock = NSLock()
     private var arrivals: [String: ContinuousClock.Instant] = [:]
 
-    private init(port: Int, listener: Int32, wake: (Int32, Int32)) {
+    private init(port: Int, listener: Int32, poller: SocketPoller) {
         self.port = port
         self.listener = listener
-        self.wake = wake
+        self.poller = poller
     }
 
     /// Listens on a free loopback port and serves on a thread named `threadName`.
     static func start(threadName: String) throws -> LoopbackServer {
         let socket = try ListeningSocket.open(host: "127.0.0.1", port: 0, backlog: 1024)
-        let server = LoopbackServer(port: socket.port, listener: socket.fd, wake: try ListeningSocket.wakePipe())
+        let server = LoopbackServer(port: socket.port, listener: socket.fd, poller: try SocketPoller())
         Thread {
             BlockingWorker.nameCurrentThread(threadName)
             server.serve()
@@ -48,14 +48,8 @@ final class LoopbackServer<P: BenchProtocol>: @unchecked Sendable {
 
     /// Stops serving, and returns once its thread has ended.
     func stop() async {
-        var byte: UInt8 = 1
-        _ = write(wake.write, &byte, 1)
+        poller.wake()
         await ended.wait()
-    }
-
-    deinit {
-        // Closed here, not by the thread: `stop()` may write to it after the thread has ended.
-        close(wake.write)
     }
 
     /// How many distinct message ids have arrived since they were last taken.
@@ -87,20 +81,18 @@ final class LoopbackServer<P: BenchProtocol>: @unchecked Sendable {
         defer {
             for fd in connections.keys { close(fd) }
             close(listener)
-            close(wake.read)
             ended.signal()
         }
         var buffer = [UInt8](repeating: 0, count: 65_536)
         var fds: [pollfd] = []
         while true {
             fds.removeAll(keepingCapacity: true)
-            fds.append(pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0))
+            fds.append(poller.wakeEntry)
             fds.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0))
             for (fd, connection) in connections {
                 fds.append(pollfd(fd: fd, events: Int16(connection.output.isEmpty ? POLLIN : POLLIN | POLLOUT), revents: 0))
             }
-            if poll(&fds, nfds_t(fds.count), 1_000) < 0 && errno != EINTR { return }
-            if fds[0].revents != 0 { return }
+            if poller.wait(&fds, timeout: .seconds(1)) { return }
             if fds[1].revents != 0 {
                 while let fd = ListeningSocket.accept(listener, noDelay: true) { connections[fd] = Connection() }
             }

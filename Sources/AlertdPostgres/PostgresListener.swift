@@ -102,36 +102,25 @@ public struct PostgresListener: Sendable {
 
 /// The listener's thread and everything it owns.
 final class ListenLoop: @unchecked Sendable {
-    // Invariants: `connection` is touched only by the loop thread. The pipe's descriptors stay
-    // open until deinit, after the thread has finished, so `stop()` may write at any time.
-    // `finished` and `waiters` are guarded by `lock`.
+    // Invariants: `connection` is touched only by the loop thread. The poller lives as long as
+    // the loop, so `stop()` may wake it at any time. `finished` and `waiters` are guarded by
+    // `lock`.
     private let configuration: PostgresListener
     private let continuation: AsyncStream<PostgresListenerEvent>.Continuation
-    private let wakeRead: Int32
-    private let wakeWrite: Int32
+    private let poller: SocketPoller
     private var connection: OpaquePointer?
     private let lock = NSLock()
     private var finished = false
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
     init(configuration: PostgresListener, continuation: AsyncStream<PostgresListenerEvent>.Continuation) throws {
-        var descriptors: [Int32] = [0, 0]
-        guard pipe(&descriptors) == 0 else {
-            throw PostgresError(.connectionFailed, "Cannot create the listener's wake-up pipe: \(String(cString: strerror(errno))).")
-        }
-        for descriptor in descriptors {
-            _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
-            _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
+        do {
+            poller = try SocketPoller()
+        } catch {
+            throw PostgresError(.connectionFailed, "Cannot create the listener's wake-up pipe: \(error).")
         }
         self.configuration = configuration
         self.continuation = continuation
-        self.wakeRead = descriptors[0]
-        self.wakeWrite = descriptors[1]
-    }
-
-    deinit {
-        close(wakeRead)
-        close(wakeWrite)
     }
 
     func start() {
@@ -145,8 +134,7 @@ final class ListenLoop: @unchecked Sendable {
 
     /// Wakes the thread and tells it to stop. Safe from any thread, any number of times.
     func stop() {
-        var byte: UInt8 = 1
-        _ = write(wakeWrite, &byte, 1)
+        poller.wake()
     }
 
     func waitUntilFinished() async {
@@ -208,32 +196,21 @@ final class ListenLoop: @unchecked Sendable {
     }
 
     private func stopRequested() -> Bool {
-        var descriptor = pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)
-        return poll(&descriptor, 1, 0) > 0
+        poller.isWoken
     }
 
     /// Waits up to `timeout`; true if a stop was requested meanwhile.
     private func waitForStop(timeout: Duration) -> Bool {
-        var descriptor = pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)
-        let result = poll(&descriptor, 1, Self.milliseconds(timeout))
-        return result > 0
+        poller.wait([], timeout: timeout).woken
     }
 
     private enum Wait { case stop, readable, timedOut }
 
     private func waitForInput(timeout: Duration) -> Wait {
         guard let connection else { return .timedOut }
-        var descriptors = [
-            pollfd(fd: PQsocket(connection), events: Int16(POLLIN), revents: 0),
-            pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
-        ]
-        var result: Int32
-        repeat {
-            result = poll(&descriptors, 2, Self.milliseconds(timeout))
-        } while result < 0 && errno == EINTR
-        if result > 0 && descriptors[1].revents != 0 { return .stop }
-        if result > 0 { return .readable }
-        return .timedOut
+        let ready = poller.wait([(PQsocket(connection), Int16(POLLIN))], timeout: timeout)
+        if ready.woken { return .stop }
+        return ready.events.isEmpty ? .timedOut : .readable
     }
 
     private func connectAndListen() -> Bool {
@@ -323,10 +300,5 @@ final class ListenLoop: @unchecked Sendable {
             PQfinish(connection)
             self.connection = nil
         }
-    }
-
-    static func milliseconds(_ duration: Duration) -> Int32 {
-        let value = duration.seconds * 1000
-        return Int32(max(0, min(value.rounded(.up), Double(Int32.max))))
     }
 }

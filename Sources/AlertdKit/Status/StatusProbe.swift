@@ -1,17 +1,18 @@
 import AlertdSupport
+import CAlertdShims
+import CCurl
 import Foundation
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// `alertd health`: asks a running alertd's status server whether it is ready, for exec probes
-/// and scripts. A plain HTTP/1.0 GET over a socket, on a thread of its own.
+/// and scripts. One libcurl GET, on a thread of its own.
 public enum StatusProbe {
     public struct Answer: Sendable, Equatable {
         public var status: Int
         public var body: String
     }
+
+    /// The most of an answer's body that is read.
+    static let bodyLimit = 1_048_576
 
     /// GETs `path` from the status server at `address` (every interface: asked on loopback).
     public static func get(_ path: String, from address: StatusAddress, timeout: Duration) async throws -> Answer {
@@ -20,59 +21,55 @@ public enum StatusProbe {
         return try await worker.run { try getBlocking(path, from: address.local, timeout: timeout) }
     }
 
-    static func getBlocking(_ path: String, from address: StatusAddress, timeout: Duration) throws -> Answer {
-        let deadline = ContinuousClock.now + timeout
-        func failure(_ what: String) -> AlertdError {
-            AlertdError(.notFound, "No answer from alertd's status server at http://\(address)\(path): \(what).", hint: "Is alertd run going, with --http-address or ALERTD_HTTP_ADDRESS set to this address?")
-        }
-        func remaining() -> Int32 {
-            Int32(max(0, min(Double(Int32.max), (deadline - .now).seconds * 1_000)))
-        }
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_flags = AI_NUMERICSERV
-        var found: UnsafeMutablePointer<addrinfo>?
-        let resolved = getaddrinfo(address.host ?? "127.0.0.1", String(address.port), &hints, &found)
-        guard resolved == 0, let first = found else { throw failure(String(cString: gai_strerror(resolved))) }
-        defer { freeaddrinfo(first) }
+    /// What the write callback collects.
+    private final class Body {
+        var bytes: [UInt8] = []
+    }
 
-        let fd = socket(first.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { throw failure(String(cString: strerror(errno))) }
-        defer { close(fd) }
-        if connect(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) != 0 {
-            guard errno == EINPROGRESS else { throw failure(String(cString: strerror(errno))) }
-            var entry = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-            guard poll(&entry, 1, remaining()) == 1 else { throw failure("timed out connecting") }
-            var code: Int32 = 0
-            var length = socklen_t(MemoryLayout<Int32>.size)
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &code, &length)
-            guard code == 0 else { throw failure(String(cString: strerror(code))) }
+    static func getBlocking(_ path: String, from address: StatusAddress, timeout: Duration) throws -> Answer {
+        let url = "http://\(address)\(path)"
+        func failure(_ what: String) -> AlertdError {
+            AlertdError(.notFound, "No answer from alertd's status server at \(url): \(what).", hint: "Is alertd run going, with --http-address or ALERTD_HTTP_ADDRESS set to this address?")
         }
-        let request = Array("GET \(path) HTTP/1.0\r\nHost: \(address)\r\nUser-Agent: alertd-health\r\n\r\n".utf8)
-        var sent = 0
-        while sent < request.count {
-            let count = request[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if count > 0 { sent += count; continue }
-            guard count < 0, errno == EAGAIN || errno == EINTR else { throw failure(String(cString: strerror(errno))) }
-            var entry = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-            guard poll(&entry, 1, remaining()) == 1 else { throw failure("timed out sending") }
+        _ = WebhookClient.initialiseCurl
+        guard let handle = curl_easy_init() else { throw failure("libcurl could not create a handle") }
+        defer { curl_easy_cleanup(handle) }
+        var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        let body = Body()
+        let performed: CURLcode = try errorBuffer.withUnsafeMutableBufferPointer { errors in
+            func check(_ code: CURLcode, _ option: String) throws {
+                guard code == CURLE_OK else { throw failure("libcurl refused \(option) (\(String(cString: curl_easy_strerror(code))))") }
+            }
+            try check(alertd_curl_easy_setopt_string(handle, CURLOPT_URL, url), "CURLOPT_URL")
+            try check(alertd_curl_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http"), "CURLOPT_PROTOCOLS_STR")
+            // The status server is local: no proxy from the environment.
+            try check(alertd_curl_easy_setopt_string(handle, CURLOPT_PROXY, ""), "CURLOPT_PROXY")
+            try check(alertd_curl_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1), "CURLOPT_NOSIGNAL")
+            try check(alertd_curl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, max(1, Int(timeout.seconds * 1000))), "CURLOPT_TIMEOUT_MS")
+            try check(alertd_curl_easy_setopt_string(handle, CURLOPT_USERAGENT, "alertd-health"), "CURLOPT_USERAGENT")
+            try check(alertd_curl_easy_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errors.baseAddress), "CURLOPT_ERRORBUFFER")
+            try check(alertd_curl_easy_setopt_pointer(handle, CURLOPT_WRITEDATA, Unmanaged.passUnretained(body).toOpaque()), "CURLOPT_WRITEDATA")
+            try check(alertd_curl_easy_setopt_write_function(handle) { data, size, count, context in
+                guard let data, let context else { return 0 }
+                let body = Unmanaged<Body>.fromOpaque(context).takeUnretainedValue()
+                // More than the limit ends the transfer: a status answer is small.
+                guard body.bytes.count + size * count <= StatusProbe.bodyLimit else { return 0 }
+                body.bytes += UnsafeRawBufferPointer(start: data, count: size * count)
+                return size * count
+            }, "CURLOPT_WRITEFUNCTION")
+            return curl_easy_perform(handle)
         }
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4_096)
-        while received.count < 1_048_576 {
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count == 0 { break }
-            if count > 0 { received += buffer[0..<count]; continue }
-            guard errno == EAGAIN || errno == EINTR else { throw failure(String(cString: strerror(errno))) }
-            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&entry, 1, remaining()) == 1 else { throw failure("timed out waiting for the answer") }
+        withExtendedLifetime(body) {}
+        guard performed == CURLE_OK else {
+            var detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if detail.isEmpty { detail = String(cString: curl_easy_strerror(performed)) }
+            var systemError = 0
+            alertd_curl_easy_getinfo_long(handle, CURLINFO_OS_ERRNO, &systemError)
+            if systemError != 0 { detail += " (\(String(cString: strerror(Int32(systemError)))))" }
+            throw failure(detail)
         }
-        let text = String(decoding: received, as: UTF8.self)
-        guard let headEnd = text.range(of: "\r\n\r\n") else { throw failure("the answer is not HTTP") }
-        let statusLine = text[..<headEnd.lowerBound].prefix { $0 != "\r" }
-        let parts = statusLine.split(separator: " ")
-        guard parts.count >= 2, parts[0].hasPrefix("HTTP/"), let status = Int(parts[1]) else { throw failure("the answer is not HTTP") }
-        return Answer(status: status, body: String(text[headEnd.upperBound...]))
+        var status = 0
+        alertd_curl_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        return Answer(status: status, body: String(decoding: body.bytes, as: UTF8.self))
     }
 }

@@ -39,28 +39,26 @@ public final class StatusServer: @unchecked Sendable {
     /// The address bound, with the port the kernel chose when 0 was asked for.
     public let address: StatusAddress
     private let listener: Int32
-    private let wakeRead: Int32
-    private let wakeWrite: Int32
+    private let poller: SocketPoller
     private let handler: Handler
     /// Happens when the thread has ended and every socket is closed.
     private let ended = OneTimeEvent()
 
-    private init(address: StatusAddress, listener: Int32, wake: (Int32, Int32), handler: @escaping Handler) {
+    private init(address: StatusAddress, listener: Int32, poller: SocketPoller, handler: @escaping Handler) {
         self.address = address
         self.listener = listener
-        self.wakeRead = wake.0
-        self.wakeWrite = wake.1
+        self.poller = poller
         self.handler = handler
     }
 
     /// Binds and listens, then serves on a new thread until `stop()`.
     public static func start(on address: StatusAddress, handler: @escaping Handler) throws -> StatusServer {
         let listener: (fd: Int32, port: Int)
-        let wake: (read: Int32, write: Int32)
+        let poller: SocketPoller
         do {
             listener = try ListeningSocket.open(host: address.host, port: address.port)
             do {
-                wake = try ListeningSocket.wakePipe()
+                poller = try SocketPoller()
             } catch {
                 close(listener.fd)
                 throw error
@@ -70,7 +68,7 @@ public final class StatusServer: @unchecked Sendable {
         }
         var bound = address
         bound.port = listener.port
-        let server = StatusServer(address: bound, listener: listener.fd, wake: (wake.read, wake.write), handler: handler)
+        let server = StatusServer(address: bound, listener: listener.fd, poller: poller, handler: handler)
         let thread = Thread {
             BlockingWorker.nameCurrentThread("alertd-status")
             server.serve()
@@ -81,13 +79,7 @@ public final class StatusServer: @unchecked Sendable {
 
     /// Asks the thread to stop serving and close every connection; `stopped()` waits for that.
     public func stop() {
-        var byte: UInt8 = 1
-        _ = write(wakeWrite, &byte, 1)
-    }
-
-    deinit {
-        // Closed here, not by the thread: `stop()` may write to it after the thread has ended.
-        close(wakeWrite)
+        poller.wake()
     }
 
     /// Returns once the thread has ended and the port is free.
@@ -108,25 +100,22 @@ public final class StatusServer: @unchecked Sendable {
         defer {
             for fd in connections.keys { close(fd) }
             close(listener)
-            close(wakeRead)
             ended.signal()
         }
         var buffer = [UInt8](repeating: 0, count: 4_096)
         while true {
-            var fds = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+            var interest: [(fd: Int32, events: Int16)] = []
             if connections.count < Self.maximumConnections {
-                fds.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0))
+                interest.append((listener, Int16(POLLIN)))
             }
             for (fd, connection) in connections {
-                fds.append(pollfd(fd: fd, events: Int16(connection.answer == nil ? POLLIN : POLLOUT), revents: 0))
+                interest.append((fd, Int16(connection.answer == nil ? POLLIN : POLLOUT)))
             }
             let now = ContinuousClock.now
             let nextDeadline = connections.values.map(\.deadline).min()
-            let timeout = nextDeadline.map { max(0, min(1_000, Int32(($0 - now).seconds * 1_000) + 1)) } ?? 1_000
-            let ready = poll(&fds, nfds_t(fds.count), timeout)
-            if ready < 0 && errno != EINTR { return }
-            if fds[0].revents != 0 { return }
-            for entry in fds.dropFirst() where entry.revents != 0 {
+            let ready = poller.wait(interest, timeout: min(.seconds(1), max(.zero, (nextDeadline ?? now + .seconds(1)) - now)))
+            if ready.woken { return }
+            for entry in ready.events {
                 if entry.fd == listener {
                     acceptAll(into: &connections)
                     continue

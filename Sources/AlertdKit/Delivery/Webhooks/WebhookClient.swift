@@ -68,7 +68,7 @@ public final class WebhookClient: Service, Sendable {
     }
 
     /// curl_global_init is not thread-safe: run it once, before any handle exists.
-    private static let initialiseCurl: Void = {
+    static let initialiseCurl: Void = {
         curl_global_init(Int(CURL_GLOBAL_DEFAULT))
     }()
 
