@@ -1,6 +1,7 @@
 #include <stddef.h>
 #include <openssl/ssl.h>
 #include <auth-client.h>
+#include <pthread.h>
 #include "CAlertdShims.h"
 
 CURLcode alertd_curl_easy_setopt_long(CURL *handle, CURLoption option, long value) {
@@ -219,4 +220,16 @@ int alertd_smtp_observe(smtp_session_t session, alertd_smtp_observer *observer) 
     observer->wrong_peer_certificate = 0;
     observer->post_handshake_records = 0;
     return smtp_set_eventcb(session, alertd_smtp_event, observer);
+}
+
+static pthread_once_t alertd_curl_once = PTHREAD_ONCE_INIT;
+static CURLcode alertd_curl_global_result = CURLE_FAILED_INIT;
+
+static void alertd_curl_global_init(void) {
+    alertd_curl_global_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+CURLcode alertd_curl_global_init_once(void) {
+    pthread_once(&alertd_curl_once, alertd_curl_global_init);
+    return alertd_curl_global_result;
 }

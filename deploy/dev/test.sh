@@ -29,6 +29,9 @@ while IFS='=' read -r name value; do export "$name=$value"; done <<<"$postfix_se
 echo "test.sh: building"
 swift build --build-tests
 
+echo "test.sh: layers (no cycle between AlertdKit's folders)"
+python3 deploy/dev/check-layers.py >/dev/null || python3 deploy/dev/check-layers.py
+
 echo "test.sh: testing"
 swift test --skip-build "$@"
 

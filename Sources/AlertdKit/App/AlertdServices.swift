@@ -39,7 +39,10 @@ public struct AlertdServices: Sendable {
         }
         let webhooks = WebhookClient(settings: configuration.webhook)
         let smtp = configuration.smtp.map(SMTPClient.init(settings:))
-        let delivery = AlertDelivery(configuration: configuration, templates: templates, webhooks: webhooks, smtp: smtp, metrics: metrics, logger: logger)
+        let delivery = AlertDelivery(
+            templates: templates, webhooks: webhooks, signer: configuration.webhookSigner, smtp: smtp, linkBase: configuration.linkBaseURL,
+            retryBackoff: configuration.retryBackoff, onSMTPSession: { metrics.smtpSession(failure: $0) }, logger: logger
+        )
 
         var services: [any Service] = []
         if let address = configuration.httpAddress {

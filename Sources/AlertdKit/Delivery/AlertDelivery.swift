@@ -1,3 +1,4 @@
+import AlertdSupport
 import Foundation
 import Logging
 
@@ -18,10 +19,19 @@ public struct AlertDelivery: Sendable {
         public let bySMTP: Bool
     }
 
-    public init(configuration: AlertdConfiguration, templates: AlertTemplates, webhooks: WebhookClient, smtp: SMTPClient?, metrics: DispatcherMetrics?, logger: Logger) {
-        webhook = WebhookDelivery(templates: templates, signer: configuration.webhookSigner, client: webhooks, linkBase: configuration.linkBaseURL)
-        email = EmailDelivery(templates: templates, client: smtp, linkBase: configuration.linkBaseURL, metrics: metrics)
-        retryPolicy = RetryPolicy(backoff: configuration.retryBackoff)
+    /// - Parameters:
+    ///   - signer: signs webhooks (no secret: unsigned).
+    ///   - smtp: nil when email is not configured: email alerts then fail, saying so.
+    ///   - linkBase: `ALERTD_LINK_BASE_URL`, for links to sync runs.
+    ///   - retryBackoff: the delay before each retry (`ALERTD_RETRY_*`).
+    ///   - onSMTPSession: told how each SMTP session went (nil: it delivered what it carried).
+    public init(
+        templates: AlertTemplates, webhooks: WebhookClient, signer: WebhookSigner, smtp: SMTPClient?, linkBase: String?, retryBackoff: Backoff,
+        onSMTPSession: @escaping @Sendable (SMTPSessionFailure?) -> Void = { _ in }, logger: Logger
+    ) {
+        webhook = WebhookDelivery(templates: templates, signer: signer, client: webhooks, linkBase: linkBase)
+        email = EmailDelivery(templates: templates, client: smtp, linkBase: linkBase, onSession: onSMTPSession)
+        retryPolicy = RetryPolicy(backoff: retryBackoff)
         self.logger = logger
     }
 

@@ -8,8 +8,8 @@ struct EmailDelivery: Sendable {
     /// nil when email is not configured (ALERTD_SMTP_URL): every email alert then fails.
     let client: SMTPClient?
     let linkBase: String?
-    /// Told how each session went, for /metrics and /readyz.
-    let metrics: DispatcherMetrics?
+    /// Told how each session went (nil: it delivered what it carried), for /metrics and /readyz.
+    let onSession: @Sendable (SMTPSessionFailure?) -> Void
 
     /// An alert's message and whom it goes to this time.
     struct Plan: Sendable {
@@ -47,7 +47,7 @@ struct EmailDelivery: Sendable {
             )
         }
         let results = await client.send(messages)
-        if let first = results.first { metrics?.smtpSession(failure: first.sessionFailure) }
+        if let first = results.first { onSession(first.sessionFailure) }
         var resultByAlert: [UUID: SMTPClient.MessageResult] = [:]
         for (plan, result) in zip(sendable, results) { resultByAlert[plan.alert.id] = result }
         return plans.map { Self.report(for: $0, result: resultByAlert[$0.alert.id]) }

@@ -31,7 +31,7 @@ public enum StatusProbe {
         func failure(_ what: String) -> AlertdError {
             AlertdError(.notFound, "No answer from alertd's status server at \(url): \(what).", hint: "Is alertd run going, with --http-address or ALERTD_HTTP_ADDRESS set to this address?")
         }
-        _ = WebhookClient.initialiseCurl
+        _ = alertd_curl_global_init_once()
         guard let handle = curl_easy_init() else { throw failure("libcurl could not create a handle") }
         defer { curl_easy_cleanup(handle) }
         var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)

@@ -29,6 +29,10 @@ CURLcode alertd_curl_easy_getinfo_off_t(CURL *handle, CURLINFO info, curl_off_t 
 CURLcode alertd_curl_easy_getinfo_string(CURL *handle, CURLINFO info, const char **value);
 CURLcode alertd_curl_easy_getinfo_pointer(CURL *handle, CURLINFO info, void **value);
 
+/* curl_global_init, once per process whoever calls first (it is not thread-safe): returns its
+   result, the same to every caller. */
+CURLcode alertd_curl_global_init_once(void);
+
 /* curl_multi_setopt is variadic as well. */
 CURLMcode alertd_curl_multi_setopt_long(CURLM *multi, CURLMoption option, long value);
 /* The result of a finished transfer, from the union in CURLMsg. */

@@ -46,7 +46,7 @@ public final class WebhookClient: Service, Sendable {
     private let engine: MultiEngine
 
     public init(settings: Settings) {
-        Self.initialiseCurl
+        _ = alertd_curl_global_init_once()
         self.settings = settings
         self.engine = MultiEngine(settings: settings)
     }
@@ -67,10 +67,6 @@ public final class WebhookClient: Service, Sendable {
         await engine.ended.wait()
     }
 
-    /// curl_global_init is not thread-safe: run it once, before any handle exists.
-    static let initialiseCurl: Void = {
-        curl_global_init(Int(CURL_GLOBAL_DEFAULT))
-    }()
 
     /// Sends `request` and reports what the receiver said.
     public func send(_ request: WebhookRequest) async -> WebhookResponse {

@@ -14,7 +14,7 @@ import Testing
     static var seedRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251122_add_retry_and_alerts.rollback.sql") }
     static var outboxRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251124_alertd_outbox.rollback.sql") }
     static var platformVersionFile: URL {
-        URL(filePath: #filePath).deletingLastPathComponent().appending(path: "Fixtures/platform_20251122_add_retry_and_alerts.sql")
+        TestPostgres.packageRoot.appending(path: "Tests/AlertdKitTests/Fixtures/platform_20251122_add_retry_and_alerts.sql")
     }
 
     /// The dump after the seed migration on a database that never had it.
