@@ -50,10 +50,10 @@ import Testing
             try await database.withConnection { connection in
                 try await connection.execute("CREATE TABLE t (id int PRIMARY KEY)")
                 try await connection.query("INSERT INTO t VALUES (1)")
-                do {
+                let error = await #expect(throws: PostgresError.self) {
                     try await connection.query("INSERT INTO t VALUES ($1)", [1])
-                    Issue.record("a duplicate key was accepted")
-                } catch let error as PostgresError {
+                }
+                if let error {
                     #expect(error.code == .queryFailed)
                     #expect(error.sqlState == "23505")
                     #expect(error.isConstraintViolation)
@@ -145,10 +145,10 @@ import Testing
                 let sleeper = Task { try await connection.query("SELECT pg_sleep(30)") }
                 try await Task.sleep(for: .milliseconds(300))
                 sleeper.cancel()
-                do {
-                    _ = try await sleeper.value
-                    Issue.record("pg_sleep(30) finished despite the cancellation")
-                } catch let error as PostgresError {
+                let error = await #expect(throws: PostgresError.self) {
+                    try await sleeper.value
+                }
+                if let error {
                     #expect(error.code == .cancelled)
                 }
                 #expect(ContinuousClock.now - started < .seconds(20))
@@ -184,10 +184,10 @@ import Testing
         let wrong = try PostgresConnectionString(
             "host=\(server.host ?? "127.0.0.1") port=\(server.port ?? "5432") user=postgres dbname=postgres password=Wr0ngPassw0rd!"
         )
-        do {
-            _ = try await PostgresConnection.connect(wrong, logger: TestPostgres.logger)
-            Issue.record("connected with a wrong password")
-        } catch let error as PostgresError {
+        let error = await #expect(throws: PostgresError.self) {
+            try await PostgresConnection.connect(wrong, logger: TestPostgres.logger)
+        }
+        if let error {
             #expect(error.code == .connectionFailed)
             #expect(error.description.contains("password authentication failed"))
             #expect(!error.description.contains("Wr0ngPassw0rd"))
@@ -196,10 +196,10 @@ import Testing
 
     @Test func anUnreachableServerFailsClearly() async throws {
         let nowhere = try PostgresConnectionString("postgresql://u:SecretPw9@127.0.0.1:1/db?connect_timeout=2")
-        do {
-            _ = try await PostgresConnection.connect(nowhere, logger: TestPostgres.logger)
-            Issue.record("connected to port 1")
-        } catch let error as PostgresError {
+        let error = await #expect(throws: PostgresError.self) {
+            try await PostgresConnection.connect(nowhere, logger: TestPostgres.logger)
+        }
+        if let error {
             #expect(error.code == .connectionFailed)
             #expect(error.description.contains("127.0.0.1"))
             #expect(!error.description.contains("SecretPw9"))

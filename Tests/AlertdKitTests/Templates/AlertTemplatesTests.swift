@@ -224,10 +224,10 @@ import Testing
             try "{{#sync}}unclosed section".write(to: copy.appending(path: "failure.text.mustache"), atomically: true, encoding: .utf8)
         }
         defer { try? FileManager.default.removeItem(at: broken) }
-        do {
-            _ = try await AlertTemplates.load(from: broken)
-            Issue.record("a broken template loaded")
-        } catch let error as AlertdError {
+        let error = await #expect(throws: AlertdError.self) {
+            try await AlertTemplates.load(from: broken)
+        }
+        if let error {
             #expect(error.message.contains("failure.text.mustache"))
         }
     }

@@ -42,10 +42,10 @@ final class Lines: @unchecked Sendable {
         try await TestPostgres.withDatabase(.empty) { database in
             try await database.withConnection { connection in
                 try await connection.execute("CREATE TABLE tenants (id uuid PRIMARY KEY)")
-                do {
+                let error = await #expect(throws: AlertdError.self) {
                     try await Self.migrator(connection).migrate { _ in }
-                    Issue.record("migrated a database without the platform")
-                } catch let error as AlertdError {
+                }
+                if let error {
                     #expect(error.code == .platformMissing)
                     for piece in ["table tenant_users", "table integration_configs", "table integration_sync_configs", "table integration_sync_history", "function auth.uid()"] {
                         #expect(error.message.contains(piece), "\(piece)")
@@ -92,10 +92,10 @@ final class Lines: @unchecked Sendable {
         try await TestPostgres.withDatabase(.platform) { database in
             try await database.withConnection { connection in
                 let migrator = try Self.migrator(connection, directory)
-                do {
+                let error = await #expect(throws: AlertdError.self) {
                     try await migrator.migrate { _ in }
-                    Issue.record("a broken migration applied")
-                } catch let error as AlertdError {
+                }
+                if let error {
                     #expect(error.code == .migrationFailed)
                     #expect(error.message.contains("20251130_broken"))
                     #expect(error.message.contains("no_such_function"))
@@ -151,10 +151,10 @@ final class Lines: @unchecked Sendable {
                 #expect(try await migrator.rollback(all: false, force: false) { _ in } == ["20251125_alertd_dispatcher_role"])
                 let before = try await database.schemaDump()
                 for all in [false, true] {
-                    do {
+                    let error = await #expect(throws: AlertdError.self) {
                         try await migrator.rollback(all: all, force: false) { _ in }
-                        Issue.record("rolled back over rows (all: \(all))")
-                    } catch let error as AlertdError {
+                    }
+                    if let error {
                         #expect(error.code == .rollbackRefused)
                         #expect(error.message.contains("integration_alert_attempts holds 1 row"))
                         #expect(error.message.contains("Nothing was changed"))
@@ -176,10 +176,10 @@ final class Lines: @unchecked Sendable {
     @Test func rollbackWithNothingAppliedIsAnError() async throws {
         try await TestPostgres.withDatabase(.platform) { database in
             try await database.withConnection { connection in
-                do {
+                let error = await #expect(throws: AlertdError.self) {
                     try await Self.migrator(connection).rollback(all: false, force: false) { _ in }
-                    Issue.record("rolled back nothing without complaint")
-                } catch let error as AlertdError {
+                }
+                if let error {
                     #expect(error.code == .nothingToRollBack)
                 }
             }
@@ -193,10 +193,10 @@ final class Lines: @unchecked Sendable {
             try await database.withConnection { connection in
                 let before = try await database.schemaDump()
                 let fixture = PlatformFixture(connection: connection, sql: try PlatformFixture.load(from: TestPostgres.sqlDirectory))
-                do {
+                let error = await #expect(throws: AlertdError.self) {
                     try await fixture.apply { _ in }
-                    Issue.record("init-platform ran twice")
-                } catch let error as AlertdError {
+                }
+                if let error {
                     #expect(error.code == .platformExists)
                     #expect(error.message.contains("integration_sync_history"))
                 }
