@@ -84,7 +84,8 @@ import Testing
             let state = try await Self.alertState(database)
             #expect(state.attempts == 1)
             #expect(state.error?.contains("gone@example.com (550") == true)
-            try await Task.sleep(for: .milliseconds(500))
+            // Sent is final: one attempt recorded, none can follow.
+            #expect(try await DispatcherEndToEndTests.attemptsRecorded(database) == 1)
             let messages = try sink.messages()
             #expect(messages.map(\.rcpt_tos) == [["ops@example.com"]])
             await alertd.stopExpectingExitZero()
