@@ -48,21 +48,11 @@ enum Scenario: String, CaseIterable, Sendable {
             try await trial.prepare()
             trial.environment["ALERTD_LEASE"] = "5s"
             try trial.startAlertd()
-            let killer = Task {
-                var kills = 0
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .milliseconds(Int64.random(in: 700...2000)))
-                    if Task.isCancelled { break }
-                    trial.kill("a")
-                    kills += 1
-                    _ = try? trial.startAlertd()
-                }
-                return kills
+            let kills = try await trial.whileDriving(events: options.events, rate: options.rate / 2, &verdict, every: 700...2000) {
+                trial.kill("a")
+                return true
             }
-            verdict.events = try await trial.drive(events: options.events, rate: options.rate / 2)
-            killer.cancel()
-            let kills = await killer.value
-            verdict.faults = ["\(kills) SIGKILLs"]
+            verdict.faults = ["\(kills.count) SIGKILLs"]
             _ = try await trial.settle(timeout: .seconds(120))
             try await trial.judge(&verdict, crashes: true)
 
@@ -71,19 +61,9 @@ enum Scenario: String, CaseIterable, Sendable {
             // within the grace, and alertd exits 0; so nothing is delivered twice.
             try await trial.prepare()
             try trial.startAlertd()
-            let restarter = Task {
-                var endings: [ProcessExit] = []
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .milliseconds(Int64.random(in: 1000...3000)))
-                    if Task.isCancelled { break }
-                    if let ended = await trial.terminate("a") { endings.append(ended) }
-                    _ = try? trial.startAlertd()
-                }
-                return endings
+            let endings = try await trial.whileDriving(events: options.events, rate: options.rate / 2, &verdict, every: 1000...3000) {
+                await trial.terminate("a")
             }
-            verdict.events = try await trial.drive(events: options.events, rate: options.rate / 2)
-            restarter.cancel()
-            let endings = await restarter.value
             verdict.faults = ["\(endings.count) SIGTERMs"]
             _ = try await trial.settle(timeout: .seconds(120))
             try await trial.judge(&verdict, crashes: false)

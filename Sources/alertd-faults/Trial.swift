@@ -88,6 +88,26 @@ final class Trial: @unchecked Sendable {
         return process
     }
 
+    /// Drives `events` sync runs at `rate` while, every `every` milliseconds (at random within),
+    /// `fault` strikes instance "a", which is then started again; returns what each fault returned.
+    func whileDriving<Result: Sendable>(
+        events: Int, rate: Double, _ verdict: inout Verdict, every: ClosedRange<Int64>, _ fault: @escaping @Sendable () async -> Result?
+    ) async throws -> [Result] {
+        let striking = Task {
+            var results: [Result] = []
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(Int64.random(in: every)))
+                if Task.isCancelled { break }
+                if let result = await fault() { results.append(result) }
+                _ = try? self.startAlertd()
+            }
+            return results
+        }
+        verdict.events = try await drive(events: events, rate: rate)
+        striking.cancel()
+        return await striking.value
+    }
+
     /// Stops the instance called `name` with SIGTERM, as a supervisor does, and says how it
     /// ended; it is not restarted here.
     func terminate(_ name: String) async -> ProcessExit? {
