@@ -88,6 +88,7 @@ let package = Package(
             dependencies: [
                 "AlertdKit",
                 "CAlertdShims",
+                "COpenSSL",
                 "AlertdBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

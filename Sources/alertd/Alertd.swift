@@ -1,6 +1,7 @@
 import AlertdKit
 import ArgumentParser
 import CAlertdShims
+import COpenSSL
 import Foundation
 
 @main
@@ -57,6 +58,12 @@ struct Alertd: AsyncParsableCommand {
         // then leave alertd running after "Program crashed".
         _ = alertd_end_on_sent_crash_signals()
         signal(SIGPIPE, SIG_IGN)
+        // OpenSSL frees its global state in an atexit handler, which must not run while another
+        // thread still uses it; at exit a delivery thread (or its thread-local OpenSSL state)
+        // may still be winding down, and the process would then crash on its way out instead of
+        // exiting 0. The system frees everything at exit anyway. First, before libcurl, libpq
+        // or libesmtp initialise OpenSSL.
+        _ = OPENSSL_init_crypto(UInt64(OPENSSL_INIT_NO_ATEXIT), nil)
         do {
             var command = try parseAsRoot()
             if var command = command as? any AsyncParsableCommand {
