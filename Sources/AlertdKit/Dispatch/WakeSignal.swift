@@ -64,7 +64,11 @@ final class WakeSignal: @unchecked Sendable {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 lock.lock()
-                if pending || Task.isCancelled {
+                if Task.isCancelled {
+                    // The wait is over (timed out): a signal kept for the next wait stays kept.
+                    lock.unlock()
+                    continuation.resume()
+                } else if pending {
                     pending = false
                     lock.unlock()
                     continuation.resume()

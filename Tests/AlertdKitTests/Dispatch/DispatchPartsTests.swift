@@ -28,6 +28,21 @@ import Testing
         #expect(timedOut >= .milliseconds(100))
     }
 
+    /// A wait that ends by its timeout may leave its signal-waiting half to run later, already
+    /// cancelled: that half must not take a signal kept for the next wait.
+    @Test func aCancelledWaitLeavesAKeptSignalForTheNext() async {
+        let wake = WakeSignal()
+        wake.signal()
+        let cancelled = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            await wake.wait(timeout: .seconds(120))
+        }
+        await cancelled.value
+        let clock = ContinuousClock()
+        let kept = await clock.measure { await wake.wait(timeout: .seconds(120)) }
+        #expect(kept < .seconds(60))
+    }
+
     @Test func aWaiterWakesOnASignalAndNotificationsAndReplacedSessionsAreRemembered() async {
         let wake = WakeSignal()
         let clock = ContinuousClock()
