@@ -1,37 +1,18 @@
-import Foundation
-
 /// Something that happens once (a thread has ended): tasks wait for it without holding a thread
 /// of the pool, and a wait after it happened returns at once.
-public final class OneTimeEvent: @unchecked Sendable {
-    // Invariant: `happened` and `waiters` are read and written with `lock` held.
-    private let lock = NSLock()
-    private var happened = false
-    private var waiters: [CheckedContinuation<Void, Never>] = []
+public final class OneTimeEvent: Sendable {
+    private let happened = OneTimeResult<Void>()
 
     public init() {}
 
-    public var hasHappened: Bool { lock.withLock { happened } }
+    public var hasHappened: Bool { happened.isSet }
 
     /// Marks it happened and resumes every waiter.
     public func signal() {
-        lock.lock()
-        happened = true
-        let waiters = self.waiters
-        self.waiters = []
-        lock.unlock()
-        waiters.forEach { $0.resume() }
+        happened.set(())
     }
 
     public func wait() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            lock.lock()
-            if happened {
-                lock.unlock()
-                continuation.resume()
-            } else {
-                waiters.append(continuation)
-                lock.unlock()
-            }
-        }
+        await happened.value
     }
 }

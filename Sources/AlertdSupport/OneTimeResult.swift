@@ -10,6 +10,9 @@ public final class OneTimeResult<Value: Sendable>: @unchecked Sendable {
 
     public init() {}
 
+    /// Whether the value was set.
+    public var isSet: Bool { lock.withLock { stored != nil } }
+
     /// Sets the value if none was set; returns whether this call set it.
     @discardableResult
     public func set(_ value: Value) -> Bool {

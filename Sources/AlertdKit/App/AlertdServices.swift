@@ -40,8 +40,8 @@ public struct AlertdServices: Sendable {
         let webhooks = WebhookClient(settings: configuration.webhook)
         let smtp = configuration.smtp.map(SMTPClient.init(settings:))
         let delivery = AlertDelivery(
-            templates: templates, webhooks: webhooks, signer: configuration.webhookSigner, smtp: smtp, linkBase: configuration.linkBaseURL,
-            retryBackoff: configuration.retryBackoff, onSMTPSession: { metrics.smtpSession(failure: $0) }, logger: logger
+            configuration: configuration, templates: templates, webhooks: webhooks, smtp: smtp,
+            onSMTPSession: { metrics.smtpSession(failure: $0) }, logger: logger
         )
 
         var services: [any Service] = []

@@ -117,7 +117,7 @@ final class Dispatcher: Service {
                 metrics.setDatabaseError(nil)
                 if claimed.isEmpty {
                     planner.claimed(0, limit: limit, saturated: saturated, excess: [])
-                    await idle(planner: &planner, store: store)
+                    try await idle(planner: &planner, store: store)
                     continue
                 }
                 let (admitted, excess) = inFlight.admit(claimed, perDestination: perHost)
@@ -144,35 +144,28 @@ final class Dispatcher: Service {
 
     /// Nothing was due: take the waiting lock if this session does not hold it, then sleep until
     /// a wake-up or the next due alert.
-    private func idle(planner: inout ClaimPlanner, store: AlertStore) async {
-        do {
-            if planner.idle == .takeWaitingLock {
-                let attempt: ClaimPlanner.WaitingLockAttempt
-                if try await store.takeWaitingLock(timeout: ClaimPlanner.waitingLockTimeout) {
-                    attempt = .taken
-                } else {
-                    attempt = try await store.waitingLockHeldElsewhere() ? .heldElsewhere : .writerOpen
-                }
-                switch planner.waitingLock(attempt) {
-                case .claimAgain: return
-                case .wait(let timeout):
-                    await wake.wait(timeout: timeout)
-                    return
-                case .sleep: break
-                }
+    private func idle(planner: inout ClaimPlanner, store: AlertStore) async throws {
+        if planner.idle == .takeWaitingLock {
+            let attempt: ClaimPlanner.WaitingLockAttempt
+            if try await store.takeWaitingLock(timeout: ClaimPlanner.waitingLockTimeout) {
+                attempt = .taken
+            } else {
+                attempt = try await store.waitingLockHeldElsewhere() ? .heldElsewhere : .writerOpen
             }
-            let inFlight = inFlight.count
-            var nextDue: Duration?
-            if planner.needsNextDue(inFlight: inFlight), let due = try await store.nextDue(channels: configuration.channels) {
-                nextDue = .milliseconds(Int64(max(due.timeIntervalSinceNow, 0.01) * 1000))
+            switch planner.waitingLock(attempt) {
+            case .claimAgain: return
+            case .wait(let timeout):
+                await wake.wait(timeout: timeout)
+                return
+            case .sleep: break
             }
-            await wake.wait(timeout: planner.sleep(inFlight: inFlight, nextDue: nextDue))
-        } catch {
-            metrics.setDatabaseError("\(error)")
-            let delay = planner.failed()
-            logger.warning("database call failed; trying again", metadata: ["error": "\(error)", "retry_in_s": "\(delay.seconds)"])
-            await wake.wait(timeout: delay)
         }
+        let inFlight = inFlight.count
+        var nextDue: Duration?
+        if planner.needsNextDue(inFlight: inFlight), let due = try await store.nextDue(channels: configuration.channels) {
+            nextDue = .milliseconds(Int64(max(due.timeIntervalSinceNow, 0.01) * 1000))
+        }
+        await wake.wait(timeout: planner.sleep(inFlight: inFlight, nextDue: nextDue))
     }
 
     /// Starts the deliveries of claimed alerts as child tasks: when each ends, its outcomes go to

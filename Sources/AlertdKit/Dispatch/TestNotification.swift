@@ -65,10 +65,7 @@ public struct TestNotification: Sendable {
     private func deliver(_ alerts: [ClaimedAlert]) async -> [AttemptOutcome] {
         let webhooks = WebhookClient(settings: configuration.webhook)
         let smtp = configuration.smtp.map(SMTPClient.init(settings:))
-        let delivery = AlertDelivery(
-            templates: templates, webhooks: webhooks, signer: configuration.webhookSigner, smtp: smtp, linkBase: configuration.linkBaseURL,
-            retryBackoff: configuration.retryBackoff, logger: logger
-        )
+        let delivery = AlertDelivery(configuration: configuration, templates: templates, webhooks: webhooks, smtp: smtp, logger: logger)
         let outcomes = await delivery.deliver(alerts)
         await webhooks.shutdown()
         return outcomes
