@@ -54,15 +54,20 @@ struct BenchDatabase: Sendable {
         try await PostgresConnection.connect(try PostgresConnectionString(cluster.url), logger: Self.logger)
     }
 
-    /// `count` running sync runs of `integration`: no alert yet.
-    func createRuns(_ integration: UUID, count: Int) async throws -> [UUID] {
+    /// `count` running sync runs of `integration`, each of an endpoint of its own, so that each
+    /// failure opens an incident and sends its alerts (or, with `endpoints`, spread over that many
+    /// endpoints, so that all but their first failures are repeats): no alert yet.
+    func createRuns(_ integration: UUID, count: Int, endpoints: Int? = nil) async throws -> [UUID] {
         try await admin.query(
             """
             INSERT INTO integration_sync_history (integration_config_id, endpoint_name, sync_started_at, status)
-            SELECT $1, 'employees', now(), 'running' FROM generate_series(1, $2)
+            SELECT $1, CASE WHEN $3::integer IS NULL THEN 'endpoint-' || gen_random_uuid()
+                            ELSE 'endpoint-' || (n % $3::integer) END,
+                   now(), 'running'
+              FROM generate_series(1, $2) AS n
             RETURNING id
             """,
-            [integration, count]
+            [integration, count, endpoints]
         ).map { try $0.decode("id", as: UUID.self) }
     }
 
@@ -73,8 +78,9 @@ struct BenchDatabase: Sendable {
         }
     }
 
-    /// Fails the runs as `writers` concurrent connections would, each batch one transaction.
-    func fail(_ batches: [[UUID]], writers: Int) async throws {
+    /// Finishes the runs with `status` as `writers` concurrent connections would, each batch one
+    /// transaction.
+    func finish(_ batches: [[UUID]], status: String = "failed", writers: Int) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for writer in 0..<writers {
                 let mine = stride(from: writer, to: batches.count, by: writers).map { batches[$0] }
@@ -82,7 +88,7 @@ struct BenchDatabase: Sendable {
                     let connection = try await connect()
                     defer { Task { await connection.close() } }
                     for batch in mine {
-                        try await connection.query("UPDATE integration_sync_history SET status = 'failed' WHERE id = ANY ($1::uuid[])", [batch])
+                        try await connection.query("UPDATE integration_sync_history SET status = $1 WHERE id = ANY ($2::uuid[])", [status, batch])
                     }
                 }
             }

@@ -22,6 +22,8 @@ public struct Benchmark: Sendable {
         public var backlog = 100_000
         public var triggerWriters = 8
         public var triggerUpdatesPerWriter = 400
+        /// Repeated failures of four endpoints with open incidents, in all (two rounds).
+        public var stormFailures = 10_000
         /// Status changes committed per transaction by the writers of the throughput phases.
         public var changesPerTransaction = 100
         public var postgresBinaries: String?
@@ -45,6 +47,7 @@ public struct Benchmark: Sendable {
             options.backlog = 1_000
             options.triggerWriters = 4
             options.triggerUpdatesPerWriter = 25
+            options.stormFailures = 200
             return options
         }
     }
@@ -141,11 +144,14 @@ public struct Benchmark: Sendable {
 
         if options.phases.contains(.trigger) {
             progress.phase("\(options.triggerWriters) writers with and without the trigger")
-            let ratio = try await triggerCost(database: database)
-            results.writesWithTrigger = ratio.with
-            results.writesWithoutTrigger = ratio.without
-            results.writesWithTriggerNotifying = ratio.notifying
-            results.writesWithConstantInsert = ratio.constantInsert
+            let rates = try await triggerCost(database: database)
+            results.writesWithoutTrigger = rates[.without] ?? 0
+            results.writesWithTrigger = rates[.repeats] ?? 0
+            results.writesNewIncidents = rates[.newIncidents] ?? 0
+            results.writesWithTriggerNotifying = rates[.notifying] ?? 0
+            results.writesWithConstantInsert = rates[.constantInsert] ?? 0
+            results.successesWithoutTrigger = rates[.successesWithout] ?? 0
+            results.successesWithTrigger = rates[.successes] ?? 0
         }
 
         let counts = try await database.sentCounts()
@@ -227,7 +233,7 @@ public struct Benchmark: Sendable {
         _ = sink.takeArrivals()
         let start = ContinuousClock.now
         let writing = Task {
-            try await database.fail(batches, writers: 8)
+            try await database.finish(batches, writers: 8)
             return ContinuousClock.now
         }
         let finished = try await waitUntilSent(database: database, runs: runs, alertsPerRun: alertsPerRun, arrivals: { receiver.arrivalCount + sink.arrivalCount }, alertd: alertd, timeout: .seconds(600))
@@ -271,22 +277,26 @@ public struct Benchmark: Sendable {
         }
     }
 
-    /// Writers committing one status change per transaction, alertd not running: without the
-    /// trigger (disabled); with it; with it while a dispatcher waits (the bench's own session
-    /// holds the waiting lock, as an idle alertd does, so every transaction notifies); and with
-    /// the trigger's function replaced, in the bench's own cluster, by one that only inserts a
-    /// constant alert row. That last one is the least any trigger can cost that writes the alert
-    /// to integration_alert_history in the writer's transaction. Twice each, in turn.
-    private func triggerCost(database: BenchDatabase) async throws -> (with: Double, without: Double, notifying: Double, constantInsert: Double) {
+    /// Writers committing one status change per transaction, alertd not running, in rounds
+    /// taken in turn (twice each): failures without the trigger (disabled); failures each opening
+    /// an incident of its own; the same while a dispatcher waits (the bench's own session holds
+    /// the waiting lock, as an idle alertd does, so every transaction notifies); the trigger's
+    /// function replaced, in the bench's own cluster, by one that only inserts a constant alert
+    /// row (the least any trigger can cost that writes the alert to integration_alert_history in
+    /// the writer's transaction); repeated failures of four endpoints whose incidents are open
+    /// (the suppression storm: every alert recorded suppressed); and successful runs with and
+    /// without the trigger (no incident open, alert_on_success off: the common case).
+    private func triggerCost(database: BenchDatabase) async throws -> [TriggerVariant: Double] {
         var rates: [TriggerVariant: [Double]] = [:]
         let waiting = AlertStore(connection: try await database.connect(), worker: "bench")
         func triggerFunction() async throws -> String {
             try await database.admin.query("SELECT pg_get_functiondef('public.alertd_enqueue_sync_alerts()'::regprocedure) AS definition")[0].decode("definition")
         }
         let shipped = try await triggerFunction()
+        let count = options.triggerWriters * options.triggerUpdatesPerWriter
         for round in 0..<(2 * TriggerVariant.allCases.count) {
             let variant = TriggerVariant.allCases[round % TriggerVariant.allCases.count]
-            try await database.admin.execute("ALTER TABLE integration_sync_history \(variant == .without ? "DISABLE" : "ENABLE") TRIGGER alertd_enqueue_on_status_change")
+            try await database.admin.execute("ALTER TABLE integration_sync_history \(variant.triggerEnabled ? "ENABLE" : "DISABLE") TRIGGER alertd_enqueue_on_status_change")
             switch variant {
             case .notifying:
                 guard try await waiting.takeWaitingLock(timeout: .seconds(10)) else {
@@ -294,12 +304,16 @@ public struct Benchmark: Sendable {
                 }
             case .constantInsert:
                 try await database.admin.execute(Self.constantInsertTrigger)
-            case .without, .with:
+            default:
                 break
             }
-            let runs = try await database.createRuns(database.webhookIntegration, count: options.triggerWriters * options.triggerUpdatesPerWriter)
+            let runs = try await database.createRuns(
+                database.webhookIntegration,
+                count: variant == .repeats ? max(count, options.stormFailures / 2) : count,
+                endpoints: variant == .repeats ? 4 : nil
+            )
             let start = ContinuousClock.now
-            try await database.fail(runs.map { [$0] }, writers: options.triggerWriters)
+            try await database.finish(runs.map { [$0] }, status: variant.status, writers: options.triggerWriters)
             let rate = Double(runs.count) / (ContinuousClock.now - start).seconds
             rates[variant, default: []].append(rate)
             switch variant {
@@ -310,33 +324,38 @@ public struct Benchmark: Sendable {
                 guard try await triggerFunction() == shipped else {
                     throw BenchCluster.Failure(description: "the bench could not put the shipped trigger function back")
                 }
-            case .without, .with:
+            default:
                 break
             }
             progress.status("\(variant.label): \(Int(rate)) changes/s")
-            if variant != .without {
+            if variant.triggerEnabled {
                 // Their alerts stay out of the count of what must end sent.
                 try await database.admin.query("DELETE FROM integration_alert_history WHERE sync_history_id = ANY ($1::uuid[])", [runs])
             }
         }
         await waiting.connection.close()
         try await database.admin.execute("ALTER TABLE integration_sync_history ENABLE TRIGGER alertd_enqueue_on_status_change")
-        func mean(_ variant: TriggerVariant) -> Double { rates[variant, default: []].reduce(0, +) / Double(max(1, rates[variant, default: []].count)) }
-        return (mean(.with), mean(.without), mean(.notifying), mean(.constantInsert))
+        return rates.mapValues { $0.reduce(0, +) / Double(max(1, $0.count)) }
     }
 
     /// How the trigger stands in one round of the trigger phase.
-    private enum TriggerVariant: CaseIterable {
-        case without, with, notifying, constantInsert
+    enum TriggerVariant: CaseIterable {
+        case without, newIncidents, notifying, constantInsert, repeats, successesWithout, successes
 
         var label: String {
             switch self {
-            case .without: "without the trigger"
-            case .with: "with the trigger"
-            case .notifying: "with the trigger, a dispatcher waiting"
-            case .constantInsert: "a trigger only inserting a constant alert"
+            case .without: "failures without the trigger"
+            case .newIncidents: "failures, each opening an incident"
+            case .notifying: "failures, each opening an incident, a dispatcher waiting"
+            case .constantInsert: "failures, a trigger only inserting a constant alert"
+            case .repeats: "repeated failures of 4 endpoints (suppressed)"
+            case .successesWithout: "successes without the trigger"
+            case .successes: "successes with the trigger"
             }
         }
+
+        var triggerEnabled: Bool { self != .without && self != .successesWithout }
+        var status: String { self == .successes || self == .successesWithout ? "success" : "failed" }
     }
 
     /// The trigger function at its least: one constant alert row, nothing looked up, no

@@ -29,6 +29,8 @@ public struct AlertdConfiguration: Sendable {
     public var channels: [Channel]
     /// Where /healthz, /readyz and /metrics are served; nil (the default): not served.
     public var httpAddress: StatusAddress?
+    /// Incidents' defaults for every integration, and how often reminders are looked for.
+    public var incidents: IncidentSettings
 
     /// One setting: its variable, its flag, and whether its value is a secret.
     public struct Setting: Sendable {
@@ -60,6 +62,9 @@ public struct AlertdConfiguration: Sendable {
         Setting(variable: "ALERTD_WEBHOOK_PER_HOST", flag: "webhook-per-host", secret: false, defaultValue: String(WebhookClient.Settings().perHost), help: "connections to one host at once, 1 to 1024; a slow receiver holds at most 8 × this many webhooks"),
         Setting(variable: "ALERTD_WEBHOOK_CA_FILE", flag: "webhook-ca-file", secret: false, defaultValue: nil, help: "CA bundle for https webhooks instead of the system's"),
         Setting(variable: "ALERTD_WEBHOOK_ALLOW", flag: "webhook-allow", secret: false, defaultValue: nil, help: "internal webhook receivers to admit: CIDRs and host names, comma-separated"),
+        Setting(variable: "ALERTD_INCIDENTS", flag: "incidents", secret: false, defaultValue: "on", help: "on: a failing endpoint's repeated failures are recorded suppressed, with reminders and a recovery notice; off: every failed run sends its alerts (an integration overrides it in configuration_metadata)"),
+        Setting(variable: "ALERTD_INCIDENT_REPEAT_INTERVAL", flag: "incident-repeat-interval", secret: false, defaultValue: IncidentSettings.defaultRepeatInterval.settingText, help: "how long an incident stays open before a reminder, and between reminders; off for none"),
+        Setting(variable: "ALERTD_INCIDENT_SWEEP_INTERVAL", flag: "incident-sweep-interval", secret: false, defaultValue: IncidentSettings.defaultSweepInterval.settingText, help: "how often alertd looks for incidents due a reminder"),
         Setting(variable: "ALERTD_SMTP_URL", flag: "smtp-url", secret: true, defaultValue: nil, help: "smtp://[user:password@]host[:port] (port 587 by default); email is off without it"),
         Setting(variable: "ALERTD_SMTP_FROM", flag: "smtp-from", secret: false, defaultValue: nil, help: "sender address, required with ALERTD_SMTP_URL"),
         Setting(variable: "ALERTD_SMTP_TLS", flag: "smtp-tls", secret: false, defaultValue: "required", help: "required (STARTTLS, verified), optional or none"),
@@ -110,6 +115,24 @@ public struct AlertdConfiguration: Sendable {
             }
             return parsed
         }
+
+        var incidents = IncidentSettings()
+        switch value("ALERTD_INCIDENTS")?.lowercased() {
+        case "on", "true": incidents.enabled = true
+        case "off", "false": incidents.enabled = false
+        case let other: problems.append("ALERTD_INCIDENTS: \"\(other ?? "")\" is not on or off.")
+        }
+        let repeatText = value("ALERTD_INCIDENT_REPEAT_INTERVAL") ?? ""
+        if ["off", "0", "none"].contains(repeatText.lowercased()) {
+            incidents.repeatInterval = nil
+        } else {
+            let interval = duration("ALERTD_INCIDENT_REPEAT_INTERVAL")
+            incidents.repeatInterval = interval
+            if interval < .seconds(1) && !invalid.contains("ALERTD_INCIDENT_REPEAT_INTERVAL") {
+                problems.append("ALERTD_INCIDENT_REPEAT_INTERVAL: \(interval.settingText) is shorter than a second; write off for no reminders.")
+            }
+        }
+        incidents.sweepInterval = duration("ALERTD_INCIDENT_SWEEP_INTERVAL")
 
         var database: PostgresConnectionString?
         if let url = value("ALERTD_DATABASE_URL") {
@@ -177,7 +200,8 @@ public struct AlertdConfiguration: Sendable {
             webhookSigner: signer,
             smtp: smtp,
             channels: smtp == nil ? [.webhook] : [.email, .webhook],
-            httpAddress: httpAddress
+            httpAddress: httpAddress,
+            incidents: incidents
         )
         guard problems.isEmpty else {
             throw AlertdError(.configuration, "The configuration has \(problems.count) problem\(problems.count == 1 ? "" : "s"):\n" + problems.map { "  - \($0)" }.joined(separator: "\n"))
@@ -214,6 +238,9 @@ public struct AlertdConfiguration: Sendable {
             "http_address = \(httpAddress.map { "\($0) (/healthz, /readyz, /metrics)" } ?? "(off)")",
             "channels = \(channels.map(\.rawValue).joined(separator: ", "))\(smtp == nil ? " (email off: ALERTD_SMTP_URL is not set)" : "")",
             "smtp = \(smtp.map(\.description) ?? "(none)")",
+            "incidents = \(incidents.enabled ? "on" : "off") (written to alertd_settings at start; an integration's configuration_metadata -> 'alertd' overrides it)",
+            "incident_repeat_interval = \(incidents.repeatInterval.map(\.settingText) ?? "off (no reminders)")",
+            "incident_sweep_interval = \(incidents.sweepInterval.settingText)",
             "webhook_secret = \(webhookSigner.secrets.isEmpty ? "(none: webhooks are not signed)" : "\(webhookSigner.secrets.count) secret\(webhookSigner.secrets.count == 1 ? "" : "s"), \(SecretRedactor.mask)")",
             "webhook_connect_timeout = \(webhook.connectTimeout)",
             "webhook_timeout = \(webhook.totalTimeout)",

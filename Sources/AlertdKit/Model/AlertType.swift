@@ -8,4 +8,8 @@ public enum AlertType: String, Sendable, CaseIterable, PostgresEncodable, Postgr
     case warning
     /// The run succeeded (sent when the integration has `alert_on_success`, and for tests).
     case success
+    /// The run succeeded and closed its endpoint's incident: the recovery notice.
+    case recovery
+    /// The endpoint's incident is still open after the repeat interval.
+    case reminder
 }

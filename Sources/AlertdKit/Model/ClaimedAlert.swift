@@ -21,8 +21,19 @@ public struct ClaimedAlert: Sendable, Equatable {
     public var doneRecipients: [String] { deliveredRecipients + bouncedRecipients }
     /// Which templates render it: its type, or `test` for a test alert.
     public var templateType: String { origin == .test ? "test" : type.rawValue }
+    /// The webhook's event type: `sync.` and the template type, but `sync.recovered` for a
+    /// recovery notice and `sync.still_failing` for a reminder.
+    public var eventType: String {
+        switch templateType {
+        case "recovery": "sync.recovered"
+        case "reminder": "sync.still_failing"
+        case let type: "sync.\(type)"
+        }
+    }
     public let integration: Integration?
     public let sync: SyncRun?
+    /// The endpoint's incident this alert belongs to, if any: the news, a reminder or a recovery.
+    public let incident: Incident?
 
     public struct Integration: Sendable, Equatable {
         public let id: UUID
@@ -30,6 +41,22 @@ public struct ClaimedAlert: Sendable, Equatable {
         public let type: String
         public let environment: String
         public let tenantID: UUID
+    }
+
+    /// An incident: an endpoint failing from `openedAt` until `resolvedAt`.
+    public struct Incident: Sendable, Equatable {
+        public let id: UUID
+        public let openedAt: Date
+        /// failure, or warning while only partial runs failed.
+        public let severity: String
+        public let resolvedAt: Date?
+        public let remindersSent: Int
+        /// For a reminder or a recovery notice: the runs that failed while it was open, how many,
+        /// the newest (at most 20) and the last one's start and error.
+        public let failedRuns: Int?
+        public let recentRuns: [UUID]
+        public let lastFailedAt: Date?
+        public let lastError: String?
     }
 
     public struct SyncRun: Sendable, Equatable {
@@ -54,7 +81,7 @@ public struct ClaimedAlert: Sendable, Equatable {
         ClaimedAlert(id: UUID(), type: .success, channel: channel, origin: .test, recipients: recipients, attempt: 1, maxAttempts: 1, createdAt: Date(), integration: nil, sync: nil)
     }
 
-    init(id: UUID, type: AlertType, channel: Channel, origin: Origin, recipients: [String], attempt: Int, maxAttempts: Int, createdAt: Date?, integration: Integration?, sync: SyncRun?) {
+    init(id: UUID, type: AlertType, channel: Channel, origin: Origin, recipients: [String], attempt: Int, maxAttempts: Int, createdAt: Date?, integration: Integration?, sync: SyncRun?, incident: Incident? = nil) {
         self.id = id
         self.type = type
         self.channel = channel
@@ -65,6 +92,7 @@ public struct ClaimedAlert: Sendable, Equatable {
         self.createdAt = createdAt
         self.integration = integration
         self.sync = sync
+        self.incident = incident
     }
 
     init(row: PostgresRow) throws {
@@ -109,6 +137,21 @@ public struct ClaimedAlert: Sendable, Equatable {
             )
         } else {
             sync = nil
+        }
+        if let incidentID = try row.decode("incident_id", as: UUID?.self) {
+            incident = Incident(
+                id: incidentID,
+                openedAt: try row.decode("incident_opened_at"),
+                severity: try row.decode("incident_severity"),
+                resolvedAt: try row.decode("incident_resolved_at"),
+                remindersSent: try row.decode("incident_reminders_sent", as: Int?.self) ?? 0,
+                failedRuns: try row.decode("incident_failed_runs"),
+                recentRuns: try row.decode("incident_recent_runs", as: [UUID]?.self) ?? [],
+                lastFailedAt: try row.decode("incident_last_failed_at"),
+                lastError: try row.decode("incident_last_error")
+            )
+        } else {
+            incident = nil
         }
     }
 }

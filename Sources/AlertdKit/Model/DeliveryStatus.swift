@@ -10,4 +10,6 @@ public enum DeliveryStatus: String, Sendable, CaseIterable, PostgresEncodable, P
     case failed
     /// Every email recipient was refused for good.
     case bounced
+    /// A repeat of an open incident: recorded by the trigger, never sent.
+    case suppressed
 }

@@ -8,4 +8,6 @@ public enum Origin: String, Sendable, CaseIterable, PostgresEncodable, PostgresD
     case manual
     /// `alertd --test-notification`: delivered at once, never retried.
     case test
+    /// alertd's incident sweep: a reminder of an incident still open.
+    case incident
 }

@@ -85,6 +85,9 @@ public final class DispatcherMetrics: @unchecked Sendable {
     private let databaseReconnects: Counter
     private let smtpSessionFailures: [SMTPSessionFailure.Reason: Counter]
     private let smtpLoginRefused: Gauge
+    private let incidentsOpen: Gauge
+    private let incidentAlertsSuppressed: Gauge
+    private let remindersQueued: Counter
     // Invariant: `readiness` and `queue` are read and written with `lock` held.
     private let lock = NSLock()
     private var readiness = Readiness(listening: false, databaseError: "not connected yet", stopping: false)
@@ -104,6 +107,9 @@ public final class DispatcherMetrics: @unchecked Sendable {
         listenActive = Gauge(label: "alertd_listen_active", factory: factory)
         listenReconnects = Counter(label: "alertd_listen_reconnects_total", factory: factory)
         databaseReconnects = Counter(label: "alertd_database_reconnects_total", factory: factory)
+        incidentsOpen = Gauge(label: "alertd_incidents_open", factory: factory)
+        incidentAlertsSuppressed = Gauge(label: "alertd_incident_alerts_suppressed", factory: factory)
+        remindersQueued = Counter(label: "alertd_incident_reminders_total", factory: factory)
         inFlight.record(0)
         publishReadiness(readiness)
     }
@@ -150,6 +156,17 @@ public final class DispatcherMetrics: @unchecked Sendable {
             queue.oldestDueAge[channel]?.record(state.oldestDueAge[channel.rawValue, default: 0])
         }
         queue.readAt.record(readAt.timeIntervalSince1970)
+    }
+
+    /// Open incidents and their suppressed alerts, as the incident sweep last read them.
+    public func setIncidents(open: Int, suppressedAlerts: Int) {
+        incidentsOpen.record(open)
+        incidentAlertsSuppressed.record(suppressedAlerts)
+    }
+
+    /// Reminders this instance queued.
+    public func remindersQueued(_ count: Int) {
+        remindersQueued.increment(by: count)
     }
 
     public func setListening(_ listening: Bool, reconnected: Bool = false) {

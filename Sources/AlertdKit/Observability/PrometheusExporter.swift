@@ -86,6 +86,9 @@ enum MetricCatalogue {
         "alertd_listen_active": ("1 while the LISTEN connection is up.", nil),
         "alertd_listen_reconnects_total": ("Times the LISTEN connection was lost and made again.", nil),
         "alertd_database_reconnects_total": ("Times a claiming or recording connection was lost and made again.", nil),
+        "alertd_incidents_open": ("Incidents open now, in the whole database: endpoints whose last run failed and whose repeats are suppressed.", nil),
+        "alertd_incident_alerts_suppressed": ("Alerts recorded suppressed (repeats, not sent) of the incidents open now.", nil),
+        "alertd_incident_reminders_total": ("Reminders of open incidents this instance queued (one per channel).", nil),
     ]
 
     /// The metric's name with its HELP text.

@@ -19,7 +19,11 @@ public struct Migration: Sendable, Equatable {
     /// `20251122_add_retry_and_alerts`, the file name without `.sql`.
     public var id: String { "\(version)_\(name)" }
 
-    /// The tables its rollback drops, read from its `DROP TABLE` statements.
+    /// Tables that hold settings, not records: a rollback drops them with their rows unasked.
+    static let settingsTables: Set<String> = ["alertd_settings"]
+
+    /// The tables its rollback drops that may hold records, read from its `DROP TABLE`
+    /// statements.
     public var tablesDroppedByRollback: [String] {
         guard let rollbackSQL else { return [] }
         return rollbackSQL
@@ -33,7 +37,7 @@ public struct Migration: Sendable, Equatable {
                 if rest.first?.uppercased() == "IF", rest.dropFirst().first?.uppercased() == "EXISTS" {
                     rest = rest.dropFirst(2)
                 }
-                return rest.first
+                return rest.first.flatMap { Self.settingsTables.contains($0) ? nil : $0 }
             }
     }
 

@@ -170,6 +170,26 @@ public struct SchemaVerifier: Sendable {
                 (SELECT p.prosrc LIKE '%pg_try_advisory_xact_lock_shared(1634497140, 1)%' FROM pg_proc p
                   WHERE p.oid = to_regprocedure('public.alertd_enqueue_sync_alerts()'))
                 """),
+            // 20251127: incidents.
+            holds("table integration_alert_incidents", "to_regclass('public.integration_alert_incidents') IS NOT NULL"),
+            index("idx_alert_incidents_open"),
+            rowLevelSecurity("integration_alert_incidents"),
+            policy("integration_alert_incidents", "alert_incidents_select_policy"),
+            tableGrant("integration_alert_incidents", "SELECT"),
+            holds("table alertd_settings with its row", "to_regclass('public.alertd_settings') IS NOT NULL AND EXISTS (SELECT 1 FROM public.alertd_settings)"),
+            column("integration_alert_history", "incident_id"),
+            holds("delivery status 'suppressed' and alert types 'recovery', 'reminder' allowed", """
+                (SELECT count(*) = 2 FROM pg_constraint
+                  WHERE conrelid = to_regclass('public.integration_alert_history') AND contype = 'c'
+                    AND (pg_get_constraintdef(oid) LIKE '%''suppressed''%' OR pg_get_constraintdef(oid) LIKE '%''reminder''%'))
+                """),
+            holds("trigger opens incidents", """
+                (SELECT p.prosrc LIKE '%integration_alert_incidents%' FROM pg_proc p
+                  WHERE p.oid = to_regprocedure('public.alertd_enqueue_sync_alerts()'))
+                """),
+            holds("trigger alertd_delete_incidents_on_delete on integration_configs", """
+                EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'alertd_delete_incidents_on_delete' AND tgrelid = to_regclass('public.integration_configs') AND tgenabled <> 'D')
+                """),
         ]
         return checks
     }()

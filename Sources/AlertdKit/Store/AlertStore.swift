@@ -59,10 +59,12 @@ public struct AlertStore: Sendable {
                    h.id AS sync_id, \(Self.cut("h.endpoint_name", 500)) AS endpoint_name, h.status AS sync_status, h.sync_started_at,
                    h.sync_completed_at, h.duration_seconds, h.records_synced, h.records_failed,
                    h.records_skipped, \(Self.cut("h.error_message", 8000)) AS error_message, h.retry_count, h.max_retries,
-                   h.retry_at, h.triggered_by
+                   h.retry_at, h.triggered_by,
+                   \(Self.incidentColumns)
               FROM claimed c
               LEFT JOIN integration_configs i ON i.id = c.integration_config_id
               LEFT JOIN integration_sync_history h ON h.id = c.sync_history_id
+              \(Self.incidentJoins)
              ORDER BY c.next_attempt_at
             """,
             [limit, worker, channels, lease.seconds, excludingDestinations]
@@ -76,6 +78,35 @@ public struct AlertStore: Sendable {
     static func destination(_ recipients: String) -> String {
         "coalesce(lower(substring(\(recipients)[1] from '^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?((?:\\[[^]]*\\]|[^/?#:]*)(?::[0-9]*)?)')), '')"
     }
+
+    /// The incident of claimed alert `c`, as columns: `ClaimedAlert.Incident` reads them.
+    static let incidentColumns = """
+        n.id AS incident_id, n.opened_at AS incident_opened_at, n.severity AS incident_severity,
+        n.resolved_at AS incident_resolved_at, n.reminders_sent AS incident_reminders_sent,
+        s.failed_runs AS incident_failed_runs, s.recent_runs AS incident_recent_runs,
+        lr.sync_started_at AS incident_last_failed_at, \(cut("lr.error_message", 2000)) AS incident_last_error
+        """
+
+    /// Joins `incidentColumns` reads: the incident, and for a reminder or a recovery notice the
+    /// runs that failed while it was open (read through the integration's alerts, newest first).
+    static let incidentJoins = """
+        LEFT JOIN integration_alert_incidents n ON n.id = c.incident_id
+        LEFT JOIN LATERAL (
+          SELECT count(*)::integer AS failed_runs,
+                 (array_agg(r.run ORDER BY r.at DESC))[1:20] AS recent_runs,
+                 (array_agg(r.run ORDER BY r.at DESC))[1] AS last_run
+            FROM (SELECT a.sync_history_id AS run, max(a.created_at) AS at
+                    FROM integration_alert_history a
+                   WHERE c.alert_type IN ('recovery', 'reminder')
+                     AND a.integration_config_id = c.integration_config_id
+                     AND a.incident_id = c.incident_id
+                     AND a.alert_type IN ('failure', 'warning')
+                     AND a.sync_history_id IS NOT NULL
+                   GROUP BY a.sync_history_id) r
+           HAVING count(*) > 0
+        ) s ON true
+        LEFT JOIN integration_sync_history lr ON lr.id = s.last_run
+        """
 
     /// SQL that cuts a text column to `limit` characters, saying so.
     static func cut(_ column: String, _ limit: Int) -> String {
@@ -115,8 +146,10 @@ public struct AlertStore: Sendable {
                    NULL::uuid AS sync_id, NULL AS endpoint_name, NULL AS sync_status, NULL::timestamp AS sync_started_at,
                    NULL::timestamp AS sync_completed_at, NULL::int AS duration_seconds, NULL::int AS records_synced,
                    NULL::int AS records_failed, NULL::int AS records_skipped, NULL AS error_message, NULL::int AS retry_count,
-                   NULL::int AS max_retries, NULL::timestamp AS retry_at, NULL AS triggered_by
+                   NULL::int AS max_retries, NULL::timestamp AS retry_at, NULL AS triggered_by,
+                   \(Self.incidentColumns)
               FROM claimed c JOIN integration_configs i ON i.id = c.integration_config_id
+              \(Self.incidentJoins)
              ORDER BY c.alert_channel
             """,
             [integration, worker, channels, lease.seconds]

@@ -3,7 +3,7 @@ import Foundation
 
 /// What templates can use, built from a claimed alert. docs/templates.md lists every name.
 public struct AlertContext: Sendable {
-    /// failure, warning, success or test: which templates render it.
+    /// failure, warning, success, recovery, reminder or test: which templates render it.
     public let templateType: String
     /// The facts, typed: what the stock webhook body and subjects write, and `values` gives
     /// Mustache.
@@ -15,6 +15,10 @@ public struct AlertContext: Sendable {
     let errorTruncated: Bool
     /// The retry the sync run has scheduled, if any.
     let retry: (number: Int, max: Int, nextAt: String)?
+    /// How long the alert's incident has been failing (until it recovered, or until now).
+    let failingSeconds: Int?
+    /// The incident's last error, cut to `errorLimit`.
+    let incidentError: String?
 
     /// The longest error message a message carries; longer ones are cut and flagged.
     public static let errorLimit = 2000
@@ -30,6 +34,13 @@ public struct AlertContext: Sendable {
             retry = (sync.retryCount + 1, sync.maxRetries, Self.timestamp(retryAt))
         } else {
             retry = nil
+        }
+        if let incident = alert.incident {
+            failingSeconds = max(0, Int((incident.resolvedAt ?? now).timeIntervalSince(incident.openedAt)))
+            incidentError = incident.lastError.map { Self.cut($0).text }.flatMap { $0.isEmpty ? nil : $0 }
+        } else {
+            failingSeconds = nil
+            incidentError = nil
         }
         if let linkBase, !linkBase.isEmpty, let integration = alert.integration, let sync = alert.sync {
             let base = linkBase.hasSuffix("/") ? String(linkBase.dropLast()) : linkBase
@@ -50,6 +61,7 @@ public struct AlertContext: Sendable {
                 "attempt": alert.attempt,
                 "max_attempts": alert.maxAttempts,
                 "is_test": alert.origin == .test,
+                "event": alert.eventType,
             ] as [String: Any],
             "generated_at": generatedAt,
         ]
@@ -87,6 +99,27 @@ public struct AlertContext: Sendable {
             }
             if let link { values["link"] = link }
         }
+        if let incident = alert.incident {
+            var incidentValues: [String: Any] = [
+                "id": incident.id.postgresText,
+                "opened_at": Self.timestamp(incident.openedAt),
+                "severity": incident.severity,
+                "is_open": incident.resolvedAt == nil,
+                "failing_seconds": failingSeconds ?? 0,
+                "failing_for": Self.duration(failingSeconds ?? 0),
+                "reminders_sent": incident.remindersSent,
+                "has_failed_runs": incident.failedRuns != nil,
+                "runs": incident.recentRuns.enumerated().map { index, run in
+                    ["id": run.postgresText, "last": index == incident.recentRuns.count - 1] as [String: Any]
+                },
+                "has_runs": !incident.recentRuns.isEmpty,
+            ]
+            if let resolved = incident.resolvedAt { incidentValues["resolved_at"] = Self.timestamp(resolved) }
+            if let failedRuns = incident.failedRuns { incidentValues["failed_runs"] = failedRuns }
+            if let lastFailed = incident.lastFailedAt { incidentValues["last_failed_at"] = Self.timestamp(lastFailed) }
+            if let incidentError { incidentValues["last_error"] = incidentError }
+            values["incident"] = incidentValues
+        }
         return values
     }
 
@@ -98,10 +131,11 @@ public struct AlertContext: Sendable {
         String(PostgresTimestamp.format(date).prefix(19)) + "Z"
     }
 
-    /// 42 s, 3 m 5 s, 2 h 0 m.
+    /// 42 s, 3 m 5 s, 2 h 0 m, 3 d 4 h.
     static func duration(_ seconds: Int) -> String {
         if seconds < 60 { return "\(seconds) s" }
         if seconds < 3600 { return "\(seconds / 60) m \(seconds % 60) s" }
-        return "\(seconds / 3600) h \(seconds % 3600 / 60) m"
+        if seconds < 86_400 { return "\(seconds / 3600) h \(seconds % 3600 / 60) m" }
+        return "\(seconds / 86_400) d \(seconds % 86_400 / 3600) h"
     }
 }

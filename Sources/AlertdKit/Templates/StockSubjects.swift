@@ -11,6 +11,8 @@ enum StockSubjects {
         "failure": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Sync failed: {{integration.name}} · {{sync.endpoint}}\n",
         "warning": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Sync partly failed: {{integration.name}} · {{sync.endpoint}}\n",
         "success": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Sync succeeded: {{integration.name}} · {{sync.endpoint}}\n",
+        "recovery": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Sync recovered: {{integration.name}} · {{sync.endpoint}}\n",
+        "reminder": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Still failing: {{integration.name}} · {{sync.endpoint}}\n",
         "test": "{{% CONTENT_TYPE: TEXT}}\n[Test] alertd test notification{{#integration.name}}: {{integration.name}}{{/integration.name}}\n",
     ]
 
@@ -26,6 +28,8 @@ enum StockSubjects {
         case "test": return alert.integration == nil ? "[Test] alertd test notification\n" : "[Test] alertd test notification: \(name)\n"
         case "warning": return "[alertd] Sync partly failed: \(name) · \(endpoint)\n"
         case "success": return "[alertd] Sync succeeded: \(name) · \(endpoint)\n"
+        case "recovery": return "[alertd] Sync recovered: \(name) · \(endpoint)\n"
+        case "reminder": return "[alertd] Still failing: \(name) · \(endpoint)\n"
         default: return "[alertd] Sync failed: \(name) · \(endpoint)\n"
         }
     }

@@ -13,7 +13,7 @@ enum StockWebhookBody {
     static let template = #"""
         {{% CONTENT_TYPE: JSON}}
         {
-          "type": "sync.{{alert.type}}",
+          "type": "{{alert.event}}",
           "timestamp": "{{generated_at}}",
           "data": {
             "alert": {{#alert}}{"id": "{{id}}", "type": "{{type}}", "attempt": {{attempt}}, "test": {{is_test}}}{{/alert}},
@@ -31,6 +31,7 @@ enum StockWebhookBody {
               "triggered_by": "{{triggered_by}}",
               "retry": {{#retry}}{"number": {{number}}, "max": {{max}}, "next_at": "{{next_at}}"}{{/retry}}{{^retry}}null{{/retry}}
             }{{/sync}}{{^sync}}null{{/sync}},
+            "incident": {{#incident}}{"id": "{{id}}", "opened_at": "{{opened_at}}", "resolved_at": {{#resolved_at}}"{{.}}"{{/resolved_at}}{{^resolved_at}}null{{/resolved_at}}, "failing_seconds": {{failing_seconds}}, "failed_runs": {{#has_failed_runs}}{{failed_runs}}{{/has_failed_runs}}{{^has_failed_runs}}null{{/has_failed_runs}}, "recent_runs": [{{#runs}}"{{id}}"{{^last}}, {{/last}}{{/runs}}], "last_error": {{#last_error}}"{{.}}"{{/last_error}}{{^last_error}}null{{/last_error}}}{{/incident}}{{^incident}}null{{/incident}},
             "link": {{#link}}"{{.}}"{{/link}}{{^link}}null{{/link}}
           }
         }
@@ -41,8 +42,8 @@ enum StockWebhookBody {
     static func render(_ context: AlertContext) -> Data {
         let alert = context.alert
         var out = JSONWriter()
-        out.raw("{\n  \"type\": \"sync.")
-        out.escaped(alert.templateType)
+        out.raw("{\n  \"type\": \"")
+        out.escaped(alert.eventType)
         out.raw("\",\n  \"timestamp\": \"")
         out.escaped(context.generatedAt)
         out.raw("\",\n  \"data\": {\n    \"alert\": {\"id\": \"")
@@ -108,6 +109,31 @@ enum StockWebhookBody {
                 out.raw("null")
             }
             out.raw("\n    }")
+        } else {
+            out.raw("null")
+        }
+        out.raw(",\n    \"incident\": ")
+        if let incident = alert.incident {
+            out.raw("{\"id\": \"")
+            out.escaped(incident.id.postgresText)
+            out.raw("\", \"opened_at\": \"")
+            out.escaped(AlertContext.timestamp(incident.openedAt))
+            out.raw("\", \"resolved_at\": ")
+            out.quotedOrNull(incident.resolvedAt.map(AlertContext.timestamp))
+            out.raw(", \"failing_seconds\": ")
+            out.number(context.failingSeconds ?? 0)
+            out.raw(", \"failed_runs\": ")
+            if let failedRuns = incident.failedRuns { out.number(failedRuns) } else { out.raw("null") }
+            out.raw(", \"recent_runs\": [")
+            for (index, run) in incident.recentRuns.enumerated() {
+                if index > 0 { out.raw(", ") }
+                out.raw("\"")
+                out.escaped(run.postgresText)
+                out.raw("\"")
+            }
+            out.raw("], \"last_error\": ")
+            out.quotedOrNull(context.incidentError)
+            out.raw("}")
         } else {
             out.raw("null")
         }

@@ -6,7 +6,7 @@ import Testing
 @Suite struct MigrationFilesTests {
     @Test func loadsTheMigrationsInOrderWithTheirRollbacks() throws {
         let migrations = try Migration.load(from: TestPostgres.sqlDirectory)
-        #expect(migrations.map(\.id) == ["20251122_add_retry_and_alerts", "20251124_alertd_outbox", "20251125_alertd_dispatcher_role", "20251126_alertd_notify_when_waited_for"])
+        #expect(migrations.map(\.id) == ["20251122_add_retry_and_alerts", "20251124_alertd_outbox", "20251125_alertd_dispatcher_role", "20251126_alertd_notify_when_waited_for", "20251127_alertd_incidents"])
         #expect(migrations.allSatisfy { $0.rollbackSQL != nil })
     }
 
@@ -15,6 +15,8 @@ import Testing
         #expect(migrations[0].tablesDroppedByRollback == ["integration_alert_history"])
         #expect(migrations[1].tablesDroppedByRollback == ["integration_alert_attempts"])
         #expect(migrations[2].tablesDroppedByRollback == [])
+        // alertd_settings holds settings, not records: dropped without asking.
+        #expect(migrations[4].tablesDroppedByRollback == ["integration_alert_incidents"])
     }
 
     @Test func readsDropTableStatementsOnly() {

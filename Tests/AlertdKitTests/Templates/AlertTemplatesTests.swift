@@ -131,7 +131,9 @@ import Testing
         for alert in [full, hostile, success, sparse, test] {
             for link in [nil, "https://app.example.com/"] {
                 let context = AlertContext(alert: alert, linkBase: link, now: now)
+                // Added since: the alert's incident, null for an alert without one.
                 let mine = String(decoding: try current.renderWebhookBody(context), as: UTF8.self)
+                    .replacingOccurrences(of: "\n    \"incident\": null,", with: "")
                 let theirs = String(decoding: try earlier.renderWebhookBody(context), as: UTF8.self)
                 #expect(mine == theirs, "\(alert.type) \(alert.origin) link \(link ?? "none"):\n\(mine)\n---\n\(theirs)")
             }
@@ -157,6 +159,18 @@ import Testing
                         id: sync.id, endpoint: text, status: n % 2 == 0 ? "failed" : type.rawValue, startedAt: sync.startedAt, completedAt: n % 2 == 0 ? nil : sync.completedAt,
                         durationSeconds: n % 2 == 0 ? nil : -n, recordsSynced: Int.max, recordsFailed: Int.min, recordsSkipped: n, errorMessage: n % 3 == 1 ? nil : text,
                         retryCount: n % 3, maxRetries: 2, retryAt: n % 2 == 0 ? sync.retryAt : nil, triggeredBy: text
+                    )
+                ))
+                // With an incident: open or closed, its runs counted or not, none to three of
+                // them listed, its last error any text or none.
+                let runs = (0..<(n % 4)).map { _ in UUID() }
+                alerts.append(ClaimedAlert(
+                    id: UUID(), type: type, channel: .webhook, origin: .trigger, recipients: [], attempt: 1, maxAttempts: 10, createdAt: nil,
+                    integration: full.integration, sync: full.sync,
+                    incident: .init(
+                        id: UUID(), openedAt: sync.startedAt.addingTimeInterval(-Double(n) * 40_000), severity: n % 2 == 0 ? "failure" : "warning",
+                        resolvedAt: n % 2 == 0 ? nil : sync.startedAt, remindersSent: n, failedRuns: n % 3 == 0 ? nil : n,
+                        recentRuns: runs, lastFailedAt: n % 3 == 0 ? nil : sync.startedAt, lastError: n % 3 == 2 ? nil : text
                     )
                 ))
             }

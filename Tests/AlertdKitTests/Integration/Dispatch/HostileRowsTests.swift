@@ -70,7 +70,8 @@ import Testing
                     let id = try await rows.integration(tenant: tenant, type: "type\(index)", name: String(setup.name.prefix(100)), alertOnFailure: true, alertOnSuccess: true, emails: setup.emails, webhook: setup.webhook)
                     ids[setup.name] = id
                     for n in 0..<3 {
-                        let run = try await rows.syncRun(integration: id, endpoint: String(setup.endpoint.prefix(100)))
+                        // An endpoint per run: each run's alert goes out (no incident's repeat).
+                        let run = try await rows.syncRun(integration: id, endpoint: String(setup.endpoint.prefix(98)) + "-\(n)")
                         try await connection.query("UPDATE integration_sync_history SET status = $2, error_message = $3 WHERE id = $1", [run, ["failed", "partial", "success"][n], setup.error])
                     }
                 }

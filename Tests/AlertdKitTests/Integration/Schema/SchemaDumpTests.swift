@@ -11,6 +11,8 @@ import Testing
     static var outboxFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251124_alertd_outbox.sql") }
     static var roleFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251125_alertd_dispatcher_role.sql") }
     static var notifyFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251126_alertd_notify_when_waited_for.sql") }
+    static var incidentsFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251127_alertd_incidents.sql") }
+    static var incidentsRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251127_alertd_incidents.rollback.sql") }
     static var seedRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251122_add_retry_and_alerts.rollback.sql") }
     static var outboxRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251124_alertd_outbox.rollback.sql") }
     static var platformVersionFile: URL {
@@ -85,12 +87,46 @@ import Testing
         }
     }
 
+    @Test func theIncidentsAppliedTwiceChangeNothingAndTheirRollbackUndoesThem() async throws {
+        try await TestPostgres.withDatabase(.platform) { database in
+            for file in [Self.seedFile, Self.outboxFile, Self.roleFile, Self.notifyFile] {
+                try await database.applyWithPsql(file)
+            }
+            let before = try await database.schemaDump()
+            try await database.applyWithPsql(Self.incidentsFile)
+            let once = try await database.schemaDump()
+            #expect(once != before)
+            try await database.applyWithPsql(Self.incidentsFile)
+            #expect(try await database.schemaDump() == once)
+            try await database.applyWithPsql(Self.incidentsRollbackFile)
+            #expect(try await database.schemaDump() == before)
+        }
+    }
+
+    @Test func theIncidentsRollbackKeepsTheirAlertsUnderTheOlderWords() async throws {
+        try await TestPostgres.withDatabase { database in
+            try await database.withConnection { connection in
+                let rows = PlatformRows(connection)
+                let integration = try await rows.integration(tenant: try await rows.tenant(), webhook: "https://hooks.example.com/x")
+                for status in ["failed", "failed", "success"] {
+                    try await rows.syncRun(integration: integration, status: status)
+                }
+                try await database.applyWithPsql(Self.incidentsRollbackFile)
+                let kept = try await connection.query(
+                    "SELECT alert_type, delivery_status, metadata->>'alertd_kind' AS kind FROM integration_alert_history ORDER BY created_at"
+                ).map { "\(try $0.decode("alert_type", as: String.self))/\(try $0.decode("delivery_status", as: String.self))/\(try $0.decode("kind", as: String?.self) ?? "-")" }
+                #expect(kept == ["failure/pending/-", "failure/failed/suppressed", "success/pending/recovery"])
+            }
+        }
+    }
+
     @Test func alertdDbMigrateAndRollbackMatchApplyingTheFilesByHand() async throws {
         let byHand = try await TestPostgres.withDatabase(.platform) { database in
             try await database.applyWithPsql(Self.seedFile)
             try await database.applyWithPsql(Self.outboxFile)
             try await database.applyWithPsql(Self.roleFile)
             try await database.applyWithPsql(Self.notifyFile)
+            try await database.applyWithPsql(Self.incidentsFile)
             return try await database.schemaDump()
         }
         try await TestPostgres.withDatabase(.platform) { database in

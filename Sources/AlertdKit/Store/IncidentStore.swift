@@ -1,0 +1,130 @@
+import AlertdPostgres
+import Foundation
+
+/// The SQL of incidents that alertd runs itself: publishing the defaults, queueing reminders,
+/// and the figures /metrics shows. The trigger opens, counts and closes incidents.
+public struct IncidentStore: Sendable {
+    public let connection: PostgresConnection
+    public let worker: String
+
+    public init(connection: PostgresConnection, worker: String) {
+        self.connection = connection
+        self.worker = worker
+    }
+
+    /// The defaults as the database holds them.
+    public struct Defaults: Sendable, Equatable {
+        public let enabled: Bool
+        /// nil: no reminders.
+        public let repeatInterval: Duration?
+        public let updatedBy: String?
+    }
+
+    /// Writes `settings` to `alertd_settings` when they differ from what is there, and returns
+    /// what was there before (nil when nothing changed).
+    public func publish(_ settings: IncidentSettings) async throws -> Defaults? {
+        let seconds = settings.repeatInterval.map { Double($0.components.seconds) } ?? 0
+        let rows = try await connection.query(
+            """
+            WITH before AS (
+              SELECT incidents, extract(epoch FROM repeat_interval)::float8 AS repeat_seconds, updated_by
+                FROM alertd_settings FOR UPDATE
+            ), changed AS (
+              UPDATE alertd_settings s
+                 SET incidents = $1, repeat_interval = make_interval(secs => $2), updated_at = now(), updated_by = $3
+                FROM before
+               WHERE before.incidents IS DISTINCT FROM $1 OR before.repeat_seconds IS DISTINCT FROM $2
+              RETURNING s.singleton
+            )
+            SELECT before.* FROM before, changed
+            """,
+            [settings.enabled, seconds, worker]
+        )
+        guard let row = rows.first else { return nil }
+        let repeatSeconds = try row.decode("repeat_seconds", as: Double.self)
+        return Defaults(
+            enabled: try row.decode("incidents"),
+            repeatInterval: repeatSeconds > 0 ? .milliseconds(Int64(repeatSeconds * 1000)) : nil,
+            updatedBy: try row.decode("updated_by")
+        )
+    }
+
+    /// Queues one reminder per channel for each open incident whose news or last reminder is
+    /// older than its repeat interval (the integration's, else the default), at most `limit`
+    /// incidents at a time, and returns how many reminders it queued.
+    ///
+    /// One statement: the incident is locked, stamped and its reminders written together, and
+    /// an incident another instance holds is skipped, so two instances never both remind.
+    /// A reminder goes where the incident's news went; its sync run is the last that failed.
+    public func queueReminders(limit: Int) async throws -> Int {
+        let rows = try await connection.query(
+            """
+            WITH due AS (
+              SELECT i.id
+                FROM integration_alert_incidents i
+                LEFT JOIN alertd_settings s ON true
+               CROSS JOIN LATERAL (
+                 SELECT coalesce(CASE WHEN jsonb_typeof(i.settings -> 'repeat_interval_minutes') = 'number'
+                                      THEN make_interval(secs => 60 * least((i.settings ->> 'repeat_interval_minutes')::float8, 1e7)) END,
+                                 s.repeat_interval, interval '4 hours') AS every
+               ) r
+               WHERE i.resolved_at IS NULL
+                 AND r.every > interval '0'
+                 AND i.last_notified_at <= now() - r.every
+               ORDER BY i.last_notified_at
+               LIMIT $1
+               FOR UPDATE OF i SKIP LOCKED
+            ), reminded AS (
+              UPDATE integration_alert_incidents i
+                 SET last_notified_at = now(), reminders_sent = i.reminders_sent + 1
+                FROM due
+               WHERE i.id = due.id AND i.resolved_at IS NULL
+              RETURNING i.id, i.integration_config_id, i.reminders_sent, i.news_email_alert_id, i.news_webhook_alert_id
+            )
+            INSERT INTO integration_alert_history
+                   (integration_config_id, sync_history_id, alert_type, alert_channel, recipients,
+                    sent_at, delivery_status, origin, metadata, incident_id)
+            SELECT m.integration_config_id, last_run.id, 'reminder', news.alert_channel, news.recipients,
+                   NULL, 'pending', 'incident', jsonb_build_object('reminder', m.reminders_sent, 'queued_by', $2::text), m.id
+              FROM reminded m
+              JOIN integration_alert_history news
+                ON news.id IN (m.news_email_alert_id, m.news_webhook_alert_id)
+              LEFT JOIN LATERAL (
+                SELECT a.sync_history_id AS id
+                  FROM integration_alert_history a
+                 WHERE a.integration_config_id = m.integration_config_id
+                   AND a.incident_id = m.id
+                   AND a.alert_type IN ('failure', 'warning')
+                   AND a.sync_history_id IS NOT NULL
+                 ORDER BY a.created_at DESC
+                 LIMIT 1
+              ) last_run ON true
+            RETURNING id
+            """,
+            [limit, worker]
+        )
+        return rows.count
+    }
+
+    /// What /metrics shows of incidents: how many are open, and how many alerts their repeats
+    /// were recorded as, suppressed.
+    public struct State: Sendable, Equatable {
+        public let open: Int
+        public let suppressedAlerts: Int
+    }
+
+    public func state() async throws -> State {
+        let rows = try await connection.query(
+            """
+            SELECT count(*)::integer AS open,
+                   coalesce(sum((SELECT count(*) FROM integration_alert_history a
+                                   WHERE a.integration_config_id = i.integration_config_id
+                                     AND a.incident_id = i.id
+                                     AND a.delivery_status = 'suppressed')), 0)::integer AS suppressed
+              FROM integration_alert_incidents i
+             WHERE i.resolved_at IS NULL
+            """
+        )
+        return State(open: try rows[0].decode("open"), suppressedAlerts: try rows[0].decode("suppressed"))
+    }
+}
