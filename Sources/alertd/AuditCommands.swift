@@ -27,15 +27,17 @@ struct HistoryCommand: AsyncParsableCommand {
     // Not --integration: that is alertd's own option, for --test-notification.
     @Option(name: .customLong("integration-id"), help: "Only this integration's alerts (its id).") var integration: String?
     @Option(name: .customLong("sync-run"), help: "Only the alerts of this sync run (its id).") var syncRun: String?
-    @Option(help: "Only alerts with this delivery status: pending, sent, failed or bounced.") var status: String?
+    @Option(help: "Only alerts with this delivery status: pending, sent, failed, bounced or suppressed.") var status: String?
     @Option(help: "Only email or only webhook alerts.") var channel: String?
+    @Option(help: "Only the alerts of this incident (its id, as alertd incidents lists it).") var incident: String?
     @Option(help: "Only alerts created since: a time (2026-11-24T09:30:00Z, 2026-11-24) or an age (90m, 6h, 7d).") var since: String?
     @Option(help: "Only alerts created before this time or age.") var until: String?
     @Option(help: "At most this many alerts (default 50).") var limit = 50
     @Flag(help: "Print JSON (an array of objects) instead of a table.") var json = false
 
     func validate() throws {
-        if let status, !["pending", "sent", "failed", "bounced"].contains(status) { throw ValidationError("--status is pending, sent, failed or bounced.") }
+        if let status, !DeliveryStatus.allCases.map(\.rawValue).contains(status) { throw ValidationError("--status is pending, sent, failed, bounced or suppressed.") }
+        if let incident, UUID(uuidString: incident) == nil { throw ValidationError("--incident takes an incident's id (a UUID).") }
         if let channel, !["email", "webhook"].contains(channel) { throw ValidationError("--channel is email or webhook.") }
         if let integration, UUID(uuidString: integration) == nil { throw ValidationError("--integration-id takes an integration's id (a UUID).") }
         if let syncRun, UUID(uuidString: syncRun) == nil { throw ValidationError("--sync-run takes a sync run's id (a UUID).") }
@@ -50,6 +52,7 @@ struct HistoryCommand: AsyncParsableCommand {
         filter.syncRun = syncRun.flatMap(UUID.init(uuidString:))
         filter.status = status
         filter.channel = channel
+        filter.incident = incident.flatMap(UUID.init(uuidString:))
         filter.since = try since.map { try parseTime($0) }
         filter.until = try until.map { try parseTime($0) }
         filter.limit = limit
@@ -61,11 +64,7 @@ struct HistoryCommand: AsyncParsableCommand {
             } else if records.isEmpty {
                 print("No alerts match.")
             } else {
-                print(AuditFormat.table(records, columns: [
-                    ("created_at", "CREATED", 22), ("id", "ALERT", 36), ("integration_name", "INTEGRATION", 24),
-                    ("alert_type", "TYPE", 7), ("alert_channel", "CHANNEL", 7), ("delivery_status", "STATUS", 7),
-                    ("attempt_count", "TRIES", 5), ("delivery_error", "ERROR", 60),
-                ]))
+                print(AuditFormat.table(records, columns: AuditFormat.alertColumns))
             }
         }
     }
@@ -111,7 +110,7 @@ struct ShowCommand: AsyncParsableCommand {
 struct ReplayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
-        abstract: "Queue failed or bounced alerts again, each replay noted in the alert's metadata.",
+        abstract: "Queue failed or bounced alerts again (or send a suppressed one), each replay noted in the alert's metadata.",
         discussion: "alertd replay <alert-id> ...   or   alertd replay --failed --since 6h"
     )
 
@@ -151,11 +150,69 @@ struct ReplayCommand: AsyncParsableCommand {
                 for id in ids where !replayed.contains(id) {
                     refused += 1
                     let status = statuses[id]
-                    printError(status == nil ? "alertd: no alert \(id.uuidString.lowercased())." : "alertd: \(id.uuidString.lowercased()) is \(status!); only failed or bounced alerts are replayed.")
+                    printError(status == nil ? "alertd: no alert \(id.uuidString.lowercased())." : "alertd: \(id.uuidString.lowercased()) is \(status!); only failed, bounced or suppressed alerts are replayed.")
                 }
                 if refused > 0 { throw ExitCode.failure }
             } else {
                 print(replayed.isEmpty ? "No failed or bounced alert since then." : "\(replayed.count) alert\(replayed.count == 1 ? "" : "s") queued again.")
+            }
+        }
+    }
+}
+
+struct IncidentsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "incidents",
+        abstract: "List open incidents, newest first, or show one with its alerts (the plain SQL is in docs/audit-queries.md).",
+        discussion: "alertd incidents   ·   alertd incidents --all --limit 20   ·   alertd incidents <incident-id>"
+    )
+
+    @OptionGroup var options: DatabaseOptions
+    @Argument(help: "Show this incident (its id) and its alerts.") var incident: String?
+    @Flag(help: "Resolved incidents too, not only the open ones.") var all = false
+    @Option(name: .customLong("integration-id"), help: "Only this integration's incidents (its id).") var integration: String?
+    @Option(help: "At most this many incidents (default 50).") var limit = 50
+    @Flag(help: "Print JSON instead of a table.") var json = false
+
+    func validate() throws {
+        if let incident, UUID(uuidString: incident) == nil { throw ValidationError("\(incident) is not an incident id (a UUID), as alertd incidents lists it.") }
+        if let integration, UUID(uuidString: integration) == nil { throw ValidationError("--integration-id takes an integration's id (a UUID).") }
+        guard (1...10_000).contains(limit) else { throw ValidationError("--limit is 1 to 10000.") }
+    }
+
+    func run() async throws {
+        let id = incident.flatMap(UUID.init(uuidString:))
+        let integration = self.integration.flatMap(UUID.init(uuidString:))
+        let (all, limit, json) = (self.all, self.limit, self.json)
+        try await options.withTool { tool in
+            let store = AuditStore(connection: tool.connection)
+            let incidents = try await store.incidents(all: all, integration: integration, id: id, limit: limit)
+            if let id {
+                guard let found = incidents.first else { throw AlertdError(.notFound, "No incident \(id.uuidString.lowercased()).") }
+                var filter = AuditStore.Filter()
+                filter.incident = id
+                filter.limit = 1_000
+                let alerts = try await store.history(filter)
+                if json {
+                    var object = AuditFormat.jsonObject(found)
+                    object["alerts"] = alerts.map(AuditFormat.jsonObject)
+                    print(AuditFormat.json(object))
+                } else {
+                    print(AuditFormat.fields(found))
+                    print("")
+                    print(alerts.isEmpty ? "No alerts." : AuditFormat.table(alerts, columns: AuditFormat.alertColumns))
+                }
+            } else if json {
+                print(AuditFormat.json(incidents.map(AuditFormat.jsonObject)))
+            } else if incidents.isEmpty {
+                print(all ? "No incidents." : "No incident is open.")
+            } else {
+                print(AuditFormat.table(incidents, columns: [
+                    ("opened_at", "OPENED", 22), ("id", "INCIDENT", 36), ("integration_name", "INTEGRATION", 24),
+                    ("endpoint_name", "ENDPOINT", 24), ("severity", "SEVERITY", 8), ("state", "STATE", 8),
+                    ("failed_runs", "RUNS", 5), ("suppressed_alerts", "SUPPRESSED", 10), ("reminders_sent", "REMINDERS", 9),
+                    ("resolved_at", "RESOLVED", 22),
+                ]))
             }
         }
     }

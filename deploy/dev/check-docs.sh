@@ -80,9 +80,19 @@ expect_first_run() {
 }
 bash deploy/dev/setup.sh > "$scratch/setup.log" 2>&1 || { cat "$scratch/setup.log" >&2; exit 1; }
 expect_first_run "$scratch/setup.log" "bash deploy/dev/setup.sh"
-echo "check-docs: bash deploy/dev/setup.sh fail, and setup.sh again (it reuses what runs)"
+expect_in() {
+  local log="$1" what="$2"; shift 2
+  for wanted in "$@"; do
+    grep -qF -- "$wanted" "$log" || { cat "$log" >&2; echo "check-docs: $what did not print: $wanted" >&2; exit 1; }
+  done
+}
+echo "check-docs: bash deploy/dev/setup.sh fail (a repeat, suppressed), recover, and setup.sh again (it reuses what runs)"
 bash deploy/dev/setup.sh fail > "$scratch/setup-fail.log" 2>&1 || { cat "$scratch/setup-fail.log" >&2; exit 1; }
-expect_first_run "$scratch/setup-fail.log" "bash deploy/dev/setup.sh fail"
+expect_in "$scratch/setup-fail.log" "bash deploy/dev/setup.sh fail" "this repeat is recorded suppressed" \
+  "Paycom (demo)  failure  email    suppressed" "bash deploy/dev/setup.sh recover"
+bash deploy/dev/setup.sh recover > "$scratch/setup-recover.log" 2>&1 || { cat "$scratch/setup-recover.log" >&2; exit 1; }
+expect_in "$scratch/setup-recover.log" "bash deploy/dev/setup.sh recover" "Subject: [alertd] Sync recovered: Paycom (demo)" \
+  "Failed runs:   2" '"type": "sync.recovered"' "Paycom (demo)  recovery  email    sent"
 bash deploy/dev/setup.sh > "$scratch/setup-again.log" 2>&1 || { cat "$scratch/setup-again.log" >&2; exit 1; }
 expect_first_run "$scratch/setup-again.log" "bash deploy/dev/setup.sh (again)"
 grep -q "reusing the smtp-sink" "$scratch/setup-again.log"

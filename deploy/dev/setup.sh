@@ -6,9 +6,13 @@
 # fails a sync run, and prints the email and the webhook that arrived and `alertd history`.
 # Safe to run again: what runs is reused, alertd is restarted on the new build.
 #
-#   bash deploy/dev/setup.sh         all of the above
-#   bash deploy/dev/setup.sh fail    fail another sync run and show what arrived
-#   bash deploy/dev/setup.sh stop    stop alertd, the sink, the receiver and PostgreSQL
+#   bash deploy/dev/setup.sh           all of the above
+#   bash deploy/dev/setup.sh fail      fail another sync run and show what arrived: nothing while
+#                                      the endpoint's incident is open (the run's alerts are
+#                                      recorded suppressed)
+#   bash deploy/dev/setup.sh recover   a successful run: the incident closes, its recovery notice
+#                                      arrives
+#   bash deploy/dev/setup.sh stop      stop alertd, the sink, the receiver and PostgreSQL
 #
 # Everything it keeps (logs, the mail and webhooks received, secrets for this machine only) is
 # in .alertd-dev/ of the checkout.
@@ -77,10 +81,12 @@ psql_dev() { psql "$database_url" -v ON_ERROR_STOP=1 -Atq "$@"; }
 
 received() { if [ -f "$state/$1.jsonl" ]; then wc -l <"$state/$1.jsonl"; else echo 0; fi; }
 
-# Fails a sync run of the demo integration, as the ETL runner would, waits until alertd has
-# delivered its alerts, and prints what arrived.
-fail_a_run() {
-  local lines_mail lines_hooks run
+# Finishes a sync run of the demo integration's endpoint with status $1 (failed or success), as
+# the ETL runner would, waits until alertd has delivered the alerts it queued, and prints what
+# arrived. A failure while the endpoint's incident is open queues none: its alerts are recorded
+# suppressed, and the audit shows them.
+finish_a_run() {
+  local status="$1" lines_mail lines_hooks run
   lines_mail=$(received mail)
   lines_hooks=$(received webhooks)
   run="$(psql_dev <<SQL
@@ -88,24 +94,37 @@ INSERT INTO integration_sync_history (integration_config_id, endpoint_name, sync
 VALUES ('$integration', 'employees', now() - interval '42 seconds', 'running')
 RETURNING id \gset
 UPDATE integration_sync_history
-   SET status = 'failed', sync_completed_at = now(), records_synced = 118, records_failed = 7,
-       error_message = 'HTTP 401 from Paycom: token expired'
+   SET status = '$status', sync_completed_at = now(), records_synced = 118,
+       records_failed = CASE '$status' WHEN 'failed' THEN 7 ELSE 0 END,
+       error_message = CASE '$status' WHEN 'failed' THEN 'HTTP 401 from Paycom: token expired' END
  WHERE id = :'id';
 SELECT :'id';
 SQL
 )"
-  say "failed sync run $run (endpoint employees of 'Paycom (demo)'); waiting for alertd to deliver its alerts"
-  local pending=2
-  for _ in $(seq 1 300); do
-    pending="$(psql_dev -c "SELECT count(*) FROM integration_alert_history WHERE sync_history_id = '$run' AND delivery_status = 'pending'")"
-    [ "$pending" = 0 ] && [ "$(received mail)" -gt "$lines_mail" ] && [ "$(received webhooks)" -gt "$lines_hooks" ] && break
-    alive alertd || { tail -20 "$state/alertd.log" >&2; say "alertd stopped; its log is above"; exit 1; }
-    sleep 0.2
-  done
-  if [ "$pending" != 0 ]; then
-    tail -20 "$state/alertd.log" >&2
-    say "the alerts of run $run were not delivered within 60 s; alertd's log is above"
-    exit 1
+  local queued
+  queued="$(psql_dev -c "SELECT count(*) FROM integration_alert_history WHERE sync_history_id = '$run' AND delivery_status <> 'suppressed'")"
+  if [ "$queued" = 0 ]; then
+    say "sync run $run ($status, endpoint employees of 'Paycom (demo)') queued no alert:"
+    if [ "$status" = failed ]; then
+      say "the endpoint's incident is open, so this repeat is recorded suppressed (see below);"
+      say "bash deploy/dev/setup.sh recover closes it with a recovery notice"
+    else
+      say "no incident was open and alert_on_success is off"
+    fi
+  else
+    say "sync run $run ($status, endpoint employees of 'Paycom (demo)'); waiting for alertd to deliver its alerts"
+    local pending=2
+    for _ in $(seq 1 300); do
+      pending="$(psql_dev -c "SELECT count(*) FROM integration_alert_history WHERE sync_history_id = '$run' AND delivery_status = 'pending'")"
+      [ "$pending" = 0 ] && [ "$(received mail)" -gt "$lines_mail" ] && [ "$(received webhooks)" -gt "$lines_hooks" ] && break
+      alive alertd || { tail -20 "$state/alertd.log" >&2; say "alertd stopped; its log is above"; exit 1; }
+      sleep 0.2
+    done
+    if [ "$pending" != 0 ]; then
+      tail -20 "$state/alertd.log" >&2
+      say "the alerts of run $run were not delivered within 60 s; alertd's log is above"
+      exit 1
+    fi
   fi
   /usr/bin/python3 - "$state/mail.jsonl" "$lines_mail" "$state/webhooks.jsonl" "$lines_hooks" <<'PY'
 import email, email.policy, json, sys
@@ -127,6 +146,9 @@ PY
   echo
   echo "== alertd history --sync-run $run =="
   ALERTD_DATABASE_URL_FILE="$state/alertd-database-url" "$alertd" history --sync-run "$run"
+  echo
+  echo "== alertd incidents =="
+  ALERTD_DATABASE_URL_FILE="$state/alertd-database-url" "$alertd" incidents --all --limit 5
 }
 
 case "${1:-}" in
@@ -138,8 +160,8 @@ case "${1:-}" in
     say "stopped the local PostgreSQL; start everything again with: bash deploy/dev/setup.sh"
     exit 0
     ;;
-  ""|fail) ;;
-  *) echo "usage: $0 [fail|stop]" >&2; exit 2 ;;
+  ""|fail|recover) ;;
+  *) echo "usage: $0 [fail|recover|stop]" >&2; exit 2 ;;
 esac
 
 bash deploy/dev/install-deps.sh
@@ -151,7 +173,7 @@ alertd="$(swift build -c release --show-bin-path)/alertd"
 server_url="$(bash deploy/dev/pg.sh start)"
 database_url="${server_url%/postgres}/alertd_dev"
 
-if [ "${1:-}" != fail ]; then
+if [ -z "${1:-}" ]; then
   if ! psql "$server_url" -Atqc "SELECT 1 FROM pg_database WHERE datname = 'alertd_dev'" | grep -q 1; then
     psql "$server_url" -qc "CREATE DATABASE alertd_dev"
   fi
@@ -201,7 +223,7 @@ RETURNING id;
 SQL
 )"
 
-if [ "${1:-}" != fail ] || ! alive alertd; then
+if [ -z "${1:-}" ] || ! alive alertd; then
   stop_one alertd
   ALERTD_DATABASE_URL_FILE="$state/alertd-database-url" \
   ALERTD_WEBHOOK_SECRET_FILE="$webhook_secret_file" \
@@ -224,7 +246,7 @@ if [ "${1:-}" != fail ] || ! alive alertd; then
   say "started alertd run (pid $(cat "$state/alertd.pid")), logging to .alertd-dev/alertd.log"
 fi
 
-fail_a_run
+if [ "${1:-}" = recover ]; then finish_a_run success; else finish_a_run failed; fi
 
 cat <<MSG
 
@@ -235,6 +257,7 @@ alertd is running and delivering, locally:
   database   psql "\$(bash deploy/dev/pg.sh url | sed 's,/postgres\$,/alertd_dev,')"
 
 Fail another sync run and see what arrives:   bash deploy/dev/setup.sh fail
+Let the endpoint succeed again:               bash deploy/dev/setup.sh recover
 See the audit:   ALERTD_DATABASE_URL_FILE=.alertd-dev/alertd-database-url $alertd history
 Stop everything: bash deploy/dev/setup.sh stop
 MSG

@@ -15,6 +15,7 @@ public struct AuditStore: Sendable {
         public var syncRun: UUID?
         public var status: String?
         public var channel: String?
+        public var incident: UUID?
         public var since: Date?
         public var until: Date?
         public var limit = 50
@@ -28,7 +29,7 @@ public struct AuditStore: Sendable {
     static let alertColumns = """
         a.id, a.created_at, i.integration_name, a.integration_config_id AS integration_id, a.sync_history_id,
         a.alert_type, a.alert_channel, a.origin, a.delivery_status, a.attempt_count, a.max_attempts,
-        a.recipients, a.sent_at, a.last_attempt_at, a.next_attempt_at, a.locked_by, a.delivery_error
+        a.recipients, a.sent_at, a.last_attempt_at, a.next_attempt_at, a.locked_by, a.delivery_error, a.incident_id
         """
 
     /// Recent alerts, newest first.
@@ -44,10 +45,11 @@ public struct AuditStore: Sendable {
                AND ($4::text IS NULL OR a.alert_channel = $4)
                AND ($5::timestamptz IS NULL OR a.created_at >= $5)
                AND ($6::timestamptz IS NULL OR a.created_at < $6)
+               AND ($8::uuid IS NULL OR a.incident_id = $8)
              ORDER BY a.created_at DESC NULLS LAST, a.id
              LIMIT $7
             """,
-            [filter.integration, filter.syncRun, filter.status, filter.channel, filter.since, filter.until, filter.limit]
+            [filter.integration, filter.syncRun, filter.status, filter.channel, filter.since, filter.until, filter.limit, filter.incident]
         )
         return rows.map(Self.record)
     }
@@ -56,9 +58,11 @@ public struct AuditStore: Sendable {
     public func show(_ id: UUID) async throws -> (alert: Record, attempts: [Record])? {
         let alerts = try await connection.query(
             """
-            SELECT \(Self.alertColumns), a.subject, a.metadata
+            SELECT \(Self.alertColumns), n.endpoint_name AS incident_endpoint, n.opened_at AS incident_opened_at,
+                   n.resolved_at AS incident_resolved_at, a.subject, a.metadata
               FROM integration_alert_history a
               LEFT JOIN integration_configs i ON i.id = a.integration_config_id
+              LEFT JOIN integration_alert_incidents n ON n.id = a.incident_id
              WHERE a.id = $1
             """,
             [id]
@@ -79,6 +83,7 @@ public struct AuditStore: Sendable {
     /// Queues final failures (failed or bounced) again, due now, with `extraAttempts` more
     /// attempts, and notes each replay in the alert's metadata (`replays`: when, by whom, what
     /// it was). Email recipients that bounced are tried again; those already delivered are not.
+    /// A suppressed alert (a repeat of an incident) is sent when named by its id.
     /// Returns the alerts queued.
     public func replay(ids: [UUID]? = nil, failedSince since: Date? = nil, by who: String, extraAttempts: Int = 10) async throws -> [UUID] {
         let rows = try await connection.withTransaction { session in
@@ -95,7 +100,7 @@ public struct AuditStore: Sendable {
                        max_attempts = attempt_count + $4,
                        locked_by = NULL,
                        locked_until = NULL
-                 WHERE delivery_status IN ('failed', 'bounced')
+                 WHERE (delivery_status IN ('failed', 'bounced') OR ($1::uuid[] IS NOT NULL AND delivery_status = 'suppressed'))
                    AND ($1::uuid[] IS NULL OR id = ANY ($1::uuid[]))
                    AND ($2::timestamptz IS NULL OR coalesce(last_attempt_at, created_at) >= $2)
                 RETURNING id
@@ -106,6 +111,35 @@ public struct AuditStore: Sendable {
             return rows
         }
         return try rows.map { try $0.decode("id", as: UUID.self) }
+    }
+
+    /// Incidents, newest first: the open ones, or with `all` the resolved ones too, each with the
+    /// runs that failed while it was open and the alerts suppressed.
+    public func incidents(all: Bool, integration: UUID? = nil, id: UUID? = nil, limit: Int = 50) async throws -> [Record] {
+        let rows = try await connection.query(
+            """
+            SELECT n.id, n.opened_at, i.integration_name, n.integration_config_id AS integration_id, n.endpoint_name,
+                   n.severity, CASE WHEN n.resolved_at IS NULL THEN 'open' ELSE 'resolved' END AS state,
+                   r.failed_runs, r.suppressed_alerts, r.last_failed_at, n.reminders_sent, n.last_notified_at,
+                   n.opened_by_sync_id, n.news_sync_id, n.resolved_at, n.resolved_by_sync_id, n.settings
+              FROM integration_alert_incidents n
+              LEFT JOIN integration_configs i ON i.id = n.integration_config_id
+              LEFT JOIN LATERAL (
+                SELECT count(DISTINCT a.sync_history_id) FILTER (WHERE a.alert_type IN ('failure', 'warning')) AS failed_runs,
+                       count(*) FILTER (WHERE a.delivery_status = 'suppressed') AS suppressed_alerts,
+                       max(a.created_at) FILTER (WHERE a.alert_type IN ('failure', 'warning')) AS last_failed_at
+                  FROM integration_alert_history a
+                 WHERE a.integration_config_id = n.integration_config_id AND a.incident_id = n.id
+              ) r ON true
+             WHERE ($1 OR n.resolved_at IS NULL)
+               AND ($2::uuid IS NULL OR n.integration_config_id = $2)
+               AND ($3::uuid IS NULL OR n.id = $3)
+             ORDER BY n.opened_at DESC, n.id
+             LIMIT $4
+            """,
+            [all || id != nil, integration, id, limit]
+        )
+        return rows.map(Self.record)
     }
 
     /// The delivery status of each of `ids` that exists.
@@ -124,6 +158,13 @@ public struct AuditStore: Sendable {
 
 /// How the audit commands print what they found.
 public enum AuditFormat {
+    /// The columns `alertd history` prints of each alert.
+    public static let alertColumns: [(key: String, title: String, width: Int)] = [
+        ("created_at", "CREATED", 22), ("id", "ALERT", 36), ("integration_name", "INTEGRATION", 24),
+        ("alert_type", "TYPE", 8), ("alert_channel", "CHANNEL", 7), ("delivery_status", "STATUS", 10),
+        ("attempt_count", "TRIES", 5), ("incident_id", "INCIDENT", 8), ("delivery_error", "ERROR", 60),
+    ]
+
     /// A table for a terminal: one line per record, the columns chosen, long values cut.
     public static func table(_ records: [AuditStore.Record], columns: [(key: String, title: String, width: Int)]) -> String {
         var lines: [[String]] = [columns.map(\.title)]

@@ -63,7 +63,7 @@ import Testing
             #expect(missing.status == 1 && missing.standardError.contains("No alert"))
 
             let refused = try await alertd("replay", sent.postgresText)
-            #expect(refused.status == 1 && refused.standardError.contains("is sent; only failed or bounced alerts are replayed"))
+            #expect(refused.status == 1 && refused.standardError.contains("is sent; only failed, bounced or suppressed alerts are replayed"))
             #expect(try await alertd("replay", "--failed").status != 0)
             let replayed = try await alertd("replay", failed.postgresText, "--by", "support@example.com")
             #expect(replayed.status == 0, "\(replayed.allOutput)")

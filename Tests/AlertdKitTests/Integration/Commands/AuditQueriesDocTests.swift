@@ -29,10 +29,19 @@ import Testing
                 try await connection.query("UPDATE integration_alert_history SET delivery_status = 'failed', delivery_error = 'HTTP 410'")
                 // The page's example id, on a real failed alert, so the replay has work to do.
                 try await connection.query("UPDATE integration_alert_history SET id = '3d0c6f7e-9b1a-4c2d-8e5f-1a2b3c4d5e6f' WHERE alert_channel = 'webhook'")
+                // The page's example incident: the run above opened it, a repeat is suppressed.
+                try await connection.query("UPDATE integration_alert_incidents SET id = '5a527094-805e-461b-a1f5-d3c2b1a09f8e'")
+                try await connection.query("UPDATE integration_alert_history SET incident_id = '5a527094-805e-461b-a1f5-d3c2b1a09f8e'")
+                try await rows.syncRun(integration: integration, status: "failed")
             }
             for block in blocks {
                 let result = try await TestProcess.run("/usr/bin/psql", ["--no-psqlrc", "-v", "ON_ERROR_STOP=1", "--dbname", database.url, "-c", block])
                 #expect(result.status == 0, "\(block.prefix(80)): \(result.standardError)")
+                if block.contains("FROM integration_alert_incidents"), !block.contains("6f1c1b1e") {
+                    // The incident queries find the example incident (the page's example
+                    // integration is not the test's).
+                    #expect(result.standardOutput.contains("(0 rows)") == false, "\(block.prefix(80)): \(result.standardOutput)")
+                }
             }
             let replayed = try await database.withConnection { connection in
                 try await connection.query("SELECT delivery_status, metadata -> 'replays' -> 0 ->> 'by' AS by FROM integration_alert_history WHERE id = '3d0c6f7e-9b1a-4c2d-8e5f-1a2b3c4d5e6f'")[0]

@@ -121,6 +121,9 @@ import Testing
         "alertd show <alert-id>": "HTTP 410",
         "alertd replay <alert-id>": "Queued",
         "alertd replay --failed": "queued again",
+        "alertd incidents <incident-id>": "suppressed",
+        "alertd history --incident": "suppressed",
+        "alertd incidents --all": "open",
         "--help": "USAGE",
     ]
 
@@ -134,6 +137,7 @@ import Testing
     struct Fixture {
         var integration = UUID()
         var failedAlert = UUID()
+        var incident = UUID()
     }
 
     /// Rows for the commands to work on: an integration whose failed sync run queued an email and
@@ -155,6 +159,9 @@ import Testing
             let tenant = try await rows.tenant()
             fixture.integration = try await rows.integration(tenant: tenant, emails: ["payroll-ops@example.com"], webhook: receiver.url("/docs"))
             try await rows.syncRun(integration: fixture.integration, status: "failed")
+            // A repeat of the endpoint's incident: recorded suppressed.
+            try await rows.syncRun(integration: fixture.integration, status: "failed")
+            fixture.incident = try await connection.query("SELECT id FROM integration_alert_incidents WHERE integration_config_id = $1", [fixture.integration])[0].decode("id")
             let other = try await rows.integration(tenant: tenant, type: "adp", name: "ADP", webhook: receiver.url("/codes/503/docs"))
             try await rows.syncRun(integration: other, status: "failed")
             fixture.failedAlert = try await rows.alert(integration: other, channel: "webhook")
@@ -192,6 +199,7 @@ import Testing
             ("/run/secrets/alertd-smtp-url", secrets.appending(path: "smtp-url").path),
             ("6f1c1b1e-3f0e-4b7a-9a55-2b1f3c4d5e6f", fixture.integration.postgresText),
             ("<alert-id>", fixture.failedAlert.postgresText),
+            ("<incident-id>", fixture.incident.postgresText),
             ("<id>", fixture.integration.postgresText),
             // The login role of the page, under a name of its own: other tests use alertd's.
             ("-v user=alertd ", "-v user=alertd_doc_check "),
