@@ -24,6 +24,7 @@ enum Scenario: String, CaseIterable, Sendable {
     case twoInstances = "two-instances"
     case threeInstances = "three-instances"
     case backlog
+    case incidents
 
     var summary: String {
         switch self {
@@ -36,6 +37,7 @@ enum Scenario: String, CaseIterable, Sendable {
         case .twoInstances: "two alertd instances on one database"
         case .threeInstances: "three alertd instances on one database"
         case .backlog: "a backlog of pending webhook alerts drained from a cold start"
+        case .incidents: "endpoints failing and recovering, each failure by four writers at once, two instances, one killed with SIGKILL every 1 to 3 s"
         }
     }
 
@@ -176,7 +178,7 @@ enum Scenario: String, CaseIterable, Sendable {
                 try await trial.owner.query(
                     """
                     INSERT INTO integration_sync_history (integration_config_id, endpoint_name, sync_started_at, status, error_message)
-                    SELECT ($1::uuid[])[1 + n % cardinality($1::uuid[])], 'employees', now(), 'failed', 'backlog run ' || n
+                    SELECT ($1::uuid[])[1 + n % cardinality($1::uuid[])], 'employees-' || n, now(), 'failed', 'backlog run ' || n
                       FROM generate_series($2::int, $3::int) n
                     """,
                     [integrations, written, written + chunk - 1]
@@ -192,6 +194,35 @@ enum Scenario: String, CaseIterable, Sendable {
             try await trial.judge(&verdict, crashes: false)
             verdict.notes.append(String(format: "drained in %.1f s (%.0f deliveries/s, debug or release as built)", drained, Double(written) / drained))
             verdict.check("the backlog drained", left == 0, "\(left) left")
+
+        case .incidents:
+            // Incidents' transitions under a crashing instance: opening (four writers fail one
+            // endpoint at once), reminders (every 2 s while open), closing (a success).
+            try await trial.prepare(integrations: 6)
+            trial.environment["ALERTD_LEASE"] = "5s"
+            trial.environment["ALERTD_INCIDENT_REPEAT_INTERVAL"] = "2s"
+            trial.environment["ALERTD_INCIDENT_SWEEP_INTERVAL"] = "300ms"
+            try trial.startAlertd("a")
+            try trial.startAlertd("b")
+            let striking = Task {
+                var kills = 0
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(Int64.random(in: 1000...3000)))
+                    if Task.isCancelled { break }
+                    let name = kills % 2 == 0 ? "a" : "b"
+                    trial.kill(name)
+                    kills += 1
+                    _ = try? trial.startAlertd(name)
+                }
+                return kills
+            }
+            let cycles = max(2, options.events / (trial.integrations.count * 3 * 5))
+            verdict.events = try await trial.driveIncidents(cycles: cycles, endpointsPerIntegration: 3)
+            striking.cancel()
+            verdict.faults = ["\(await striking.value) SIGKILLs of one of two instances"]
+            _ = try await trial.settle(timeout: .seconds(120))
+            try await trial.judge(&verdict, crashes: true)
+            try await trial.judgeIncidents(&verdict)
         }
         verdict.seconds = (ContinuousClock.now - clock).seconds
         return verdict

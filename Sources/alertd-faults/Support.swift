@@ -186,6 +186,8 @@ extension Trial {
     /// How long before a receiver's kill a delivery it stored may have gone unanswered.
     static let killAnswerWindow = 1.0
 
+    /// `deliverable` says which alerts must reach a receiver; a suppressed one (an incident's
+    /// repeat) never does.
     func judge(_ verdict: inout Verdict, crashes: Bool, deliverable: String = "true") async throws {
         let counts = try await Trial.persevering { try await self.owner.query(
             """
@@ -193,11 +195,13 @@ extension Trial {
               SELECT h.id AS sync_id, t.alert_type, ch.channel
                 FROM integration_sync_history h
                 JOIN integration_configs c ON c.id = h.integration_config_id
+               -- A success that closed an incident has a recovery notice instead.
                CROSS JOIN LATERAL (SELECT CASE h.status WHEN 'failed' THEN 'failure' WHEN 'partial' THEN 'warning'
-                                                         WHEN 'success' THEN 'success' END AS alert_type) t
+                                                         WHEN 'success' THEN CASE WHEN EXISTS (SELECT 1 FROM integration_alert_incidents n WHERE n.resolved_by_sync_id = h.id)
+                                                                                  THEN 'recovery' ELSE 'success' END END AS alert_type) t
                CROSS JOIN LATERAL (VALUES ('email'), ('webhook')) ch(channel)
                WHERE t.alert_type IS NOT NULL
-                 AND CASE t.alert_type WHEN 'success' THEN c.alert_on_success ELSE c.alert_on_failure END
+                 AND CASE t.alert_type WHEN 'success' THEN c.alert_on_success WHEN 'recovery' THEN true ELSE c.alert_on_failure END
                  AND CASE ch.channel WHEN 'email' THEN cardinality(c.alert_emails) > 0 ELSE c.alert_webhook_url IS NOT NULL END
             ), actual AS (
               SELECT sync_history_id AS sync_id, alert_type, alert_channel AS channel, count(*) AS n
@@ -207,7 +211,7 @@ extension Trial {
                    (SELECT count(*) FROM expected e LEFT JOIN actual a USING (sync_id, alert_type, channel) WHERE a.n IS NULL)::int AS missing,
                    (SELECT count(*) FROM actual a LEFT JOIN expected e USING (sync_id, alert_type, channel) WHERE e.sync_id IS NULL)::int AS unexpected,
                    (SELECT coalesce(sum(n - 1), 0) FROM actual WHERE n > 1)::int AS duplicated,
-                   (SELECT count(*) FROM integration_alert_history WHERE delivery_status = 'sent')::int AS sent,
+                   (SELECT count(*) FROM integration_alert_history WHERE delivery_status IN ('sent', 'suppressed'))::int AS sent,
                    (SELECT count(*) FROM integration_alert_history WHERE delivery_status IN ('failed', 'bounced'))::int AS failed,
                    (SELECT count(*) FROM integration_alert_history WHERE delivery_status = 'pending')::int AS pending,
                    (SELECT count(*) FROM integration_alert_history
@@ -226,7 +230,7 @@ extension Trial {
 
         let rows = try await Trial.persevering { try await self.owner.query(
             """
-            SELECT a.id, a.alert_channel, (\(deliverable)) AS deliverable, a.attempt_count,
+            SELECT a.id, a.alert_channel, (\(deliverable)) AND a.delivery_status <> 'suppressed' AS deliverable, a.attempt_count,
                    (SELECT count(*) FROM integration_alert_attempts t WHERE t.alert_id = a.id)::int AS recorded
               FROM integration_alert_history a
             """
@@ -275,6 +279,55 @@ extension Trial {
         verdict.check("alertd kept running (no instance died on its own)", dead.isEmpty, "stopped: \(dead.joined(separator: ", "))")
         let output = alertdOutput
         verdict.check("no secret in alertd's output", !output.contains(TestPostgres.password) && !output.contains(options.alertdRole?.password ?? TestPostgres.password))
+    }
+}
+
+extension Trial {
+    /// The incidents' own checks: every incident's news went out once per channel and every
+    /// repeat was suppressed, every closed incident's recovery notice once per channel, and one
+    /// reminder per channel for each the incident counts: none lost, none queued twice by two
+    /// instances.
+    func judgeIncidents(_ verdict: inout Verdict) async throws {
+        let row = try await Trial.persevering { try await self.owner.query(
+            """
+            WITH per AS (
+              SELECT n.id, n.resolved_at IS NOT NULL AS closed, n.reminders_sent, ch.channel,
+                     count(a.id) FILTER (WHERE a.alert_type = 'failure' AND a.delivery_status <> 'suppressed') AS news,
+                     count(a.id) FILTER (WHERE a.alert_type = 'recovery') AS recoveries,
+                     count(a.id) FILTER (WHERE a.alert_type = 'reminder') AS reminders
+                FROM integration_alert_incidents n
+               CROSS JOIN (VALUES ('email'), ('webhook')) ch(channel)
+                LEFT JOIN integration_alert_history a ON a.incident_id = n.id AND a.alert_channel = ch.channel
+               GROUP BY n.id, ch.channel
+            )
+            SELECT count(DISTINCT id)::int AS incidents,
+                   count(DISTINCT id) FILTER (WHERE closed)::int AS closed,
+                   count(*) FILTER (WHERE news = 0)::int AS news_missing,
+                   coalesce(sum(news - 1) FILTER (WHERE news > 1), 0)::int AS news_doubled,
+                   count(*) FILTER (WHERE closed AND recoveries = 0)::int AS recovery_missing,
+                   coalesce(sum(recoveries - 1) FILTER (WHERE recoveries > 1), 0)::int AS recovery_doubled,
+                   count(*) FILTER (WHERE NOT closed AND recoveries > 0)::int AS recovery_while_open,
+                   coalesce(sum(reminders), 0)::int AS reminders,
+                   count(*) FILTER (WHERE reminders <> reminders_sent)::int AS reminders_miscounted,
+                   (SELECT count(*) FROM integration_alert_history WHERE delivery_status = 'suppressed')::int AS suppressed,
+                   (SELECT count(*) FROM integration_alert_history WHERE alert_type = 'failure' AND incident_id IS NULL)::int AS outside
+              FROM per
+            """
+        ) }[0]
+        func number(_ column: String) throws -> Int { try row.decode(column, as: Int.self) }
+        let incidents = try number("incidents"), closed = try number("closed"), reminders = try number("reminders")
+        let newsMissing = try number("news_missing"), newsDoubled = try number("news_doubled")
+        let recoveryMissing = try number("recovery_missing"), recoveryDoubled = try number("recovery_doubled")
+        let recoveryWhileOpen = try number("recovery_while_open"), miscounted = try number("reminders_miscounted")
+        let outside = try number("outside")
+        verdict.notes.append("\(incidents) incidents (\(closed) closed), \(try number("suppressed")) alerts suppressed, \(reminders) reminders")
+        verdict.check("incidents were opened and closed", incidents > 0 && closed == incidents, "\(closed) of \(incidents) closed")
+        verdict.check("every incident's news queued once per channel", newsMissing == 0 && newsDoubled == 0, "\(newsMissing) missing, \(newsDoubled) doubled")
+        verdict.check("every closed incident's recovery notice queued once per channel", recoveryMissing == 0 && recoveryDoubled == 0 && recoveryWhileOpen == 0,
+                      "\(recoveryMissing) missing, \(recoveryDoubled) doubled, \(recoveryWhileOpen) while open")
+        verdict.check("one reminder per channel for each the incident counts (no instance reminded twice)", miscounted == 0, "\(miscounted) incident-channels miscounted")
+        verdict.check("reminders were sent while instances were killed", reminders > 0, "none")
+        verdict.check("every failure belongs to an incident", outside == 0, "\(outside) outside")
     }
 }
 

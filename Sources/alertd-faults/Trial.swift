@@ -200,14 +200,61 @@ final class Trial: @unchecked Sendable {
                         let integration = integrations[n % integrations.count]
                         let run: UUID = try await Self.persevering {
                             try await connection.query(
-                                "INSERT INTO integration_sync_history (integration_config_id, endpoint_name, sync_started_at, status) VALUES ($1, 'employees', now(), 'running') RETURNING id",
-                                [integration]
+                                // An endpoint per run: each failure is news (the incidents scenario has repeats).
+                                "INSERT INTO integration_sync_history (integration_config_id, endpoint_name, sync_started_at, status) VALUES ($1, $2, now(), 'running') RETURNING id",
+                                [integration, "employees-\(n)"]
                             )[0].decode("id")
                         }
                         _ = try await Self.persevering {
                             try await connection.query(
                                 "UPDATE integration_sync_history SET status = $2, error_message = $3, sync_completed_at = now() WHERE id = $1 AND status = 'running'",
                                 [run, statuses[n % statuses.count], "run \(n) of the fault suite"]
+                            )
+                        }
+                        written += 1
+                    }
+                    return written
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+    }
+
+    /// Endpoints failing and recovering, `cycles` times each: four writers fail the endpoint at
+    /// once (each its own run and transaction: one opens the incident, three are repeats), the
+    /// incident stays open 0 to 3 s (reminders come every 2 s), then a successful run closes it.
+    /// Returns the runs written.
+    func driveIncidents(cycles: Int, endpointsPerIntegration: Int) async throws -> Int {
+        let connectionString = database.connectionString
+        let endpoints = integrations.flatMap { integration in (0..<endpointsPerIntegration).map { (integration, "endpoint-\($0)") } }
+        return try await withThrowingTaskGroup(of: Int.self) { group in
+            for (integration, endpoint) in endpoints {
+                group.addTask {
+                    var written = 0
+                    for cycle in 0..<cycles {
+                        written += try await withThrowingTaskGroup(of: Int.self) { writers in
+                            for writer in 0..<4 {
+                                writers.addTask {
+                                    try await Self.persevering {
+                                        let connection = try await PostgresConnection.connect(connectionString, retrying: .reconnect, logger: TestPostgres.logger)
+                                        defer { Task { await connection.close() } }
+                                        try await connection.query(
+                                            "INSERT INTO integration_sync_history (integration_config_id, endpoint_name, sync_started_at, status, error_message) VALUES ($1, $2, now(), 'failed', $3)",
+                                            [integration, endpoint, "cycle \(cycle), writer \(writer)"]
+                                        )
+                                    }
+                                    return 1
+                                }
+                            }
+                            return try await writers.reduce(0, +)
+                        }
+                        try await Task.sleep(for: .milliseconds(Int64.random(in: 0...3000)))
+                        try await Self.persevering {
+                            let connection = try await PostgresConnection.connect(connectionString, retrying: .reconnect, logger: TestPostgres.logger)
+                            defer { Task { await connection.close() } }
+                            try await connection.query(
+                                "INSERT INTO integration_sync_history (integration_config_id, endpoint_name, sync_started_at, status) VALUES ($1, $2, now(), 'success')",
+                                [integration, endpoint]
                             )
                         }
                         written += 1
