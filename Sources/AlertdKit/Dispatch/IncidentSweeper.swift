@@ -1,3 +1,4 @@
+import AlertdPostgres
 import Logging
 import ServiceLifecycle
 
@@ -51,6 +52,9 @@ final class IncidentSweeper: Service {
                     self.metrics.setIncidents(open: state.open, suppressedAlerts: state.suppressedAlerts)
                 } catch where Task.isCancelled {
                     return
+                } catch let error as PostgresError where error.sqlState == "42P01" {
+                    // undefined_table: this alertd is newer than the schema.
+                    self.logger.error("the database lacks alertd's incidents (migration 20251127_alertd_incidents): apply it with alertd db migrate; alerts wait in the table meanwhile", metadata: ["error": "\(error)"])
                 } catch {
                     self.logger.warning("could not sweep incidents; trying again at the next sweep", metadata: ["error": "\(error)"])
                 }
