@@ -89,7 +89,7 @@ import Glibc
                 }
             }
         }
-        #expect(documented == 17)
+        #expect(documented == 20)
     }
 
     @Test func readinessNamesWhatIsMissing() {
