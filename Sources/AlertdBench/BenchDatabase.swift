@@ -146,7 +146,11 @@ struct AlertdUnderTest: Sendable {
                 return alertd
             }
             if let status = alertd.exitStatus { throw BenchCluster.Failure(description: "alertd run exited with status \(status): \(alertd.logTail)") }
-            if ContinuousClock.now > deadline { throw BenchCluster.Failure(description: "alertd run was not ready within 30 s: \(alertd.logTail)") }
+            if ContinuousClock.now > deadline {
+                // Not left behind, retrying a database the bench is about to remove.
+                kill(process.pid, SIGKILL)
+                throw BenchCluster.Failure(description: "alertd run was not ready within 30 s: \(alertd.logTail)")
+            }
             try await Task.sleep(for: .milliseconds(20))
         }
     }

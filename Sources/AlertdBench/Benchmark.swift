@@ -58,6 +58,8 @@ public struct Benchmark: Sendable {
 
     public let options: Options
     let progress: Progress
+    /// The alertd processes this bench started.
+    let launched = LaunchedProcesses()
 
     public init(options: Options, interactive: Bool) {
         self.options = options
@@ -79,6 +81,8 @@ public struct Benchmark: Sendable {
         do {
             results = try await measure(cluster: cluster, receiver: receiver, sink: sink, results: results)
         } catch {
+            // An alertd a failed phase left running goes with the cluster it would wait for.
+            await launched.killAll()
             await receiver.stop()
             await sink.stop()
             await cluster.destroy()
@@ -105,6 +109,7 @@ public struct Benchmark: Sendable {
 
         // One alertd for the latency and throughput phases: idle first, for its idle memory.
         var alertd = try await AlertdUnderTest.start(options.alertd, environment: environment, name: "steady")
+        await launched.add(alertd)
         try await Task.sleep(for: .seconds(2))
         results.rssIdleMiB = alertd.residentMiB
 
@@ -132,6 +137,7 @@ public struct Benchmark: Sendable {
             try await database.fail(backlogRuns, perStatement: 20_000)
             try await database.admin.execute("ANALYZE integration_alert_history")
             alertd = try await AlertdUnderTest.start(options.alertd, environment: environment, name: "backlog", waitUntilReady: false)
+            await launched.add(alertd)
             let cpuBefore = alertd.cpuSeconds
             let drained = try await waitUntilSent(database: database, runs: backlogRuns, alertsPerRun: 1, arrivals: { receiver.arrivalCount }, alertd: alertd, timeout: .seconds(600))
             results.backlogAlerts = options.backlog
@@ -434,5 +440,20 @@ public struct Benchmark: Sendable {
         _ = sink.takeArrivals()
         guard accepted == messages else { throw BenchCluster.Failure(description: "the SMTP sink accepted \(accepted) of \(messages) messages") }
         return Double(messages) / seconds
+    }
+}
+
+/// The alertd processes a bench started, to kill when a phase fails.
+actor LaunchedProcesses {
+    private var processes: [AlertdUnderTest] = []
+
+    func add(_ alertd: AlertdUnderTest) {
+        processes.append(alertd)
+    }
+
+    /// SIGKILLs those still running (an ended one's pid may belong to another process by now).
+    func killAll() {
+        for alertd in processes where alertd.exitStatus == nil { kill(alertd.process.pid, SIGKILL) }
+        processes = []
     }
 }

@@ -129,7 +129,7 @@ public struct AuditStore: Sendable {
                        count(*) FILTER (WHERE a.delivery_status = 'suppressed') AS suppressed_alerts,
                        max(a.created_at) FILTER (WHERE a.alert_type IN ('failure', 'warning')) AS last_failed_at
                   FROM integration_alert_history a
-                 WHERE a.integration_config_id = n.integration_config_id AND a.incident_id = n.id
+                 WHERE a.incident_id = n.id
               ) r ON true
              WHERE ($1 OR n.resolved_at IS NULL)
                AND ($2::uuid IS NULL OR n.integration_config_id = $2)

@@ -178,6 +178,7 @@ public struct SchemaVerifier: Sendable {
             tableGrant("integration_alert_incidents", "SELECT"),
             holds("table alertd_settings with its row", "to_regclass('public.alertd_settings') IS NOT NULL AND EXISTS (SELECT 1 FROM public.alertd_settings)"),
             column("integration_alert_history", "incident_id"),
+            index("idx_alert_history_incident"),
             holds("delivery status 'suppressed' and alert types 'recovery', 'reminder' allowed", """
                 (SELECT count(*) = 2 FROM pg_constraint
                   WHERE conrelid = to_regclass('public.integration_alert_history') AND contype = 'c'

@@ -98,7 +98,6 @@ public struct AlertStore: Sendable {
             FROM (SELECT a.sync_history_id AS run, max(a.created_at) AS at
                     FROM integration_alert_history a
                    WHERE c.alert_type IN ('recovery', 'reminder')
-                     AND a.integration_config_id = c.integration_config_id
                      AND a.incident_id = c.incident_id
                      AND a.alert_type IN ('failure', 'warning')
                      AND a.sync_history_id IS NOT NULL

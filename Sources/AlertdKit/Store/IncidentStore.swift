@@ -92,8 +92,7 @@ public struct IncidentStore: Sendable {
               LEFT JOIN LATERAL (
                 SELECT a.sync_history_id AS id
                   FROM integration_alert_history a
-                 WHERE a.integration_config_id = m.integration_config_id
-                   AND a.incident_id = m.id
+                 WHERE a.incident_id = m.id
                    AND a.alert_type IN ('failure', 'warning')
                    AND a.sync_history_id IS NOT NULL
                  ORDER BY a.created_at DESC
@@ -118,8 +117,7 @@ public struct IncidentStore: Sendable {
             """
             SELECT count(*)::integer AS open,
                    coalesce(sum((SELECT count(*) FROM integration_alert_history a
-                                   WHERE a.integration_config_id = i.integration_config_id
-                                     AND a.incident_id = i.id
+                                   WHERE a.incident_id = i.id
                                      AND a.delivery_status = 'suppressed')), 0)::integer AS suppressed
               FROM integration_alert_incidents i
              WHERE i.resolved_at IS NULL

@@ -85,6 +85,13 @@ COMMENT ON COLUMN integration_alert_history.origin IS
 -- check would cost every writer's transaction, and both rows go with their integration.
 ALTER TABLE integration_alert_history ADD COLUMN IF NOT EXISTS incident_id uuid;
 
+-- An incident's alerts, oldest first: how many runs failed, the last error, the suppressed count
+-- (alertd incidents, reminders, recovery notices, /metrics), without reading the integration's
+-- whole history.
+CREATE INDEX IF NOT EXISTS idx_alert_history_incident
+  ON integration_alert_history (incident_id, created_at)
+  WHERE incident_id IS NOT NULL;
+
 COMMENT ON COLUMN integration_alert_history.incident_id IS
   'The incident this alert belongs to (integration_alert_incidents.id), if any.';
 
@@ -116,7 +123,7 @@ REVOKE ALL ON alertd_settings FROM anon, authenticated;
 -- The trigger writes a row when an incident opens, escalates (a failure after warnings) or
 -- closes, never for a repeat: repeats of one endpoint by concurrent writers take no lock on it.
 -- How many runs failed, and the last error, are read from the incident's alerts
--- (integration_alert_history.incident_id). No foreign keys: each check would cost the writer's
+-- (integration_alert_history.incident_id, indexed). No foreign keys: each check would cost the writer's
 -- transaction; alertd_delete_integration_incidents() below removes an integration's incidents
 -- with it.
 CREATE TABLE IF NOT EXISTS integration_alert_incidents (

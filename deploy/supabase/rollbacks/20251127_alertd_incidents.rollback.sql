@@ -131,6 +131,7 @@ COMMENT ON COLUMN integration_alert_history.delivery_status IS 'pending, sent, f
 COMMENT ON COLUMN integration_alert_history.origin IS
   'Who wrote the alert: trigger (a sync run changed status), test (alertd --test-notification) or manual.';
 
+DROP INDEX IF EXISTS idx_alert_history_incident;
 ALTER TABLE integration_alert_history DROP COLUMN IF EXISTS incident_id;
 DROP TABLE IF EXISTS integration_alert_incidents;
 DROP TABLE IF EXISTS alertd_settings;
