@@ -66,8 +66,11 @@ def main():
         WITH t AS (INSERT INTO tenants (name) VALUES ('measure') RETURNING id)
         INSERT INTO integration_configs (tenant_id, integration_type, integration_name, alert_webhook_url)
         SELECT id, 'paycom', 'Paycom', 'http://127.0.0.1:{port}/hooks/measure' FROM t RETURNING id""").split()[0]
-    insert = f"INSERT INTO integration_sync_history (integration_config_id, endpoint_name, sync_started_at, status) VALUES ('{config}', 'employees', clock_timestamp(), 'failed');"
+    # An endpoint per run: each failure opens an incident of its own and is sent (a repeat of one
+    # endpoint would be recorded suppressed, and nothing would arrive).
+    insert = f"INSERT INTO integration_sync_history (integration_config_id, endpoint_name, sync_started_at, status) VALUES ('{config}', 'employees-' || gen_random_uuid(), clock_timestamp(), 'failed');"
 
+    alertd = None
     try:
         # Latency at a steady trickle, alertd idle between alerts.
         alertd = subprocess.Popen([args.alertd, "run"], env=env)
@@ -94,6 +97,8 @@ def main():
         alertd.send_signal(signal.SIGTERM)
         alertd.wait(30)
     finally:
+        if alertd is not None and alertd.poll() is None:
+            alertd.kill()
         receiver.kill()
         psql(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
