@@ -64,6 +64,8 @@ public struct AlertdConfiguration: Sendable {
         Setting(variable: "ALERTD_WEBHOOK_ALLOW", flag: "webhook-allow", secret: false, defaultValue: nil, help: "internal webhook receivers to admit: CIDRs and host names, comma-separated"),
         Setting(variable: "ALERTD_INCIDENTS", flag: "incidents", secret: false, defaultValue: "on", help: "on: a failing endpoint's repeated failures are recorded suppressed, with reminders and a recovery notice; off: every failed run sends its alerts (an integration overrides it in configuration_metadata)"),
         Setting(variable: "ALERTD_INCIDENT_REPEAT_INTERVAL", flag: "incident-repeat-interval", secret: false, defaultValue: IncidentSettings.defaultRepeatInterval.settingText, help: "how long an incident stays open before a reminder, and between reminders; off for none"),
+        Setting(variable: "ALERTD_GROUP_WAIT", flag: "group-wait", secret: false, defaultValue: IncidentSettings.defaultGroupWait.settingText, help: "how long the news of an integration's first failing endpoint waits for others, to go out as one message; 0s sends it at once"),
+        Setting(variable: "ALERTD_GROUP_INTERVAL", flag: "group-interval", secret: false, defaultValue: IncidentSettings.defaultGroupInterval.settingText, help: "after an integration's news went out, how long the news of its other failing endpoints is held to go out together as one message; off for none"),
         Setting(variable: "ALERTD_INCIDENT_SWEEP_INTERVAL", flag: "incident-sweep-interval", secret: false, defaultValue: IncidentSettings.defaultSweepInterval.settingText, help: "how often alertd looks for incidents due a reminder"),
         Setting(variable: "ALERTD_SMTP_URL", flag: "smtp-url", secret: true, defaultValue: nil, help: "smtp://[user:password@]host[:port] (port 587 by default); email is off without it"),
         Setting(variable: "ALERTD_SMTP_FROM", flag: "smtp-from", secret: false, defaultValue: nil, help: "sender address, required with ALERTD_SMTP_URL"),
@@ -133,6 +135,17 @@ public struct AlertdConfiguration: Sendable {
             }
         }
         incidents.sweepInterval = duration("ALERTD_INCIDENT_SWEEP_INTERVAL")
+        func grouping(_ variable: String) -> Duration {
+            let text = value(variable) ?? ""
+            if ["off", "none"].contains(text.lowercased()) { return .zero }
+            guard let parsed = parseDuration(text), parsed <= .seconds(3600) else {
+                problems.append("\(variable): \"\(text)\" is not a duration from 0s to 1h such as 0s, 30s or 2m (off for none).")
+                return .zero
+            }
+            return parsed
+        }
+        incidents.groupWait = grouping("ALERTD_GROUP_WAIT")
+        incidents.groupInterval = grouping("ALERTD_GROUP_INTERVAL")
 
         var database: PostgresConnectionString?
         if let url = value("ALERTD_DATABASE_URL") {
@@ -240,6 +253,8 @@ public struct AlertdConfiguration: Sendable {
             "smtp = \(smtp.map(\.description) ?? "(none)")",
             "incidents = \(incidents.enabled ? "on" : "off") (written to alertd_settings at start; an integration's configuration_metadata -> 'alertd' overrides it)",
             "incident_repeat_interval = \(incidents.repeatInterval.map(\.settingText) ?? "off (no reminders)")",
+            "group_wait = \(incidents.groupWait.settingText)\(incidents.groupWait == .zero ? " (an integration's first failing endpoint is news at once)" : "")",
+            "group_interval = \(incidents.groupInterval == .zero ? "off (each endpoint's news on its own)" : incidents.groupInterval.settingText)",
             "incident_sweep_interval = \(incidents.sweepInterval.settingText)",
             "webhook_secret = \(webhookSigner.secrets.isEmpty ? "(none: webhooks are not signed)" : "\(webhookSigner.secrets.count) secret\(webhookSigner.secrets.count == 1 ? "" : "s"), \(SecretRedactor.mask)")",
             "webhook_connect_timeout = \(webhook.connectTimeout)",

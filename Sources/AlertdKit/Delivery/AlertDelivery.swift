@@ -42,18 +42,20 @@ public struct AlertDelivery: Sendable {
     }
 
     /// Delivers `alerts` concurrently, calling `finished` as each delivery ends; returns when all
-    /// have. Cancelling the task cancels the deliveries.
+    /// have. Cancelling the task cancels the deliveries. The alerts of a group go out as one
+    /// message (`AlertGroups`), each with its outcome.
     public func deliver(_ alerts: [ClaimedAlert], finished: @escaping @Sendable (Finished) async -> Void) async {
+        let messages = AlertGroups.form(alerts)
         await withDiscardingTaskGroup { group in
-            let emails = alerts.filter(Self.goesBySMTP)
+            let emails = messages.filter(Self.goesBySMTP)
             if !emails.isEmpty {
                 group.addTask {
-                    await finished(Finished(alerts: emails, outcomes: await self.deliverEmails(emails), bySMTP: true))
+                    await finished(Finished(alerts: emails.flatMap(\.members), outcomes: await self.deliverEmails(emails), bySMTP: true))
                 }
             }
-            for alert in alerts where !Self.goesBySMTP(alert) {
+            for message in messages where !Self.goesBySMTP(message) {
                 group.addTask {
-                    await finished(Finished(alerts: [alert], outcomes: [await self.deliver(alert)], bySMTP: false))
+                    await finished(Finished(alerts: message.members, outcomes: await self.deliver(message), bySMTP: false))
                 }
             }
         }
@@ -71,31 +73,44 @@ public struct AlertDelivery: Sendable {
         func add(_ more: [AttemptOutcome]) { outcomes += more }
     }
 
-    func deliver(_ alert: ClaimedAlert) async -> AttemptOutcome {
+    /// Sends one message (an alert, and those it carries) and returns the outcome of each of its
+    /// alerts, the carrier's first.
+    func deliver(_ message: ClaimedAlert) async -> [AttemptOutcome] {
         let startedAt = Date()
         let clock = ContinuousClock.now
-        if alert.attempt > alert.maxAttempts {
-            return logged(retryPolicy.outOfAttempts(alert, startedAt: startedAt), alert)
+        if message.attempt > message.maxAttempts {
+            return message.members.map { logged(retryPolicy.outOfAttempts($0, startedAt: startedAt), $0) }
         }
         let report: DeliveryReport
-        switch alert.channel {
+        switch message.channel {
         case .webhook:
-            report = await webhook.attempt(alert, startedAt: startedAt)
+            report = await webhook.attempt(message, startedAt: startedAt)
         case .email:
             // Only an email alert out of attempts comes here; the others go in a session.
-            report = await email.attempt([alert], startedAt: startedAt)[0]
+            report = await email.attempt([message], startedAt: startedAt)[0]
         }
-        return logged(retryPolicy.outcome(for: alert, report, startedAt: startedAt, duration: ContinuousClock.now - clock), alert)
+        return outcomes(message, report, startedAt: startedAt, duration: ContinuousClock.now - clock)
     }
 
-    func deliverEmails(_ alerts: [ClaimedAlert]) async -> [AttemptOutcome] {
-        guard !alerts.isEmpty else { return [] }
+    /// Sends email messages in one SMTP session; returns the outcome of each of their alerts, in
+    /// the order of `messages`' members.
+    func deliverEmails(_ messages: [ClaimedAlert]) async -> [AttemptOutcome] {
+        guard !messages.isEmpty else { return [] }
         let startedAt = Date()
         let clock = ContinuousClock.now
-        let reports = await email.attempt(alerts, startedAt: startedAt)
+        let reports = await email.attempt(messages, startedAt: startedAt)
         let duration = ContinuousClock.now - clock
-        return zip(alerts, reports).map { alert, report in
-            logged(retryPolicy.outcome(for: alert, report, startedAt: startedAt, duration: duration), alert)
+        return zip(messages, reports).flatMap { message, report in
+            outcomes(message, report, startedAt: startedAt, duration: duration)
+        }
+    }
+
+    /// The outcomes of one message's attempt: its carrier's, then the same for each alert it
+    /// carries, retried in step with the carrier.
+    private func outcomes(_ message: ClaimedAlert, _ report: DeliveryReport, startedAt: Date, duration: Duration) -> [AttemptOutcome] {
+        let carrier = logged(retryPolicy.outcome(for: message, report, startedAt: startedAt, duration: duration), message)
+        return [carrier] + message.grouped.map { alert in
+            logged(retryPolicy.outcome(for: alert, report, startedAt: startedAt, duration: duration, message: message, retryInStep: carrier.retryIn), alert)
         }
     }
 

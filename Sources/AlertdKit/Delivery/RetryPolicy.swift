@@ -10,7 +10,15 @@ public struct RetryPolicy: Sendable {
         self.backoff = backoff
     }
 
-    func outcome(for alert: ClaimedAlert, _ report: DeliveryReport, startedAt: Date, duration: Duration) -> AttemptOutcome {
+    /// - Parameters:
+    ///   - message: the alert whose message carried `alert` (itself unless grouped): each alert of
+    ///     a message of several records which alerts went together.
+    ///   - retryInStep: for an alert carried in another's message, the carrier's wait, so that the
+    ///     group is retried together.
+    func outcome(
+        for alert: ClaimedAlert, _ report: DeliveryReport, startedAt: Date, duration: Duration,
+        message: ClaimedAlert? = nil, retryInStep: Duration? = nil
+    ) -> AttemptOutcome {
         let result: AttemptOutcome.Result
         let error: String?
         var retryIn: Duration?
@@ -28,13 +36,13 @@ public struct RetryPolicy: Sendable {
             } else {
                 result = .retry
                 error = reason
-                retryIn = max(backoff.delay(attempt: alert.attempt), notBefore ?? .zero)
+                retryIn = retryInStep ?? max(backoff.delay(attempt: alert.attempt), notBefore ?? .zero)
             }
         }
         return AttemptOutcome(
             alertID: alert.id, attempt: alert.attempt, result: result, startedAt: startedAt, duration: duration,
             httpStatus: report.httpStatus, smtpReply: report.smtpReply, error: error, retryIn: retryIn,
-            subject: report.subject, message: report.message, details: report.details, metadataPatch: report.metadataPatch
+            subject: report.subject, message: report.message, details: report.details, metadataPatch: AlertGroups.metadataPatch(report.metadataPatch, message: message ?? alert)
         )
     }
 

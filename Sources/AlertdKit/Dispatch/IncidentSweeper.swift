@@ -52,9 +52,9 @@ final class IncidentSweeper: Service {
                     self.metrics.setIncidents(open: state.open, suppressedAlerts: state.suppressedAlerts)
                 } catch where Task.isCancelled {
                     return
-                } catch let error as PostgresError where error.sqlState == "42P01" {
-                    // undefined_table: this alertd is newer than the schema.
-                    self.logger.error("the database lacks alertd's incidents (migration 20251127_alertd_incidents): apply it with alertd db migrate; alerts wait in the table meanwhile", metadata: ["error": "\(error)"])
+                } catch let error as PostgresError where error.sqlState == "42P01" || error.sqlState == "42703" {
+                    // undefined_table or undefined_column: this alertd is newer than the schema.
+                    self.logger.error("the database lacks alertd's incidents (migrations 20251127_alertd_incidents, 20251128_alertd_incident_groups): apply them with alertd db migrate; alerts wait in the table meanwhile", metadata: ["error": "\(error)"])
                 } catch {
                     self.logger.warning("could not sweep incidents; trying again at the next sweep", metadata: ["error": "\(error)"])
                 }
@@ -64,15 +64,17 @@ final class IncidentSweeper: Service {
     }
 
     private func publish(_ store: IncidentStore) async throws {
-        let repeatText = settings.repeatInterval.map(\.settingText) ?? "off"
+        let now: Logger.Metadata = [
+            "incidents": "\(settings.enabled ? "on" : "off")", "repeat_interval": "\(settings.repeatInterval.map(\.settingText) ?? "off")",
+            "group_wait": "\(settings.groupWait.settingText)", "group_interval": "\(settings.groupInterval == .zero ? "off" : settings.groupInterval.settingText)",
+        ]
         if let before = try await store.publish(settings) {
-            logger.notice("incident defaults written to alertd_settings", metadata: [
-                "incidents": "\(settings.enabled ? "on" : "off")", "repeat_interval": "\(repeatText)",
-                "were": "\(before.enabled ? "on" : "off"), \(before.repeatInterval.map(\.settingText) ?? "off")",
+            logger.notice("incident defaults written to alertd_settings", metadata: now.merging([
+                "were": "\(before.enabled ? "on" : "off"), repeat \(before.repeatInterval.map(\.settingText) ?? "off"), group wait \(before.groupWait.settingText), group interval \(before.groupInterval == .zero ? "off" : before.groupInterval.settingText)",
                 "written_before_by": "\(before.updatedBy ?? "the migration")",
-            ])
+            ]) { $1 })
         } else {
-            logger.debug("incident defaults unchanged", metadata: ["incidents": "\(settings.enabled ? "on" : "off")", "repeat_interval": "\(repeatText)"])
+            logger.debug("incident defaults unchanged", metadata: now)
         }
     }
 }

@@ -34,6 +34,11 @@ public struct ClaimedAlert: Sendable, Equatable {
     public let sync: SyncRun?
     /// The endpoint's incident this alert belongs to, if any: the news, a reminder or a recovery.
     public let incident: Incident?
+    /// For news held to go out with other endpoints' news of its integration: its group
+    /// (`metadata ->> 'group'`).
+    public var groupKey: String?
+    /// The other alerts this one carries in its message, when it leads a group (`AlertGroups`).
+    public var grouped: [ClaimedAlert] = []
 
     public struct Integration: Sendable, Equatable {
         public let id: UUID
@@ -105,6 +110,7 @@ public struct ClaimedAlert: Sendable, Equatable {
         maxAttempts = try row.decode("max_attempts")
         createdAt = try row.decode("created_at")
         destination = try row.decode("destination")
+        groupKey = try row.decode("group_key")
         deliveredRecipients = try row.decode("email_delivered", as: [String]?.self) ?? []
         bouncedRecipients = try row.decode("email_bounced", as: [String]?.self) ?? []
         if let integrationID = try row.decode("integration_id", as: UUID?.self) {

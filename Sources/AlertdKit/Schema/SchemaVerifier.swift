@@ -191,6 +191,15 @@ public struct SchemaVerifier: Sendable {
             holds("trigger alertd_delete_incidents_on_delete on integration_configs", """
                 EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'alertd_delete_incidents_on_delete' AND tgrelid = to_regclass('public.integration_configs') AND tgenabled <> 'D')
                 """),
+            // 20251128: the news of an integration's endpoints grouped.
+            column("integration_alert_incidents", "news_group"),
+            column("integration_alert_incidents", "news_due_at"),
+            column("alertd_settings", "group_wait"),
+            column("alertd_settings", "group_interval"),
+            holds("trigger groups the news", """
+                (SELECT p.prosrc LIKE '%news_due_at%' FROM pg_proc p
+                  WHERE p.oid = to_regprocedure('public.alertd_enqueue_sync_alerts()'))
+                """),
         ]
         return checks
     }()

@@ -17,6 +17,9 @@ public struct AlertStore: Sendable {
     /// instance holds are skipped, not waited for; rows whose lease expired (a crashed instance's)
     /// are due again. Each claim starts an attempt: attempt_count goes up by one.
     ///
+    /// The alerts of a group (the news of an integration's endpoints held to go out as one message,
+    /// due together) are claimed together, by one instance.
+    ///
     /// Webhooks to the hosts in `excludingDestinations` (those with as many in flight as allowed)
     /// are left for later. Fields a tenant types in are cut to a length a message can carry.
     ///
@@ -36,6 +39,7 @@ public struct AlertStore: Sendable {
                  AND alert_channel = ANY ($3::text[])
                  AND (cardinality($5::text[]) = 0 OR alert_channel <> 'webhook'
                       OR \(Self.destination("recipients")) <> ALL ($5::text[]))
+                 AND (metadata ->> 'group' IS NULL OR pg_try_advisory_xact_lock(\(Self.groupLockClass), hashtext(metadata ->> 'group')))
                ORDER BY next_attempt_at
                LIMIT $1
                FOR UPDATE SKIP LOCKED
@@ -50,7 +54,7 @@ public struct AlertStore: Sendable {
               RETURNING a.*
             )
             SELECT c.id, c.alert_type, c.alert_channel, c.origin, c.recipients, c.attempt_count,
-                   c.max_attempts, c.created_at,
+                   c.max_attempts, c.created_at, c.metadata ->> 'group' AS group_key,
                    CASE c.alert_channel WHEN 'webhook' THEN \(Self.destination("c.recipients")) END AS destination,
                    ARRAY(SELECT jsonb_array_elements_text(coalesce(c.metadata -> 'email_delivered', '[]'))) AS email_delivered,
                    ARRAY(SELECT jsonb_array_elements_text(coalesce(c.metadata -> 'email_bounced', '[]'))) AS email_bounced,
@@ -71,6 +75,12 @@ public struct AlertStore: Sendable {
         )
         return try rows.map(ClaimedAlert.init(row:))
     }
+
+    /// The advisory lock class of a group's claim: the first claim that meets an alert of a group
+    /// (`metadata ->> 'group'`) takes the group's lock to the end of its statement, and another
+    /// instance claiming at the same moment skips the group's alerts, so that its message is
+    /// not split between the two. (1634497140 is the waiting lock's.)
+    static let groupLockClass = 1634497141
 
     /// SQL for a webhook alert's destination: the lower-cased host and port of its URL (as libcurl
     /// counts connections per host), "" if it has none.
@@ -139,7 +149,7 @@ public struct AlertStore: Sendable {
               RETURNING *
             )
             SELECT c.id, c.alert_type, c.alert_channel, c.origin, c.recipients, c.attempt_count, c.max_attempts, c.created_at,
-                   CASE c.alert_channel WHEN 'webhook' THEN \(Self.destination("c.recipients")) END AS destination,
+                   NULL AS group_key, CASE c.alert_channel WHEN 'webhook' THEN \(Self.destination("c.recipients")) END AS destination,
                    ARRAY[]::text[] AS email_delivered, ARRAY[]::text[] AS email_bounced,
                    i.id AS integration_id, i.integration_name, i.integration_type, i.environment, i.tenant_id,
                    NULL::uuid AS sync_id, NULL AS endpoint_name, NULL AS sync_status, NULL::timestamp AS sync_started_at,

@@ -17,34 +17,48 @@ public struct IncidentStore: Sendable {
         public let enabled: Bool
         /// nil: no reminders.
         public let repeatInterval: Duration?
+        public let groupWait: Duration
+        /// zero: no grouping.
+        public let groupInterval: Duration
         public let updatedBy: String?
     }
 
     /// Writes `settings` to `alertd_settings` when they differ from what is there, and returns
     /// what was there before (nil when nothing changed).
     public func publish(_ settings: IncidentSettings) async throws -> Defaults? {
-        let seconds = settings.repeatInterval.map { Double($0.components.seconds) } ?? 0
+        func seconds(_ duration: Duration) -> Double {
+            Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        }
         let rows = try await connection.query(
             """
             WITH before AS (
-              SELECT incidents, extract(epoch FROM repeat_interval)::float8 AS repeat_seconds, updated_by
+              SELECT incidents, extract(epoch FROM repeat_interval)::float8 AS repeat_seconds,
+                     extract(epoch FROM group_wait)::float8 AS wait_seconds,
+                     extract(epoch FROM group_interval)::float8 AS interval_seconds, updated_by
                 FROM alertd_settings FOR UPDATE
             ), changed AS (
               UPDATE alertd_settings s
-                 SET incidents = $1, repeat_interval = make_interval(secs => $2), updated_at = now(), updated_by = $3
+                 SET incidents = $1, repeat_interval = make_interval(secs => $2), group_wait = make_interval(secs => $4),
+                     group_interval = make_interval(secs => $5), updated_at = now(), updated_by = $3
                 FROM before
                WHERE before.incidents IS DISTINCT FROM $1 OR before.repeat_seconds IS DISTINCT FROM $2
+                  OR before.wait_seconds IS DISTINCT FROM $4 OR before.interval_seconds IS DISTINCT FROM $5
               RETURNING s.singleton
             )
             SELECT before.* FROM before, changed
             """,
-            [settings.enabled, seconds, worker]
+            [settings.enabled, settings.repeatInterval.map(seconds) ?? 0, worker, seconds(settings.groupWait), seconds(settings.groupInterval)]
         )
         guard let row = rows.first else { return nil }
-        let repeatSeconds = try row.decode("repeat_seconds", as: Double.self)
+        func duration(_ column: String) throws -> Duration {
+            .milliseconds(Int64((try row.decode(column, as: Double.self) * 1000).rounded()))
+        }
+        let repeatInterval = try duration("repeat_seconds")
         return Defaults(
             enabled: try row.decode("incidents"),
-            repeatInterval: repeatSeconds > 0 ? .milliseconds(Int64(repeatSeconds * 1000)) : nil,
+            repeatInterval: repeatInterval > .zero ? repeatInterval : nil,
+            groupWait: try duration("wait_seconds"),
+            groupInterval: try duration("interval_seconds"),
             updatedBy: try row.decode("updated_by")
         )
     }

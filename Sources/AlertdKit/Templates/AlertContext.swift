@@ -19,6 +19,23 @@ public struct AlertContext: Sendable {
     let failingSeconds: Int?
     /// The incident's last error, cut to `errorLimit`.
     let incidentError: String?
+    /// For a message that carries a group's alerts: each of them, the carrier first; empty
+    /// otherwise.
+    let group: [GroupEntry]
+
+    /// One alert of a group's message: its endpoint's run.
+    struct GroupEntry {
+        let alertID: String
+        let syncID: String
+        let endpoint: String
+        let status: String
+        let startedAt: String
+        let recordsSynced: Int
+        let recordsFailed: Int
+        let errorMessage: String?
+        let errorTruncated: Bool
+        let link: String?
+    }
 
     /// The longest error message a message carries; longer ones are cut and flagged.
     public static let errorLimit = 2000
@@ -42,12 +59,24 @@ public struct AlertContext: Sendable {
             failingSeconds = nil
             incidentError = nil
         }
-        if let linkBase, !linkBase.isEmpty, let integration = alert.integration, let sync = alert.sync {
-            let base = linkBase.hasSuffix("/") ? String(linkBase.dropLast()) : linkBase
-            link = "\(base)/integrations/\(integration.id.postgresText)/syncs/\(sync.id.postgresText)"
-        } else {
-            link = nil
+        link = Self.link(linkBase, alert)
+        group = alert.grouped.isEmpty ? [] : alert.members.compactMap { member in
+            guard let sync = member.sync else { return nil }
+            let error = sync.errorMessage.map(Self.cut)
+            return GroupEntry(
+                alertID: member.id.postgresText, syncID: sync.id.postgresText, endpoint: sync.endpoint, status: sync.status,
+                startedAt: Self.timestamp(sync.startedAt), recordsSynced: sync.recordsSynced, recordsFailed: sync.recordsFailed,
+                errorMessage: error.flatMap { $0.text.isEmpty ? nil : $0.text }, errorTruncated: error?.truncated ?? false,
+                link: Self.link(linkBase, member)
+            )
         }
+    }
+
+    /// The link to an alert's sync run under `ALERTD_LINK_BASE_URL`, if both are there.
+    private static func link(_ linkBase: String?, _ alert: ClaimedAlert) -> String? {
+        guard let linkBase, !linkBase.isEmpty, let integration = alert.integration, let sync = alert.sync else { return nil }
+        let base = linkBase.hasSuffix("/") ? String(linkBase.dropLast()) : linkBase
+        return "\(base)/integrations/\(integration.id.postgresText)/syncs/\(sync.id.postgresText)"
     }
 
     /// What Mustache templates see: strings, numbers, booleans and dictionaries of them, built
@@ -119,6 +148,27 @@ public struct AlertContext: Sendable {
             if let lastFailed = incident.lastFailedAt { incidentValues["last_failed_at"] = Self.timestamp(lastFailed) }
             if let incidentError { incidentValues["last_error"] = incidentError }
             values["incident"] = incidentValues
+        }
+        if !group.isEmpty {
+            func entries(_ list: ArraySlice<GroupEntry>) -> [[String: Any]] {
+                list.enumerated().map { index, entry in
+                    var values: [String: Any] = [
+                        "alert_id": entry.alertID, "sync_id": entry.syncID, "endpoint": entry.endpoint, "status": entry.status,
+                        "started_at": entry.startedAt, "records_synced": entry.recordsSynced, "records_failed": entry.recordsFailed,
+                        "error_truncated": entry.errorTruncated, "has_link": entry.link != nil, "last": index == list.count - 1,
+                    ]
+                    if let error = entry.errorMessage { values["error_message"] = error }
+                    if let link = entry.link { values["link"] = link }
+                    return values
+                }
+            }
+            values["group"] = [
+                "count": group.count,
+                "others_count": group.count - 1,
+                "one_other": group.count == 2,
+                "alerts": entries(group[...]),
+                "others": entries(group.dropFirst()),
+            ] as [String: Any]
         }
         return values
     }

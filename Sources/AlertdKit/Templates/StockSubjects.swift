@@ -8,8 +8,8 @@
 enum StockSubjects {
     /// The text of templates/<type>.subject.mustache as alertd ships it, by alert type.
     static let templates: [String: String] = [
-        "failure": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Sync failed: {{integration.name}} · {{sync.endpoint}}\n",
-        "warning": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Sync partly failed: {{integration.name}} · {{sync.endpoint}}\n",
+        "failure": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Sync failed: {{integration.name}} · {{sync.endpoint}}{{#group}} and {{others_count}} more{{/group}}\n",
+        "warning": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Sync partly failed: {{integration.name}} · {{sync.endpoint}}{{#group}} and {{others_count}} more{{/group}}\n",
         "success": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Sync succeeded: {{integration.name}} · {{sync.endpoint}}\n",
         "recovery": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Sync recovered: {{integration.name}} · {{sync.endpoint}}\n",
         "reminder": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Still failing: {{integration.name}} · {{sync.endpoint}}\n",
@@ -23,14 +23,16 @@ enum StockSubjects {
         // As the context gives it to templates: a nameless integration goes by its type.
         let name = alert.integration.map { $0.name ?? $0.type } ?? ""
         let endpoint = alert.sync?.endpoint ?? ""
+        // A group's message: " and 2 more" endpoints.
+        let more = context.group.isEmpty ? "" : " and \(context.group.count - 1) more"
         switch context.templateType {
         // Mustache renders a section for any string, the empty one too.
         case "test": return alert.integration == nil ? "[Test] alertd test notification\n" : "[Test] alertd test notification: \(name)\n"
-        case "warning": return "[alertd] Sync partly failed: \(name) · \(endpoint)\n"
+        case "warning": return "[alertd] Sync partly failed: \(name) · \(endpoint)\(more)\n"
         case "success": return "[alertd] Sync succeeded: \(name) · \(endpoint)\n"
         case "recovery": return "[alertd] Sync recovered: \(name) · \(endpoint)\n"
         case "reminder": return "[alertd] Still failing: \(name) · \(endpoint)\n"
-        default: return "[alertd] Sync failed: \(name) · \(endpoint)\n"
+        default: return "[alertd] Sync failed: \(name) · \(endpoint)\(more)\n"
         }
     }
 }

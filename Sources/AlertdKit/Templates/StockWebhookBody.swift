@@ -32,6 +32,7 @@ enum StockWebhookBody {
               "retry": {{#retry}}{"number": {{number}}, "max": {{max}}, "next_at": "{{next_at}}"}{{/retry}}{{^retry}}null{{/retry}}
             }{{/sync}}{{^sync}}null{{/sync}},
             "incident": {{#incident}}{"id": "{{id}}", "opened_at": "{{opened_at}}", "resolved_at": {{#resolved_at}}"{{.}}"{{/resolved_at}}{{^resolved_at}}null{{/resolved_at}}, "failing_seconds": {{failing_seconds}}, "failed_runs": {{#has_failed_runs}}{{failed_runs}}{{/has_failed_runs}}{{^has_failed_runs}}null{{/has_failed_runs}}, "recent_runs": [{{#runs}}"{{id}}"{{^last}}, {{/last}}{{/runs}}], "last_error": {{#last_error}}"{{.}}"{{/last_error}}{{^last_error}}null{{/last_error}}}{{/incident}}{{^incident}}null{{/incident}},
+            "group": {{#group}}[{{#alerts}}{"alert_id": "{{alert_id}}", "sync_id": "{{sync_id}}", "endpoint": "{{endpoint}}", "status": "{{status}}", "started_at": "{{started_at}}", "records": {"synced": {{records_synced}}, "failed": {{records_failed}}}, "error_message": {{#error_message}}"{{.}}"{{/error_message}}{{^error_message}}null{{/error_message}}, "link": {{#has_link}}"{{link}}"{{/has_link}}{{^has_link}}null{{/has_link}}}{{^last}}, {{/last}}{{/alerts}}]{{/group}}{{^group}}null{{/group}},
             "link": {{#link}}"{{.}}"{{/link}}{{^link}}null{{/link}}
           }
         }
@@ -136,6 +137,35 @@ enum StockWebhookBody {
             out.raw("}")
         } else {
             out.raw("null")
+        }
+        out.raw(",\n    \"group\": ")
+        if context.group.isEmpty {
+            out.raw("null")
+        } else {
+            out.raw("[")
+            for (index, entry) in context.group.enumerated() {
+                if index > 0 { out.raw(", ") }
+                out.raw("{\"alert_id\": \"")
+                out.escaped(entry.alertID)
+                out.raw("\", \"sync_id\": \"")
+                out.escaped(entry.syncID)
+                out.raw("\", \"endpoint\": \"")
+                out.escaped(entry.endpoint)
+                out.raw("\", \"status\": \"")
+                out.escaped(entry.status)
+                out.raw("\", \"started_at\": \"")
+                out.escaped(entry.startedAt)
+                out.raw("\", \"records\": {\"synced\": ")
+                out.number(entry.recordsSynced)
+                out.raw(", \"failed\": ")
+                out.number(entry.recordsFailed)
+                out.raw("}, \"error_message\": ")
+                out.quotedOrNull(entry.errorMessage)
+                out.raw(", \"link\": ")
+                out.quotedOrNull(entry.link)
+                out.raw("}")
+            }
+            out.raw("]")
         }
         out.raw(",\n    \"link\": ")
         out.quotedOrNull(context.link)

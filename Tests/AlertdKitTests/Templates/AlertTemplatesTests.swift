@@ -131,9 +131,10 @@ import Testing
         for alert in [full, hostile, success, sparse, test] {
             for link in [nil, "https://app.example.com/"] {
                 let context = AlertContext(alert: alert, linkBase: link, now: now)
-                // Added since: the alert's incident, null for an alert without one.
+                // Added since: the alert's incident and its group, null for an alert without.
                 let mine = String(decoding: try current.renderWebhookBody(context), as: UTF8.self)
                     .replacingOccurrences(of: "\n    \"incident\": null,", with: "")
+                    .replacingOccurrences(of: "\n    \"group\": null,", with: "")
                 let theirs = String(decoding: try earlier.renderWebhookBody(context), as: UTF8.self)
                 #expect(mine == theirs, "\(alert.type) \(alert.origin) link \(link ?? "none"):\n\(mine)\n---\n\(theirs)")
             }
@@ -173,6 +174,23 @@ import Testing
                         recentRuns: runs, lastFailedAt: n % 3 == 0 ? nil : sync.startedAt, lastError: n % 3 == 2 ? nil : text
                     )
                 ))
+                // Leading a group's message: one to three other endpoints, any text, with and
+                // without errors.
+                if type == .failure || type == .warning {
+                    var leader = Self.alert(type: type, error: n % 2 == 0 ? text : nil, name: text)
+                    leader.groupKey = "group"
+                    leader.grouped = (0...(n % 3)).map { k in
+                        ClaimedAlert(
+                            id: UUID(), type: type, channel: .webhook, origin: .trigger, recipients: [], attempt: 1, maxAttempts: 10, createdAt: nil,
+                            integration: full.integration, sync: .init(
+                                id: UUID(), endpoint: k == 0 ? text : "endpoint \(k)", status: k == 1 ? "partial" : "failed", startedAt: sync.startedAt,
+                                completedAt: nil, durationSeconds: nil, recordsSynced: k, recordsFailed: n, recordsSkipped: 0,
+                                errorMessage: k == 1 ? nil : text, retryCount: 0, maxRetries: 0, retryAt: nil, triggeredBy: "scheduler"
+                            )
+                        )
+                    }
+                    alerts.append(leader)
+                }
             }
         }
         return alerts

@@ -13,6 +13,8 @@ import Testing
     static var notifyFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251126_alertd_notify_when_waited_for.sql") }
     static var incidentsFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251127_alertd_incidents.sql") }
     static var incidentsRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251127_alertd_incidents.rollback.sql") }
+    static var groupsFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251128_alertd_incident_groups.sql") }
+    static var groupsRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251128_alertd_incident_groups.rollback.sql") }
     static var seedRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251122_add_retry_and_alerts.rollback.sql") }
     static var outboxRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251124_alertd_outbox.rollback.sql") }
     static var platformVersionFile: URL {
@@ -103,6 +105,23 @@ import Testing
         }
     }
 
+    @Test func groupingAppliedTwiceChangesNothingAndItsRollbackUndoesIt() async throws {
+        try await TestPostgres.withDatabase(.platform) { database in
+            for file in [Self.seedFile, Self.outboxFile, Self.roleFile, Self.notifyFile, Self.incidentsFile] {
+                try await database.applyWithPsql(file)
+            }
+            let before = try await database.schemaDump()
+            try await database.applyWithPsql(Self.groupsFile)
+            let once = try await database.schemaDump()
+            #expect(once != before)
+            #expect(once.contains("news_due_at"))
+            try await database.applyWithPsql(Self.groupsFile)
+            #expect(try await database.schemaDump() == once)
+            try await database.applyWithPsql(Self.groupsRollbackFile)
+            #expect(try await database.schemaDump() == before)
+        }
+    }
+
     @Test func theIncidentsRollbackKeepsTheirAlertsUnderTheOlderWords() async throws {
         try await TestPostgres.withDatabase { database in
             try await database.withConnection { connection in
@@ -127,6 +146,7 @@ import Testing
             try await database.applyWithPsql(Self.roleFile)
             try await database.applyWithPsql(Self.notifyFile)
             try await database.applyWithPsql(Self.incidentsFile)
+            try await database.applyWithPsql(Self.groupsFile)
             return try await database.schemaDump()
         }
         try await TestPostgres.withDatabase(.platform) { database in
