@@ -24,6 +24,8 @@ public final class AlertdProcess: @unchecked Sendable {
         process.arguments = ["run"]
         var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("ALERTD_") && !$0.key.hasPrefix("PG") }
         environment["ALERTD_TEMPLATES_DIR"] = TestPostgres.packageRoot.appending(path: "templates").path
+        // No grouping unless the test asks for it (see `TestPostgres.Setup.migrated`).
+        environment["ALERTD_GROUP_INTERVAL"] = "off"
         environment.merge(extra) { $1 }
         process.environment = environment
         process.standardOutput = output

@@ -194,6 +194,7 @@ public struct SchemaVerifier: Sendable {
             // 20251128: the news of an integration's endpoints grouped.
             column("integration_alert_incidents", "news_group"),
             column("integration_alert_incidents", "news_due_at"),
+            index("idx_alert_incidents_open_news"),
             column("alertd_settings", "group_wait"),
             column("alertd_settings", "group_interval"),
             holds("trigger groups the news", """

@@ -41,6 +41,12 @@ COMMENT ON COLUMN integration_alert_incidents.news_group IS
 COMMENT ON COLUMN integration_alert_incidents.news_due_at IS
   'When the news was due to go out: at once, or when its group was.';
 
+-- The trigger's look-up of an integration's newest group, among its open incidents: one index
+-- probe however many endpoints are failing.
+CREATE INDEX IF NOT EXISTS idx_alert_incidents_open_news
+  ON integration_alert_incidents (integration_config_id, news_due_at)
+  WHERE resolved_at IS NULL;
+
 -- 3. The trigger ------------------------------------------------------------------------------
 
 CREATE OR REPLACE FUNCTION alertd_enqueue_sync_alerts()

@@ -213,6 +213,7 @@ $$;
 COMMENT ON FUNCTION alertd_enqueue_sync_alerts() IS
   'Trigger: opens and closes incidents, queues the alerts a sync run''s new status calls for (repeats of an open incident recorded as suppressed), and notifies alertd if a dispatcher is waiting.';
 
+DROP INDEX IF EXISTS idx_alert_incidents_open_news;
 ALTER TABLE integration_alert_incidents DROP COLUMN IF EXISTS news_due_at;
 ALTER TABLE integration_alert_incidents DROP COLUMN IF EXISTS news_group;
 ALTER TABLE alertd_settings DROP COLUMN IF EXISTS group_interval;

@@ -158,6 +158,101 @@ import Testing
         }
     }
 
+    /// Each alert's due time (seconds after the first alert's) and group, by endpoint, for the
+    /// grouping tests.
+    static func schedule(_ connection: PostgresConnection, integration: UUID, channel: String = "webhook") async throws -> [String: (due: Double, group: String?, status: String)] {
+        let rows = try await connection.query(
+            """
+            SELECT h.endpoint_name, a.alert_type, a.delivery_status, a.metadata ->> 'group' AS grp,
+                   extract(epoch FROM a.next_attempt_at - min(a.created_at) OVER ())::float8 AS due
+              FROM integration_alert_history a JOIN integration_sync_history h ON h.id = a.sync_history_id
+             WHERE a.integration_config_id = $1 AND a.alert_channel = $2 AND a.delivery_status <> 'suppressed'
+            """,
+            [integration, channel]
+        )
+        var schedule: [String: (due: Double, group: String?, status: String)] = [:]
+        for row in rows {
+            let key = "\(try row.decode("endpoint_name", as: String.self))/\(try row.decode("alert_type", as: String.self))"
+            schedule[key] = (try row.decode("due", as: Double?.self) ?? -1, try row.decode("grp"), try row.decode("delivery_status"))
+        }
+        return schedule
+    }
+
+    @Test func theFirstEndpointIsNewsAtOnceAndTheOthersWithinTheIntervalShareOneDueTimeAndGroup() async throws {
+        try await TestPostgres.withDatabase { database in
+            try await database.withConnection { connection in
+                try await connection.query("UPDATE alertd_settings SET group_interval = interval '1 minute'")
+                let rows = PlatformRows(connection)
+                let integration = try await rows.integration(tenant: try await rows.tenant(), emails: ["ops@example.com"], webhook: "https://hooks.example.com/x")
+                for endpoint in ["employees", "payroll", "benefits"] {
+                    try await rows.syncRun(integration: integration, status: "failed", endpoint: endpoint)
+                }
+                // A repeat of a held endpoint is suppressed, as any repeat.
+                try await rows.syncRun(integration: integration, status: "failed", endpoint: "payroll")
+                for channel in ["webhook", "email"] {
+                    let schedule = try await Self.schedule(connection, integration: integration, channel: channel)
+                    let first = try #require(schedule["employees/failure"])
+                    #expect(first.due < 1 && first.group == nil && first.status == "pending", "\(channel)")
+                    let payroll = try #require(schedule["payroll/failure"])
+                    let benefits = try #require(schedule["benefits/failure"])
+                    // Held a minute after the first, together.
+                    #expect(payroll.due > 59 && payroll.due < 61, "\(channel): \(payroll.due)")
+                    #expect(benefits.due == payroll.due && benefits.group != nil && benefits.group == payroll.group)
+                }
+                let suppressed: Int = try await connection.query(
+                    "SELECT count(*)::integer AS n FROM integration_alert_history WHERE integration_config_id = $1 AND delivery_status = 'suppressed'", [integration]
+                )[0].decode("n")
+                #expect(suppressed == 2)
+
+                // The held endpoint recovers before its group went out: the recovery notice is due
+                // after the news, never before it.
+                let fixed = try await rows.syncRun(integration: integration, status: "success", endpoint: "payroll")
+                let schedule = try await Self.schedule(connection, integration: integration)
+                let recovery = try #require(schedule["payroll/recovery"])
+                #expect(recovery.due > schedule["payroll/failure"]!.due, "\(fixed)")
+            }
+        }
+    }
+
+    @Test func groupWaitHoldsTheFirstTooAndEachIntegrationSetsItsOwn() async throws {
+        try await TestPostgres.withDatabase { database in
+            try await database.withConnection { connection in
+                try await connection.query("UPDATE alertd_settings SET group_interval = interval '1 minute'")
+                let rows = PlatformRows(connection)
+                let tenant = try await rows.tenant()
+                func schedule(metadata: String?) async throws -> [String: (due: Double, group: String?, status: String)] {
+                    let integration = try await rows.integration(tenant: tenant, type: "t\(UUID().uuidString.prefix(8))", webhook: "https://hooks.example.com/x")
+                    if let metadata {
+                        try await connection.query("UPDATE integration_configs SET configuration_metadata = $2::jsonb WHERE id = $1", [integration, metadata])
+                    }
+                    for endpoint in ["a", "b"] { try await rows.syncRun(integration: integration, status: "failed", endpoint: endpoint) }
+                    return try await Self.schedule(connection, integration: integration)
+                }
+                // No grouping for this integration: both at once.
+                let off = try await schedule(metadata: #"{"alertd": {"group_interval_seconds": 0}}"#)
+                #expect(off["a/failure"]!.due < 1 && off["b/failure"]!.due < 1 && off["b/failure"]!.group == nil)
+                // A value that is not whole seconds is ignored: the default (a minute) applies and
+                // the writer's transaction is untouched.
+                let bad = try await schedule(metadata: #"{"alertd": {"group_interval_seconds": "soon", "group_wait_seconds": -3}}"#)
+                #expect(bad["a/failure"]!.due < 1 && bad["b/failure"]!.due > 59)
+                // A group wait holds the first too, and the second joins it.
+                let waiting = try await schedule(metadata: #"{"alertd": {"group_wait_seconds": 30, "group_interval_seconds": "120"}}"#)
+                #expect(waiting["a/failure"]!.due > 29 && waiting["a/failure"]!.due < 31)
+                #expect(waiting["b/failure"]!.due == waiting["a/failure"]!.due && waiting["b/failure"]!.group == waiting["a/failure"]!.group)
+                // The defaults come from alertd_settings.
+                try await connection.query("UPDATE alertd_settings SET group_interval = interval '0'")
+                let none = try await schedule(metadata: nil)
+                #expect(none["b/failure"]!.due < 1)
+                try await connection.query("UPDATE alertd_settings SET group_interval = interval '5 minutes'")
+                let five = try await schedule(metadata: nil)
+                #expect(five["b/failure"]!.due > 299 && five["b/failure"]!.due < 301)
+                // Incidents off: no grouping either, every failure at once.
+                let incidentsOff = try await schedule(metadata: #"{"alertd": {"incidents": "off"}}"#)
+                #expect(incidentsOff["b/failure"]!.due < 1)
+            }
+        }
+    }
+
     @Test func ofConcurrentFailuresOfOneEndpointExactlyOneIsNews() async throws {
         try await TestPostgres.withDatabase { database in
             let integration = try await database.withConnection { connection in
