@@ -25,6 +25,7 @@ enum Scenario: String, CaseIterable, Sendable {
     case threeInstances = "three-instances"
     case backlog
     case incidents
+    case groups
 
     var summary: String {
         switch self {
@@ -38,6 +39,7 @@ enum Scenario: String, CaseIterable, Sendable {
         case .threeInstances: "three alertd instances on one database"
         case .backlog: "a backlog of pending webhook alerts drained from a cold start"
         case .incidents: "endpoints failing and recovering, each failure by four writers at once, two instances, one killed with SIGKILL every 1 to 3 s"
+        case .groups: "the endpoints of an integration failing together, their news grouped (1 s interval), two instances, one killed with SIGKILL every 1 to 3 s"
         }
     }
 
@@ -223,6 +225,38 @@ enum Scenario: String, CaseIterable, Sendable {
             _ = try await trial.settle(timeout: .seconds(120))
             try await trial.judge(&verdict, crashes: true)
             try await trial.judgeIncidents(&verdict)
+
+        case .groups:
+            // Grouping's hold, group lock and folded messages under a crashing instance: the four
+            // endpoints of each integration fail within milliseconds (the first is news at once,
+            // the other three held a second and sent as one message per channel), then recover.
+            try await trial.prepare(integrations: 6)
+            trial.environment["ALERTD_LEASE"] = "5s"
+            trial.environment["ALERTD_GROUP_INTERVAL"] = "1s"
+            trial.environment["ALERTD_INCIDENT_REPEAT_INTERVAL"] = "off"
+            try trial.startAlertd("a")
+            try trial.startAlertd("b")
+            try await trial.waitForGrouping()
+            let striking = Task {
+                var kills = 0
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(Int64.random(in: 1000...3000)))
+                    if Task.isCancelled { break }
+                    let name = kills % 2 == 0 ? "a" : "b"
+                    trial.kill(name)
+                    kills += 1
+                    _ = try? trial.startAlertd(name)
+                }
+                return kills
+            }
+            let cycles = max(2, options.events / (trial.integrations.count * 4 * 4))
+            verdict.events = try await trial.driveGroups(cycles: cycles, endpointsPerIntegration: 4)
+            striking.cancel()
+            verdict.faults = ["\(await striking.value) SIGKILLs of one of two instances"]
+            _ = try await trial.settle(timeout: .seconds(120))
+            try await trial.judge(&verdict, crashes: true)
+            try await trial.judgeIncidents(&verdict, reminders: false)
+            try await trial.judgeGroups(&verdict)
         }
         verdict.seconds = (ContinuousClock.now - clock).seconds
         return verdict

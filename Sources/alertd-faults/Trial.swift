@@ -266,6 +266,55 @@ final class Trial: @unchecked Sendable {
         }
     }
 
+    /// Waits until an instance has written the grouping defaults the trial set for the trigger.
+    func waitForGrouping() async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            let written: Bool = try await owner.query("SELECT group_interval > interval '0' AS written FROM alertd_settings")[0].decode("written")
+            if written { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw TestSetupError("no alertd wrote ALERTD_GROUP_INTERVAL to alertd_settings within 30 s")
+    }
+
+    /// Integrations whose endpoints fail together, `cycles` times: every endpoint of an
+    /// integration fails at once (each its own writer and transaction), stays failing 1.5 to 3 s
+    /// (past the group interval), then every one succeeds. Returns the runs written.
+    func driveGroups(cycles: Int, endpointsPerIntegration: Int) async throws -> Int {
+        let connectionString = database.connectionString
+        @Sendable func write(_ integration: UUID, _ endpoint: String, _ status: String, _ error: String?) async throws {
+            try await Self.persevering {
+                let connection = try await PostgresConnection.connect(connectionString, retrying: .reconnect, logger: TestPostgres.logger)
+                defer { Task { await connection.close() } }
+                try await connection.query(
+                    "INSERT INTO integration_sync_history (integration_config_id, endpoint_name, sync_started_at, status, error_message) VALUES ($1, $2, now(), $3, $4)",
+                    [integration, endpoint, status, error]
+                )
+            }
+        }
+        return try await withThrowingTaskGroup(of: Int.self) { group in
+            for integration in integrations {
+                group.addTask {
+                    var written = 0
+                    for cycle in 0..<cycles {
+                        for status in ["failed", "success"] {
+                            try await withThrowingTaskGroup(of: Void.self) { writers in
+                                for endpoint in 0..<endpointsPerIntegration {
+                                    writers.addTask { try await write(integration, "endpoint-\(endpoint)", status, status == "failed" ? "cycle \(cycle)" : nil) }
+                                }
+                                try await writers.waitForAll()
+                            }
+                            written += endpointsPerIntegration
+                            try await Task.sleep(for: .milliseconds(status == "failed" ? Int64.random(in: 1500...3000) : Int64.random(in: 0...1000)))
+                        }
+                    }
+                    return written
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+    }
+
     /// Runs `body` until it succeeds, for two minutes at most: the database may be restarting.
     static func persevering<T>(_ body: () async throws -> T) async throws -> T {
         let deadline = ContinuousClock.now + .seconds(120)

@@ -42,10 +42,13 @@ COMMENT ON COLUMN integration_alert_incidents.news_due_at IS
   'When the news was due to go out: at once, or when its group was.';
 
 -- The trigger's look-up of an integration's newest group, among its open incidents: one index
--- probe however many endpoints are failing.
+-- probe however many endpoints are failing. Only incidents with a due time: the trigger's look-up
+-- of an endpoint's open incident, which every run makes, cannot use it and keeps to
+-- idx_alert_incidents_open (an index on open incidents alone drew that look-up onto itself, and
+-- every writer's transaction scanned the integration's open incidents).
 CREATE INDEX IF NOT EXISTS idx_alert_incidents_open_news
   ON integration_alert_incidents (integration_config_id, news_due_at)
-  WHERE resolved_at IS NULL;
+  WHERE resolved_at IS NULL AND news_due_at IS NOT NULL;
 
 -- 3. The trigger ------------------------------------------------------------------------------
 
