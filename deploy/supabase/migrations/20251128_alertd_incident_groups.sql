@@ -23,8 +23,12 @@
 
 -- 1. Settings ---------------------------------------------------------------------------------
 
-ALTER TABLE alertd_settings ADD COLUMN IF NOT EXISTS group_wait interval NOT NULL DEFAULT interval '0';
-ALTER TABLE alertd_settings ADD COLUMN IF NOT EXISTS group_interval interval NOT NULL DEFAULT interval '1 minute';
+-- At most an hour each (alertd refuses more): the trigger bins due times by the interval, which
+-- a month could not do.
+ALTER TABLE alertd_settings ADD COLUMN IF NOT EXISTS group_wait interval NOT NULL DEFAULT interval '0'
+  CHECK (group_wait BETWEEN interval '0' AND interval '1 hour');
+ALTER TABLE alertd_settings ADD COLUMN IF NOT EXISTS group_interval interval NOT NULL DEFAULT interval '1 minute'
+  CHECK (group_interval BETWEEN interval '0' AND interval '1 hour');
 
 COMMENT ON COLUMN alertd_settings.group_wait IS
   'How long the news of an integration''s first failing endpoint waits for others to join it (0: sent at once).';
@@ -79,6 +83,7 @@ DECLARE
   due timestamptz := now();
   last_group uuid;
   last_due timestamptz;
+  grid interval;
   details jsonb;
 BEGIN
   kind := CASE NEW.status
@@ -176,15 +181,19 @@ BEGIN
         LEFT JOIN public.alertd_settings s ON true;
       IF opening THEN
         -- Grouping: the news of the integration's endpoints that fail within group_interval of
-        -- each other goes out as one message per channel. The first goes after group_wait (none
-        -- by default); one that fails while a group is held joins it; one that fails within
-        -- group_interval after a group went out starts the next group, due group_interval after
-        -- it. Two writers opening incidents of one integration at the same instant may each
-        -- start a group: two messages, nothing lost.
+        -- each other goes out as one message per channel. The first goes at once (after
+        -- group_wait, none by default); one that fails while a group is held joins it; one that
+        -- fails within group_interval after a group went out starts the next group. Held news
+        -- is due at a point of a grid of a tenth of the interval (at least a second), at least
+        -- group_interval after the first, and a group is named by its integration and due time:
+        -- writers opening incidents of one integration at the same moment, none seeing the
+        -- other's uncommitted incident, reach the same group. Of those, the one that takes the
+        -- integration's advisory lock (tried, never waited for) is the first; the others are
+        -- held.
         incident := gen_random_uuid();
-        group_id := incident;
         due := now() + first_wait;
         IF group_every > interval '0' THEN
+          grid := greatest(group_every / 10, interval '1 second');
           SELECT i.news_group, i.news_due_at INTO last_group, last_due
             FROM public.integration_alert_incidents i
            WHERE i.integration_config_id = NEW.integration_config_id
@@ -193,11 +202,18 @@ BEGIN
            ORDER BY i.news_due_at DESC
            LIMIT 1;
           IF last_due > now() THEN
-            group_id := last_group;
             due := last_due;
           ELSIF last_due IS NOT NULL THEN
-            due := greatest(last_due + group_every, due);
+            due := date_bin(grid, last_due + group_every - interval '1 microsecond', timestamptz 'epoch') + grid;
+          ELSIF first_wait > interval '0' THEN
+            due := date_bin(grid, now() + first_wait - interval '1 microsecond', timestamptz 'epoch') + grid;
+          ELSIF NOT pg_try_advisory_xact_lock(1634497142, hashtext(NEW.integration_config_id::text)) THEN
+            due := date_bin(grid, now() + group_every - interval '1 microsecond', timestamptz 'epoch') + grid;
           END IF;
+          group_id := CASE WHEN last_due > now() THEN last_group
+                           ELSE md5(NEW.integration_config_id::text || due::text)::uuid END;
+        ELSE
+          group_id := incident;
         END IF;
         -- The ids of the alerts that carry the news are chosen here, so that repeats can name
         -- them. Of two writers opening one incident at once, the second waits here for the first
