@@ -206,18 +206,7 @@ enum Scenario: String, CaseIterable, Sendable {
             trial.environment["ALERTD_INCIDENT_SWEEP_INTERVAL"] = "300ms"
             try trial.startAlertd("a")
             try trial.startAlertd("b")
-            let striking = Task {
-                var kills = 0
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .milliseconds(Int64.random(in: 1000...3000)))
-                    if Task.isCancelled { break }
-                    let name = kills % 2 == 0 ? "a" : "b"
-                    trial.kill(name)
-                    kills += 1
-                    _ = try? trial.startAlertd(name)
-                }
-                return kills
-            }
+            let striking = trial.killingInTurn(["a", "b"])
             let cycles = max(2, options.events / (trial.integrations.count * 3 * 5))
             verdict.events = try await trial.driveIncidents(cycles: cycles, endpointsPerIntegration: 3)
             striking.cancel()
@@ -237,18 +226,7 @@ enum Scenario: String, CaseIterable, Sendable {
             try trial.startAlertd("a")
             try trial.startAlertd("b")
             try await trial.waitForGrouping()
-            let striking = Task {
-                var kills = 0
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .milliseconds(Int64.random(in: 1000...3000)))
-                    if Task.isCancelled { break }
-                    let name = kills % 2 == 0 ? "a" : "b"
-                    trial.kill(name)
-                    kills += 1
-                    _ = try? trial.startAlertd(name)
-                }
-                return kills
-            }
+            let striking = trial.killingInTurn(["a", "b"])
             let cycles = max(2, options.events / (trial.integrations.count * 4 * 4))
             verdict.events = try await trial.driveGroups(cycles: cycles, endpointsPerIntegration: 4)
             striking.cancel()

@@ -266,6 +266,23 @@ final class Trial: @unchecked Sendable {
         }
     }
 
+    /// Kills the instances `names` in turn with SIGKILL, every 1 to 3 s, starting each again at
+    /// once, until the task is cancelled; its value is how many it killed.
+    func killingInTurn(_ names: [String]) -> Task<Int, Never> {
+        Task {
+            var kills = 0
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(Int64.random(in: 1000...3000)))
+                if Task.isCancelled { break }
+                let name = names[kills % names.count]
+                kill(name)
+                kills += 1
+                _ = try? startAlertd(name)
+            }
+            return kills
+        }
+    }
+
     /// Waits until an instance has written the grouping defaults the trial set for the trigger.
     func waitForGrouping() async throws {
         let deadline = ContinuousClock.now + .seconds(30)
