@@ -55,7 +55,11 @@ def main():
     url = server.rsplit("/", 1)[0] + "/" + name
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTD_")}
     env.update(ALERTD_DATABASE_URL=url, ALERTD_TEMPLATES_DIR=f"{ROOT}/templates", ALERTD_LOG_LEVEL="warning",
-               ALERTD_WEBHOOK_SECRET="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", ALERTD_WEBHOOK_CONCURRENCY="8", ALERTD_WEBHOOK_ALLOW="127.0.0.1", ALERTD_BATCH_SIZE="200")
+               ALERTD_WEBHOOK_SECRET="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", ALERTD_WEBHOOK_CONCURRENCY="8", ALERTD_WEBHOOK_ALLOW="127.0.0.1", ALERTD_BATCH_SIZE="200",
+               # Every run here is a new endpoint of one integration: grouping would hold all but
+               # the first a minute and fold them into messages of fifty. What this measures is
+               # each alert sent as its own message, as alertd bench does.
+               ALERTD_GROUP_INTERVAL="off")
     for command in (["db", "init-platform"], ["db", "migrate"]):
         subprocess.run([args.alertd] + command + ["--sql-dir", f"{ROOT}/deploy"], env=env, check=True, capture_output=True)
 
@@ -75,6 +79,12 @@ def main():
         # Latency at a steady trickle, alertd idle between alerts.
         alertd = subprocess.Popen([args.alertd, "run"], env=env)
         time.sleep(1.5)
+        # alertd writes its grouping default for the trigger at start.
+        deadline = time.time() + 30
+        while psql(url, "SELECT group_interval = interval '0' FROM alertd_settings").strip() != "t":
+            if time.time() > deadline:
+                raise SystemExit("alertd did not write ALERTD_GROUP_INTERVAL=off to alertd_settings within 30 s")
+            time.sleep(0.1)
         script = "\n".join(f"{insert}\nSELECT pg_sleep(0.05);" for _ in range(args.trickle))
         subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url], input=script, text=True, check=True, capture_output=True)
         received = wait_for_lines(log, args.trickle, 60)

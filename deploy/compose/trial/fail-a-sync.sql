@@ -1,8 +1,10 @@
 -- A sync run of a trial integration fails: the trigger queues one email and one webhook alert,
--- and alertd delivers them (to the mail catcher and the webhook receiver of compose.yaml).
--- Run it again for another one:
+-- and alertd delivers them (to the mail catcher and the webhook receiver of compose.yaml):
 --
 --   docker compose -f deploy/compose/compose.yaml exec -T db psql -U postgres -f /trial/fail-a-sync.sql
+--
+-- Run again, it fails the same endpoint while its incident is open: a repeat, recorded
+-- 'suppressed' and not sent (alertd history shows it; docs/configuration.md#incidents).
 \set ON_ERROR_STOP on
 BEGIN;
 
