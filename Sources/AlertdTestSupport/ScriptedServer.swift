@@ -43,8 +43,13 @@ final class ScriptedServer: @unchecked Sendable {
         return ScriptedServer(process: process, logFile: logFile, port: port)
     }
 
+    /// The entries logged so far: complete lines only. The server may be writing the last one
+    /// as it is read (a long line reaches the file in more than one write), and a line without
+    /// its newline yet is left for the next read.
     func entries<T: Decodable>(_ type: T.Type) throws -> [T] {
-        try String(contentsOf: logFile, encoding: .utf8).split(separator: "\n").map { try JSONDecoder().decode(T.self, from: Data($0.utf8)) }
+        let data = try Data(contentsOf: logFile)
+        guard let end = data.lastIndex(of: UInt8(ascii: "\n")) else { return [] }
+        return try data[..<end].split(separator: UInt8(ascii: "\n")).map { try JSONDecoder().decode(T.self, from: Data($0)) }
     }
 
     /// Waits until `count` entries are logged, failing after `timeout`.
