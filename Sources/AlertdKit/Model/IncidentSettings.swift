@@ -12,7 +12,8 @@ public struct IncidentSettings: Sendable, Equatable {
     /// None: an integration's first failing endpoint is news at once, as fast as any alert.
     public static let defaultGroupWait: Duration = .zero
     /// A minute: the other endpoints of an integration that fail within a minute of the first
-    /// go out together, at most a minute late.
+    /// go out together, a minute after it (66 s at most: held news is due on a grid of a tenth
+    /// of the interval).
     public static let defaultGroupInterval: Duration = .seconds(60)
 
     /// Whether a failing endpoint opens an incident whose repeats are suppressed.

@@ -6,8 +6,8 @@
 -- The first endpoint to fail is news at once (after group_wait, none by default: the first
 -- alert's latency is unchanged). Another endpoint of the same integration that fails within
 -- group_interval (a minute by default) after it is held: its news goes out group_interval after
--- the first, together with every other endpoint that failed meanwhile, as one message per
--- channel. The trigger decides the group when it opens the incident: it writes the group and its
+-- the first (rounded up to a tenth of the interval, at least a second), together with every
+-- other endpoint that failed meanwhile, as one message per channel. The trigger decides the group when it opens the incident: it writes the group and its
 -- due time on the incident (news_group, news_due_at), and on each held alert
 -- (metadata -> 'group', next_attempt_at = the group's due time). alertd claims a group's alerts
 -- together and sends them as one message; each alert still gets its own attempt and outcome.
@@ -41,7 +41,7 @@ ALTER TABLE integration_alert_incidents ADD COLUMN IF NOT EXISTS news_group uuid
 ALTER TABLE integration_alert_incidents ADD COLUMN IF NOT EXISTS news_due_at timestamptz;
 
 COMMENT ON COLUMN integration_alert_incidents.news_group IS
-  'The group whose message carried (or will carry) the news: the id of the group''s first incident.';
+  'The group whose message carried (or will carry) the news, named by the integration and the group''s due time.';
 COMMENT ON COLUMN integration_alert_incidents.news_due_at IS
   'When the news was due to go out: at once, or when its group was.';
 
