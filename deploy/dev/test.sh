@@ -33,7 +33,13 @@ echo "test.sh: layers (no cycle between AlertdKit's folders)"
 python3 deploy/dev/check-layers.py >/dev/null || python3 deploy/dev/check-layers.py
 
 echo "test.sh: testing"
-swift test --skip-build "$@"
+# The suite takes a minute or two. A test binary that crashes can leave `swift test` waiting on
+# it (helper processes it started keep its output open): after 20 minutes, fail instead.
+timeout --kill-after=30s 20m swift test --skip-build "$@" || {
+  status=$?
+  [ "$status" -ne 124 ] || echo "test.sh: swift test did not finish within 20 minutes" >&2
+  exit "$status"
+}
 
 # The fault suite runs real alertd processes through crashes, restarts and outages on a cluster
 # of its own (docs/faults.md). ALERTD_FAULT_ARGS passes it options (default: every scenario).
