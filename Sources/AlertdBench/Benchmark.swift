@@ -306,10 +306,7 @@ public struct Benchmark: Sendable {
         let shipped = try await triggerFunction()
         // Grouping as shipped: each failure that opens an incident also looks for its
         // integration's group (the alertd phases before ran with grouping off).
-        try await database.admin.query(
-            "UPDATE alertd_settings SET group_wait = make_interval(secs => $1), group_interval = make_interval(secs => $2)",
-            [Double(IncidentSettings.defaultGroupWait.components.seconds), Double(IncidentSettings.defaultGroupInterval.components.seconds)]
-        )
+        _ = try await IncidentStore(connection: database.admin, worker: "bench").publish(IncidentSettings())
         let count = options.triggerWriters * options.triggerUpdatesPerWriter
         for round in 0..<(Self.triggerRounds * TriggerVariant.allCases.count) {
             let variant = TriggerVariant.allCases[round % TriggerVariant.allCases.count]

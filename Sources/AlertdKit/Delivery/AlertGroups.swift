@@ -32,7 +32,7 @@ enum AlertGroups {
             guard members.count > 1 else { return members[0] }
             let ordered = members.sorted(by: leads)
             var leader = ordered[0]
-            leader.grouped = ordered.dropFirst().sorted { ($0.sync?.endpoint ?? "", $0.id.uuidString) < ($1.sync?.endpoint ?? "", $1.id.uuidString) }
+            leader.grouped = ordered.dropFirst().sorted(by: byEndpoint)
             return leader
         }
     }
@@ -61,7 +61,11 @@ enum AlertGroups {
         let at = a.createdAt ?? .distantPast
         let bt = b.createdAt ?? .distantPast
         if at != bt { return at < bt }
-        return (a.sync?.endpoint ?? "", a.id.uuidString) < (b.sync?.endpoint ?? "", b.id.uuidString)
+        return byEndpoint(a, b)
+    }
+
+    private static func byEndpoint(_ a: ClaimedAlert, _ b: ClaimedAlert) -> Bool {
+        (a.sync?.endpoint ?? "", a.id.uuidString) < (b.sync?.endpoint ?? "", b.id.uuidString)
     }
 
     /// The metadata patch that records, on each alert of a message of several, which alerts it
