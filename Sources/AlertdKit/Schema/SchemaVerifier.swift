@@ -172,7 +172,6 @@ public struct SchemaVerifier: Sendable {
                 """),
             // 20251127: incidents.
             holds("table integration_alert_incidents", "to_regclass('public.integration_alert_incidents') IS NOT NULL"),
-            index("idx_alert_incidents_open"),
             rowLevelSecurity("integration_alert_incidents"),
             policy("integration_alert_incidents", "alert_incidents_select_policy"),
             tableGrant("integration_alert_incidents", "SELECT"),
@@ -199,6 +198,21 @@ public struct SchemaVerifier: Sendable {
             column("alertd_settings", "group_interval"),
             holds("trigger groups the news", """
                 (SELECT p.prosrc LIKE '%news_due_at%' FROM pg_proc p
+                  WHERE p.oid = to_regprocedure('public.alertd_enqueue_sync_alerts()'))
+                """),
+            // 20251129: overdue endpoints and stuck runs.
+            column("integration_alert_incidents", "kind"),
+            column("integration_alert_incidents", "expected_at"),
+            column("integration_alert_incidents", "watch_from"),
+            index("idx_alert_incidents_open_kind"),
+            index("idx_sync_history_running"),
+            holds("alert types 'overdue' and 'stuck' allowed", """
+                EXISTS (SELECT 1 FROM pg_constraint
+                         WHERE conrelid = to_regclass('public.integration_alert_history') AND contype = 'c'
+                           AND pg_get_constraintdef(oid) LIKE '%''stuck''%')
+                """),
+            holds("trigger keeps to incidents of kind 'run'", """
+                (SELECT p.prosrc LIKE '%i.kind = ''run''%' FROM pg_proc p
                   WHERE p.oid = to_regprocedure('public.alertd_enqueue_sync_alerts()'))
                 """),
         ]

@@ -52,7 +52,7 @@ import Testing
             #expect(migrated.standardOutput.contains("Applying 20251125_alertd_dispatcher_role ..."))
             #expect(migrated.standardOutput.contains("Applying 20251126_alertd_notify_when_waited_for ..."))
             #expect(migrated.standardOutput.contains("Applying 20251127_alertd_incidents ..."))
-            #expect(migrated.standardOutput.contains("Applying 20251128_alertd_incident_groups ..."))
+            #expect(migrated.standardOutput.contains("Applying 20251129_alertd_silent_failures ..."))
 
             let rerun = try await alertd("migrate")
             #expect(rerun.status == 0)
@@ -69,7 +69,7 @@ import Testing
 
             let newest = try await alertd("rollback")
             #expect(newest.status == 0)
-            #expect(newest.standardOutput.contains("Rolled back 20251128_alertd_incident_groups"))
+            #expect(newest.standardOutput.contains("Rolled back 20251129_alertd_silent_failures"))
 
             let everything = try await alertd("rollback", "--all")
             #expect(everything.status == 0)

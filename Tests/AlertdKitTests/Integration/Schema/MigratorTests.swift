@@ -24,7 +24,7 @@ final class Lines: @unchecked Sendable {
                 #expect(try await migrator.status().allSatisfy { !$0.isApplied })
                 let lines = Lines()
                 let applied = try await migrator.migrate(report: lines.append)
-                #expect(applied.map(\.id) == ["20251122_add_retry_and_alerts", "20251124_alertd_outbox", "20251125_alertd_dispatcher_role", "20251126_alertd_notify_when_waited_for", "20251127_alertd_incidents", "20251128_alertd_incident_groups"])
+                #expect(applied.map(\.id) == ["20251122_add_retry_and_alerts", "20251124_alertd_outbox", "20251125_alertd_dispatcher_role", "20251126_alertd_notify_when_waited_for", "20251127_alertd_incidents", "20251128_alertd_incident_groups", "20251129_alertd_silent_failures"])
                 #expect(lines.all.contains("Applying 20251122_add_retry_and_alerts ..."))
                 #expect(lines.all.contains { $0.hasPrefix("Applied 20251124_alertd_outbox in ") })
                 let statuses = try await migrator.status()
@@ -65,7 +65,7 @@ final class Lines: @unchecked Sendable {
             async let one = Self.migrator(first).migrate { _ in }
             async let two = Self.migrator(second).migrate { _ in }
             let applied = try await one.map(\.id) + two.map(\.id)
-            #expect(applied.sorted() == ["20251122_add_retry_and_alerts", "20251124_alertd_outbox", "20251125_alertd_dispatcher_role", "20251126_alertd_notify_when_waited_for", "20251127_alertd_incidents", "20251128_alertd_incident_groups"])
+            #expect(applied.sorted() == ["20251122_add_retry_and_alerts", "20251124_alertd_outbox", "20251125_alertd_dispatcher_role", "20251126_alertd_notify_when_waited_for", "20251127_alertd_incidents", "20251128_alertd_incident_groups", "20251129_alertd_silent_failures"])
             let records = try await first.query("SELECT count(*) AS n FROM alertd.schema_migrations")
             #expect(try records[0].decode("n", as: Int.self) == 6)
             await first.close()
@@ -126,9 +126,9 @@ final class Lines: @unchecked Sendable {
             try await database.withConnection { connection in
                 let migrator = try Self.migrator(connection)
                 let undone = try await migrator.rollback(all: false, force: false) { _ in }
-                #expect(undone == ["20251128_alertd_incident_groups"])
-                #expect(try await migrator.status().map(\.isApplied) == [true, true, true, true, true, false])
-                #expect(try await migrator.migrate { _ in }.map(\.id) == ["20251128_alertd_incident_groups"])
+                #expect(undone == ["20251129_alertd_silent_failures"])
+                #expect(try await migrator.status().map(\.isApplied) == [true, true, true, true, true, true, false])
+                #expect(try await migrator.migrate { _ in }.map(\.id) == ["20251129_alertd_silent_failures"])
             }
         }
     }
@@ -145,7 +145,8 @@ final class Lines: @unchecked Sendable {
                     [alert]
                 )
                 let migrator = try Self.migrator(connection)
-                // Grouping's rollback drops columns, no table.
+                // Silent failures' and grouping's rollbacks drop columns, no table.
+                #expect(try await migrator.rollback(all: false, force: false) { _ in } == ["20251129_alertd_silent_failures"])
                 #expect(try await migrator.rollback(all: false, force: false) { _ in } == ["20251128_alertd_incident_groups"])
                 // The failed run opened an incident: the incidents' rollback drops their table.
                 let incidents = await #expect(throws: AlertdError.self) {

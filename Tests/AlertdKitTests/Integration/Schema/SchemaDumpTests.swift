@@ -15,6 +15,8 @@ import Testing
     static var incidentsRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251127_alertd_incidents.rollback.sql") }
     static var groupsFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251128_alertd_incident_groups.sql") }
     static var groupsRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251128_alertd_incident_groups.rollback.sql") }
+    static var silentFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251129_alertd_silent_failures.sql") }
+    static var silentRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251129_alertd_silent_failures.rollback.sql") }
     static var seedRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251122_add_retry_and_alerts.rollback.sql") }
     static var outboxRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251124_alertd_outbox.rollback.sql") }
     static var platformVersionFile: URL {
@@ -122,6 +124,23 @@ import Testing
         }
     }
 
+    @Test func silentFailuresAppliedTwiceChangeNothingAndTheirRollbackUndoesThem() async throws {
+        try await TestPostgres.withDatabase(.platform) { database in
+            for file in [Self.seedFile, Self.outboxFile, Self.roleFile, Self.notifyFile, Self.incidentsFile, Self.groupsFile] {
+                try await database.applyWithPsql(file)
+            }
+            let before = try await database.schemaDump()
+            try await database.applyWithPsql(Self.silentFile)
+            let once = try await database.schemaDump()
+            #expect(once != before)
+            #expect(once.contains("idx_sync_history_running"))
+            try await database.applyWithPsql(Self.silentFile)
+            #expect(try await database.schemaDump() == once)
+            try await database.applyWithPsql(Self.silentRollbackFile)
+            #expect(try await database.schemaDump() == before)
+        }
+    }
+
     @Test func theIncidentsRollbackKeepsTheirAlertsUnderTheOlderWords() async throws {
         try await TestPostgres.withDatabase { database in
             try await database.withConnection { connection in
@@ -147,6 +166,7 @@ import Testing
             try await database.applyWithPsql(Self.notifyFile)
             try await database.applyWithPsql(Self.incidentsFile)
             try await database.applyWithPsql(Self.groupsFile)
+            try await database.applyWithPsql(Self.silentFile)
             return try await database.schemaDump()
         }
         try await TestPostgres.withDatabase(.platform) { database in
