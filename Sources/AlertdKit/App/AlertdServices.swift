@@ -10,7 +10,8 @@ import ServiceLifecycle
 /// 2. the database connections' closer;
 /// 3. the webhook engine and the SMTP worker, the threads that deliver;
 /// 4. the outcome recorder, which writes every outcome that came before it is asked to stop;
-/// 5. the lease renewer, the incident sweeper (reminders) and the queue reader;
+/// 5. the lease renewer, the incident sweeper (reminders), the silent-failure sweeper (overdue
+/// endpoints, stuck runs) and the queue reader;
 /// 6. the LISTEN connection;
 /// 7. the dispatcher, which stops claiming, lets what is in flight finish and be recorded within
 ///    the shutdown grace, and gives back the rest.
@@ -54,6 +55,7 @@ public struct AlertdServices: Sendable {
         services.append(OutcomeRecorder(outcomes: outcomes, store: SharedAlertStore(connection: records, worker: configuration.instance), inFlight: inFlight, wake: wake, metrics: metrics, logger: logger))
         services.append(LeaseRenewer(store: SharedAlertStore(connection: claims, worker: configuration.instance), lease: configuration.lease, inFlight: inFlight, logger: logger))
         services.append(IncidentSweeper(connection: records, settings: configuration.incidents, instance: configuration.instance, wake: wake, metrics: metrics, logger: logger))
+        services.append(SilentFailureSweeper(connection: records, settings: configuration.silentFailures, instance: configuration.instance, wake: wake, metrics: metrics, logger: logger))
         if configuration.httpAddress != nil {
             services.append(QueueReader(connection: records, instance: configuration.instance, metrics: metrics, logger: logger))
         }

@@ -31,6 +31,9 @@ public struct AlertdConfiguration: Sendable {
     public var httpAddress: StatusAddress?
     /// Incidents' defaults for every integration, and how often reminders are looked for.
     public var incidents: IncidentSettings
+    /// Which failures that write nothing alertd looks for (overdue endpoints, stuck runs), and
+    /// how often.
+    public var silentFailures = SilentFailureSettings()
 
     /// One setting: its variable, its flag, and whether its value is a secret.
     public struct Setting: Sendable {
@@ -67,6 +70,12 @@ public struct AlertdConfiguration: Sendable {
         Setting(variable: "ALERTD_GROUP_WAIT", flag: "group-wait", secret: false, defaultValue: IncidentSettings.defaultGroupWait.settingText, help: "how long the news of an integration's first failing endpoint waits for others, to go out as one message; 0s sends it at once"),
         Setting(variable: "ALERTD_GROUP_INTERVAL", flag: "group-interval", secret: false, defaultValue: IncidentSettings.defaultGroupInterval.settingText, help: "after an integration's news went out, how long the news of its other failing endpoints is held to go out together as one message; off for none"),
         Setting(variable: "ALERTD_INCIDENT_SWEEP_INTERVAL", flag: "incident-sweep-interval", secret: false, defaultValue: IncidentSettings.defaultSweepInterval.settingText, help: "how often alertd looks for incidents due a reminder"),
+        Setting(variable: "ALERTD_OVERDUE", flag: "overdue", secret: false, defaultValue: "on", help: "on: an enabled endpoint whose scheduled run did not start gets an overdue alert, and a notice when it runs again; off: not watched (an integration overrides it in configuration_metadata)"),
+        Setting(variable: "ALERTD_OVERDUE_GRACE", flag: "overdue-grace", secret: false, defaultValue: SilentFailureSettings.defaultOverdueGrace.settingText, help: "how late a scheduled run may start before its endpoint is overdue, at least; a quarter of the endpoint's interval when that is longer"),
+        Setting(variable: "ALERTD_STUCK", flag: "stuck", secret: false, defaultValue: "on", help: "on: a run still running three times longer than its endpoint usually takes gets a stuck alert, and a notice when it ends; off: not watched (an integration overrides it in configuration_metadata)"),
+        Setting(variable: "ALERTD_STUCK_AFTER_MIN", flag: "stuck-after-min", secret: false, defaultValue: SilentFailureSettings.defaultStuckAfterMinimum.settingText, help: "the shortest time a run may run before it is stuck, whatever its endpoint usually takes"),
+        Setting(variable: "ALERTD_STUCK_AFTER_MAX", flag: "stuck-after-max", secret: false, defaultValue: SilentFailureSettings.defaultStuckAfterMaximum.settingText, help: "the longest time a run may run before it is stuck; also the limit when alertd cannot tell what its endpoint usually takes"),
+        Setting(variable: "ALERTD_SILENT_SWEEP_INTERVAL", flag: "silent-sweep-interval", secret: false, defaultValue: SilentFailureSettings.defaultSweepInterval.settingText, help: "how often alertd looks for overdue endpoints and stuck runs"),
         Setting(variable: "ALERTD_SMTP_URL", flag: "smtp-url", secret: true, defaultValue: nil, help: "smtp://[user:password@]host[:port] (port 587 by default); email is off without it"),
         Setting(variable: "ALERTD_SMTP_FROM", flag: "smtp-from", secret: false, defaultValue: nil, help: "sender address, required with ALERTD_SMTP_URL"),
         Setting(variable: "ALERTD_SMTP_TLS", flag: "smtp-tls", secret: false, defaultValue: "required", help: "required (STARTTLS, verified), optional or none"),
@@ -147,6 +156,26 @@ public struct AlertdConfiguration: Sendable {
         incidents.groupWait = grouping("ALERTD_GROUP_WAIT")
         incidents.groupInterval = grouping("ALERTD_GROUP_INTERVAL")
 
+        var silent = SilentFailureSettings()
+        func onOff(_ variable: String) -> Bool {
+            switch value(variable)?.lowercased() {
+            case "on", "true": return true
+            case "off", "false": return false
+            case let other:
+                problems.append("\(variable): \"\(other ?? "")\" is not on or off.")
+                return true
+            }
+        }
+        silent.overdue = onOff("ALERTD_OVERDUE")
+        silent.overdueGrace = duration("ALERTD_OVERDUE_GRACE")
+        silent.stuck = onOff("ALERTD_STUCK")
+        silent.stuckAfterMinimum = duration("ALERTD_STUCK_AFTER_MIN")
+        silent.stuckAfterMaximum = duration("ALERTD_STUCK_AFTER_MAX")
+        if silent.stuckAfterMaximum < silent.stuckAfterMinimum && !invalid.contains("ALERTD_STUCK_AFTER_MIN") && !invalid.contains("ALERTD_STUCK_AFTER_MAX") {
+            problems.append("ALERTD_STUCK_AFTER_MAX: \(silent.stuckAfterMaximum.settingText) is shorter than ALERTD_STUCK_AFTER_MIN (\(silent.stuckAfterMinimum.settingText)).")
+        }
+        silent.sweepInterval = duration("ALERTD_SILENT_SWEEP_INTERVAL")
+
         var database: PostgresConnectionString?
         if let url = value("ALERTD_DATABASE_URL") {
             do { database = try PostgresConnectionString(url) } catch { problems.append("ALERTD_DATABASE_URL: \(error.message)") }
@@ -197,7 +226,7 @@ public struct AlertdConfiguration: Sendable {
         if let text = value("ALERTD_HTTP_ADDRESS"), !text.isEmpty {
             do { httpAddress = try StatusAddress(text) } catch let error as AlertdError { problems.append("ALERTD_HTTP_ADDRESS: \(error.message)") } catch {}
         }
-        let configuration = AlertdConfiguration(
+        var configuration = AlertdConfiguration(
             database: database ?? (try! PostgresConnectionString("dbname=unset")),
             templatesDirectory: AlertTemplates.locate(flag: value("ALERTD_TEMPLATES_DIR"), environment: [:], sqlDirectory: sqlDirectory),
             instance: value("ALERTD_INSTANCE") ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())",
@@ -216,6 +245,7 @@ public struct AlertdConfiguration: Sendable {
             httpAddress: httpAddress,
             incidents: incidents
         )
+        configuration.silentFailures = silent
         guard problems.isEmpty else {
             throw AlertdError(.configuration, "The configuration has \(problems.count) problem\(problems.count == 1 ? "" : "s"):\n" + problems.map { "  - \($0)" }.joined(separator: "\n"))
         }
@@ -256,6 +286,9 @@ public struct AlertdConfiguration: Sendable {
             "group_wait = \(incidents.groupWait.settingText)\(incidents.groupWait == .zero ? " (an integration's first failing endpoint is news at once)" : "")",
             "group_interval = \(incidents.groupInterval == .zero ? "off (each endpoint's news on its own)" : incidents.groupInterval.settingText)",
             "incident_sweep_interval = \(incidents.sweepInterval.settingText)",
+            "overdue = \(silentFailures.overdue ? "on, grace \(silentFailures.overdueGrace.settingText) at least (a quarter of an endpoint's interval when longer)" : "off")",
+            "stuck = \(silentFailures.stuck ? "on, after \(SilentFailureSettings.stuckFactor)x the usual duration, from \(silentFailures.stuckAfterMinimum.settingText) to \(silentFailures.stuckAfterMaximum.settingText)" : "off")",
+            "silent_sweep_interval = \(silentFailures.sweepInterval.settingText)",
             "webhook_secret = \(webhookSigner.secrets.isEmpty ? "(none: webhooks are not signed)" : "\(webhookSigner.secrets.count) secret\(webhookSigner.secrets.count == 1 ? "" : "s"), \(SecretRedactor.mask)")",
             "webhook_connect_timeout = \(webhook.connectTimeout)",
             "webhook_timeout = \(webhook.totalTimeout)",

@@ -12,4 +12,9 @@ public enum AlertType: String, Sendable, CaseIterable, PostgresEncodable, Postgr
     case recovery
     /// The endpoint's incident is still open after the repeat interval.
     case reminder
+    /// The endpoint's scheduled run did not start (found by alertd's sweep).
+    case overdue
+    /// The run is still running far longer than its endpoint usually takes (found by alertd's
+    /// sweep).
+    case stuck
 }

@@ -19,8 +19,19 @@ public struct ClaimedAlert: Sendable, Equatable {
     public var deliveredRecipients: [String] = []
     public var bouncedRecipients: [String] = []
     public var doneRecipients: [String] { deliveredRecipients + bouncedRecipients }
-    /// Which templates render it: its type, or `test` for a test alert.
-    public var templateType: String { origin == .test ? "test" : type.rawValue }
+    /// Which templates render it: its type, or `test` for a test alert. The notices and reminders
+    /// of an overdue endpoint or a stuck run have their own: `resumed` (the endpoint ran again),
+    /// `stuck_ended` (the run left `running`), and `overdue` or `stuck` again for a reminder.
+    public var templateType: String {
+        if origin == .test { return "test" }
+        switch (type, incident?.kind) {
+        case (.recovery, .overdue): return "resumed"
+        case (.recovery, .stuck): return "stuck_ended"
+        case (.reminder, .overdue): return "overdue"
+        case (.reminder, .stuck): return "stuck"
+        default: return type.rawValue
+        }
+    }
     /// The webhook's event type: `sync.` and the template type, but `sync.recovered` for a
     /// recovery notice and `sync.still_failing` for a reminder.
     public var eventType: String {
@@ -30,6 +41,9 @@ public struct ClaimedAlert: Sendable, Equatable {
         case let type: "sync.\(type)"
         }
     }
+    /// The endpoint the alert is about: its run's, else its incident's (an overdue endpoint that
+    /// never ran has no run).
+    public var endpoint: String? { sync?.endpoint ?? incident?.endpoint }
     public let integration: Integration?
     public let sync: SyncRun?
     /// The endpoint's incident this alert belongs to, if any: the news, a reminder or a recovery.
@@ -51,6 +65,27 @@ public struct ClaimedAlert: Sendable, Equatable {
     /// An incident: an endpoint failing from `openedAt` until `resolvedAt`.
     public struct Incident: Sendable, Equatable {
         public let id: UUID
+        public var kind: Kind = .run
+        public var endpoint: String? = nil
+        /// For an overdue endpoint: when a run was due, and what alertd expected.
+        public var expectedAt: Date? = nil
+        public var frequency: String? = nil
+        public var graceSeconds: Int? = nil
+        /// For a stuck run: how long it could run before it was stuck, and the endpoint's typical
+        /// duration and where that came from.
+        public var stuckAfterSeconds: Int? = nil
+        public var typicalSeconds: Int? = nil
+        public var typicalFrom: String? = nil
+
+        /// `integration_alert_incidents.kind`.
+        public enum Kind: String, Sendable {
+            /// The endpoint's runs fail (the trigger's).
+            case run
+            /// Its scheduled run did not start.
+            case overdue
+            /// A run of it is still running far longer than usual.
+            case stuck
+        }
         public let openedAt: Date
         /// failure, or warning while only partial runs failed.
         public let severity: String
@@ -145,8 +180,10 @@ public struct ClaimedAlert: Sendable, Equatable {
             sync = nil
         }
         if let incidentID = try row.decode("incident_id", as: UUID?.self) {
-            incident = Incident(
+            var incident = Incident(
                 id: incidentID,
+                kind: Incident.Kind(rawValue: try row.decode("incident_kind", as: String.self)) ?? .run,
+                endpoint: try row.decode("incident_endpoint"),
                 openedAt: try row.decode("incident_opened_at"),
                 severity: try row.decode("incident_severity"),
                 resolvedAt: try row.decode("incident_resolved_at"),
@@ -156,6 +193,13 @@ public struct ClaimedAlert: Sendable, Equatable {
                 lastFailedAt: try row.decode("incident_last_failed_at"),
                 lastError: try row.decode("incident_last_error")
             )
+            incident.expectedAt = try row.decode("incident_expected_at")
+            incident.frequency = try row.decode("watch_frequency")
+            incident.graceSeconds = try row.decode("watch_grace_seconds")
+            incident.stuckAfterSeconds = try row.decode("watch_stuck_after_seconds")
+            incident.typicalSeconds = try row.decode("watch_typical_seconds")
+            incident.typicalFrom = try row.decode("watch_typical_from")
+            self.incident = incident
         } else {
             incident = nil
         }

@@ -88,6 +88,9 @@ public final class DispatcherMetrics: @unchecked Sendable {
     private let incidentsOpen: Gauge
     private let incidentAlertsSuppressed: Gauge
     private let remindersQueued: Counter
+    private let endpointsOverdue: Gauge
+    private let runsStuck: Gauge
+    private let silentFailuresOpened: [String: Counter]
     // Invariant: `readiness` and `queue` are read and written with `lock` held.
     private let lock = NSLock()
     private var readiness = Readiness(listening: false, databaseError: "not connected yet", stopping: false)
@@ -110,6 +113,11 @@ public final class DispatcherMetrics: @unchecked Sendable {
         incidentsOpen = Gauge(label: "alertd_incidents_open", factory: factory)
         incidentAlertsSuppressed = Gauge(label: "alertd_incident_alerts_suppressed", factory: factory)
         remindersQueued = Counter(label: "alertd_incident_reminders_total", factory: factory)
+        endpointsOverdue = Gauge(label: "alertd_endpoints_overdue", factory: factory)
+        runsStuck = Gauge(label: "alertd_runs_stuck", factory: factory)
+        silentFailuresOpened = Dictionary(uniqueKeysWithValues: ["overdue", "stuck"].map {
+            ($0, Counter(label: "alertd_silent_failures_total", dimensions: [("kind", $0)], factory: factory))
+        })
         inFlight.record(0)
         publishReadiness(readiness)
     }
@@ -162,6 +170,18 @@ public final class DispatcherMetrics: @unchecked Sendable {
     public func setIncidents(open: Int, suppressedAlerts: Int) {
         incidentsOpen.record(open)
         incidentAlertsSuppressed.record(suppressedAlerts)
+    }
+
+    /// Overdue endpoints and stuck runs open now, in the whole database.
+    public func setSilentFailures(overdue: Int, stuck: Int) {
+        endpointsOverdue.record(overdue)
+        runsStuck.record(stuck)
+    }
+
+    /// Overdue endpoints and stuck runs this instance found (incidents it opened).
+    public func silentFailuresFound(overdue: Int, stuck: Int) {
+        if overdue > 0 { silentFailuresOpened["overdue"]?.increment(by: overdue) }
+        if stuck > 0 { silentFailuresOpened["stuck"]?.increment(by: stuck) }
     }
 
     /// Reminders this instance queued.

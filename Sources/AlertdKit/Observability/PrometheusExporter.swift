@@ -89,6 +89,9 @@ enum MetricCatalogue {
         "alertd_incidents_open": ("Incidents open now, in the whole database: endpoints whose last run failed and whose repeats are suppressed.", nil),
         "alertd_incident_alerts_suppressed": ("Alerts recorded suppressed (repeats, not sent) of the incidents open now.", nil),
         "alertd_incident_reminders_total": ("Reminders of open incidents this instance queued (one per channel).", nil),
+        "alertd_endpoints_overdue": ("Endpoints overdue now, in the whole database: their scheduled run did not start (open incidents of kind overdue).", nil),
+        "alertd_runs_stuck": ("Endpoints with a run stuck now, in the whole database: still running far longer than usual (open incidents of kind stuck).", nil),
+        "alertd_silent_failures_total": ("Overdue endpoints and stuck runs this instance found, by kind (incidents it opened; their alerts are one per channel).", nil),
     ]
 
     /// The metric's name with its HELP text.

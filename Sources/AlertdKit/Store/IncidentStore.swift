@@ -107,7 +107,7 @@ public struct IncidentStore: Sendable {
                 SELECT a.sync_history_id AS id
                   FROM integration_alert_history a
                  WHERE a.incident_id = m.id
-                   AND a.alert_type IN ('failure', 'warning')
+                   AND a.alert_type IN ('failure', 'warning', 'overdue', 'stuck')
                    AND a.sync_history_id IS NOT NULL
                  ORDER BY a.created_at DESC
                  LIMIT 1
@@ -134,7 +134,7 @@ public struct IncidentStore: Sendable {
                                    WHERE a.incident_id = i.id
                                      AND a.delivery_status = 'suppressed')), 0)::integer AS suppressed
               FROM integration_alert_incidents i
-             WHERE i.resolved_at IS NULL
+             WHERE i.resolved_at IS NULL AND i.kind = 'run'
             """
         )
         return State(open: try rows[0].decode("open"), suppressedAlerts: try rows[0].decode("suppressed"))

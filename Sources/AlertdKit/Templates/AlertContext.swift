@@ -37,6 +37,61 @@ public struct AlertContext: Sendable {
         let link: String?
     }
 
+    /// For an overdue endpoint's alerts: what was expected of it.
+    let overdue: Overdue?
+    /// For a stuck run's alerts: how long it has run, and why that is too long.
+    let stuck: Stuck?
+
+    struct Overdue {
+        let frequency: String
+        let expectedAt: String?
+        /// How long ago the run was due.
+        let lateSeconds: Int?
+        let graceSeconds: Int
+
+        var values: [String: Any] {
+            var values: [String: Any] = ["frequency": frequency, "grace_seconds": graceSeconds, "grace": AlertContext.duration(graceSeconds)]
+            if let expectedAt { values["expected_at"] = expectedAt }
+            if let lateSeconds {
+                values["late_seconds"] = lateSeconds
+                values["late_for"] = AlertContext.duration(lateSeconds)
+            }
+            return values
+        }
+    }
+
+    struct Stuck {
+        /// How long the run has run (until now, or until it ended).
+        let runningSeconds: Int
+        let afterSeconds: Int
+        let typicalSeconds: Int?
+        /// Where the threshold came from, in words.
+        let basis: String
+
+        var values: [String: Any] {
+            var values: [String: Any] = [
+                "running_seconds": runningSeconds, "running_for": AlertContext.duration(runningSeconds),
+                "after_seconds": afterSeconds, "after": AlertContext.duration(afterSeconds),
+                "has_typical": typicalSeconds != nil, "basis": basis,
+            ]
+            if let typicalSeconds {
+                values["typical_seconds"] = typicalSeconds
+                values["typical"] = AlertContext.duration(typicalSeconds)
+            }
+            return values
+        }
+
+        /// The threshold's origin (`metadata ->> 'typical_from'`) in words.
+        static func basis(_ from: String?) -> String {
+            switch from {
+            case "average_sync_duration_seconds": "\(SilentFailureSettings.stuckFactor)x the endpoint's average duration"
+            case "recent_runs": "\(SilentFailureSettings.stuckFactor)x the median of its recent runs"
+            case "stuck_after_minutes": "the integration's stuck_after_minutes"
+            default: "the longest alertd waits when it cannot tell what is usual"
+            }
+        }
+    }
+
     /// The longest error message a message carries; longer ones are cut and flagged.
     public static let errorLimit = 2000
 
@@ -60,6 +115,23 @@ public struct AlertContext: Sendable {
             incidentError = nil
         }
         link = Self.link(linkBase, alert)
+        if let incident = alert.incident, incident.kind == .overdue {
+            overdue = Overdue(
+                frequency: incident.frequency ?? "", expectedAt: incident.expectedAt.map(Self.timestamp),
+                lateSeconds: incident.expectedAt.map { max(0, Int(now.timeIntervalSince($0))) }, graceSeconds: incident.graceSeconds ?? 0
+            )
+        } else {
+            overdue = nil
+        }
+        if let incident = alert.incident, incident.kind == .stuck, let sync = alert.sync {
+            stuck = Stuck(
+                runningSeconds: max(0, Int((sync.completedAt ?? now).timeIntervalSince(sync.startedAt))),
+                afterSeconds: incident.stuckAfterSeconds ?? 0, typicalSeconds: incident.typicalSeconds,
+                basis: Stuck.basis(incident.typicalFrom)
+            )
+        } else {
+            stuck = nil
+        }
         group = alert.grouped.isEmpty ? [] : alert.members.compactMap { member in
             guard let sync = member.sync else { return nil }
             let error = sync.errorMessage.map(Self.cut)
@@ -94,6 +166,9 @@ public struct AlertContext: Sendable {
             ] as [String: Any],
             "generated_at": generatedAt,
         ]
+        if let endpoint = alert.endpoint { values["endpoint"] = endpoint }
+        if let overdue { values["overdue"] = overdue.values }
+        if let stuck { values["stuck"] = stuck.values }
         if let integration = alert.integration {
             values["integration"] = [
                 "id": integration.id.postgresText,
@@ -131,6 +206,7 @@ public struct AlertContext: Sendable {
         if let incident = alert.incident {
             var incidentValues: [String: Any] = [
                 "id": incident.id.postgresText,
+                "kind": incident.kind.rawValue,
                 "opened_at": Self.timestamp(incident.openedAt),
                 "severity": incident.severity,
                 "is_open": incident.resolvedAt == nil,

@@ -13,6 +13,10 @@ enum StockSubjects {
         "success": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Sync succeeded: {{integration.name}} · {{sync.endpoint}}\n",
         "recovery": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Sync recovered: {{integration.name}} · {{sync.endpoint}}\n",
         "reminder": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Still failing: {{integration.name}} · {{sync.endpoint}}\n",
+        "overdue": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Sync overdue: {{integration.name}} · {{endpoint}}\n",
+        "resumed": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Sync running again: {{integration.name}} · {{endpoint}}\n",
+        "stuck": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Sync stuck: {{integration.name}} · {{endpoint}}\n",
+        "stuck_ended": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Stuck sync ended: {{integration.name}} · {{endpoint}}\n",
         "test": "{{% CONTENT_TYPE: TEXT}}\n[Test] alertd test notification{{#integration.name}}: {{integration.name}}{{/integration.name}}\n",
     ]
 
@@ -32,6 +36,10 @@ enum StockSubjects {
         case "success": return "[alertd] Sync succeeded: \(name) · \(endpoint)\n"
         case "recovery": return "[alertd] Sync recovered: \(name) · \(endpoint)\n"
         case "reminder": return "[alertd] Still failing: \(name) · \(endpoint)\n"
+        case "overdue": return "[alertd] Sync overdue: \(name) · \(alert.endpoint ?? "")\n"
+        case "resumed": return "[alertd] Sync running again: \(name) · \(alert.endpoint ?? "")\n"
+        case "stuck": return "[alertd] Sync stuck: \(name) · \(alert.endpoint ?? "")\n"
+        case "stuck_ended": return "[alertd] Stuck sync ended: \(name) · \(alert.endpoint ?? "")\n"
         default: return "[alertd] Sync failed: \(name) · \(endpoint)\(more)\n"
         }
     }

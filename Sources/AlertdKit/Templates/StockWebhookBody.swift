@@ -31,7 +31,9 @@ enum StockWebhookBody {
               "triggered_by": "{{triggered_by}}",
               "retry": {{#retry}}{"number": {{number}}, "max": {{max}}, "next_at": "{{next_at}}"}{{/retry}}{{^retry}}null{{/retry}}
             }{{/sync}}{{^sync}}null{{/sync}},
-            "incident": {{#incident}}{"id": "{{id}}", "opened_at": "{{opened_at}}", "resolved_at": {{#resolved_at}}"{{.}}"{{/resolved_at}}{{^resolved_at}}null{{/resolved_at}}, "failing_seconds": {{failing_seconds}}, "failed_runs": {{#has_failed_runs}}{{failed_runs}}{{/has_failed_runs}}{{^has_failed_runs}}null{{/has_failed_runs}}, "recent_runs": [{{#runs}}"{{id}}"{{^last}}, {{/last}}{{/runs}}], "last_error": {{#last_error}}"{{.}}"{{/last_error}}{{^last_error}}null{{/last_error}}}{{/incident}}{{^incident}}null{{/incident}},
+            "incident": {{#incident}}{"id": "{{id}}", "kind": "{{kind}}", "opened_at": "{{opened_at}}", "resolved_at": {{#resolved_at}}"{{.}}"{{/resolved_at}}{{^resolved_at}}null{{/resolved_at}}, "failing_seconds": {{failing_seconds}}, "failed_runs": {{#has_failed_runs}}{{failed_runs}}{{/has_failed_runs}}{{^has_failed_runs}}null{{/has_failed_runs}}, "recent_runs": [{{#runs}}"{{id}}"{{^last}}, {{/last}}{{/runs}}], "last_error": {{#last_error}}"{{.}}"{{/last_error}}{{^last_error}}null{{/last_error}}}{{/incident}}{{^incident}}null{{/incident}},
+            "overdue": {{#overdue}}{"endpoint": "{{endpoint}}", "frequency": "{{frequency}}", "expected_at": {{#expected_at}}"{{.}}"{{/expected_at}}{{^expected_at}}null{{/expected_at}}, "grace_seconds": {{grace_seconds}}}{{/overdue}}{{^overdue}}null{{/overdue}},
+            "stuck": {{#stuck}}{"running_seconds": {{running_seconds}}, "stuck_after_seconds": {{after_seconds}}, "typical_seconds": {{#has_typical}}{{typical_seconds}}{{/has_typical}}{{^has_typical}}null{{/has_typical}}}{{/stuck}}{{^stuck}}null{{/stuck}},
             "group": {{#group}}[{{#alerts}}{"alert_id": "{{alert_id}}", "sync_id": "{{sync_id}}", "endpoint": "{{endpoint}}", "status": "{{status}}", "started_at": "{{started_at}}", "records": {"synced": {{records_synced}}, "failed": {{records_failed}}}, "error_message": {{#error_message}}"{{.}}"{{/error_message}}{{^error_message}}null{{/error_message}}, "link": {{#has_link}}"{{link}}"{{/has_link}}{{^has_link}}null{{/has_link}}}{{^last}}, {{/last}}{{/alerts}}]{{/group}}{{^group}}null{{/group}},
             "link": {{#link}}"{{.}}"{{/link}}{{^link}}null{{/link}}
           }
@@ -117,6 +119,8 @@ enum StockWebhookBody {
         if let incident = alert.incident {
             out.raw("{\"id\": \"")
             out.escaped(incident.id.postgresText)
+            out.raw("\", \"kind\": \"")
+            out.escaped(incident.kind.rawValue)
             out.raw("\", \"opened_at\": \"")
             out.escaped(AlertContext.timestamp(incident.openedAt))
             out.raw("\", \"resolved_at\": ")
@@ -134,6 +138,32 @@ enum StockWebhookBody {
             }
             out.raw("], \"last_error\": ")
             out.quotedOrNull(context.incidentError)
+            out.raw("}")
+        } else {
+            out.raw("null")
+        }
+        out.raw(",\n    \"overdue\": ")
+        if let overdue = context.overdue {
+            out.raw("{\"endpoint\": \"")
+            out.escaped(alert.endpoint ?? "")
+            out.raw("\", \"frequency\": \"")
+            out.escaped(overdue.frequency)
+            out.raw("\", \"expected_at\": ")
+            out.quotedOrNull(overdue.expectedAt)
+            out.raw(", \"grace_seconds\": ")
+            out.number(overdue.graceSeconds)
+            out.raw("}")
+        } else {
+            out.raw("null")
+        }
+        out.raw(",\n    \"stuck\": ")
+        if let stuck = context.stuck {
+            out.raw("{\"running_seconds\": ")
+            out.number(stuck.runningSeconds)
+            out.raw(", \"stuck_after_seconds\": ")
+            out.number(stuck.afterSeconds)
+            out.raw(", \"typical_seconds\": ")
+            if let typical = stuck.typicalSeconds { out.number(typical) } else { out.raw("null") }
             out.raw("}")
         } else {
             out.raw("null")

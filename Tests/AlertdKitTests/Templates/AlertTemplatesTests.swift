@@ -131,10 +131,13 @@ import Testing
         for alert in [full, hostile, success, sparse, test] {
             for link in [nil, "https://app.example.com/"] {
                 let context = AlertContext(alert: alert, linkBase: link, now: now)
-                // Added since: the alert's incident and its group, null for an alert without.
+                // Added since: the alert's incident, its group, and what an overdue endpoint or a stuck
+                // run was expected to do, null for an alert without.
                 let mine = String(decoding: try current.renderWebhookBody(context), as: UTF8.self)
                     .replacingOccurrences(of: "\n    \"incident\": null,", with: "")
                     .replacingOccurrences(of: "\n    \"group\": null,", with: "")
+                    .replacingOccurrences(of: "\n    \"overdue\": null,", with: "")
+                    .replacingOccurrences(of: "\n    \"stuck\": null,", with: "")
                 let theirs = String(decoding: try earlier.renderWebhookBody(context), as: UTF8.self)
                 #expect(mine == theirs, "\(alert.type) \(alert.origin) link \(link ?? "none"):\n\(mine)\n---\n\(theirs)")
             }
@@ -174,6 +177,32 @@ import Testing
                         recentRuns: runs, lastFailedAt: n % 3 == 0 ? nil : sync.startedAt, lastError: n % 3 == 2 ? nil : text
                     )
                 ))
+                // An overdue endpoint's or a stuck run's: the news, a reminder or the notice, with
+                // and without a run, what was expected known or not.
+                if [.overdue, .stuck, .reminder, .recovery].contains(type) {
+                    for kind in [ClaimedAlert.Incident.Kind.overdue, .stuck] where type != (kind == .overdue ? .stuck : .overdue) {
+                        var incident = ClaimedAlert.Incident(
+                            id: UUID(), openedAt: sync.startedAt.addingTimeInterval(3600), severity: "failure",
+                            resolvedAt: type == .recovery ? sync.startedAt.addingTimeInterval(7200) : nil, remindersSent: n % 3,
+                            failedRuns: nil, recentRuns: [], lastFailedAt: nil, lastError: nil
+                        )
+                        incident.kind = kind
+                        incident.endpoint = text
+                        if kind == .overdue {
+                            incident.expectedAt = n % 2 == 0 ? sync.startedAt.addingTimeInterval(3600) : nil
+                            incident.frequency = n % 3 == 0 ? "hourly" : text
+                            incident.graceSeconds = 900
+                        } else {
+                            incident.stuckAfterSeconds = 5400
+                            incident.typicalSeconds = n % 2 == 0 ? 1800 : nil
+                            incident.typicalFrom = n % 2 == 0 ? "recent_runs" : nil
+                        }
+                        alerts.append(ClaimedAlert(
+                            id: UUID(), type: type, channel: .webhook, origin: .incident, recipients: [], attempt: 1, maxAttempts: 10, createdAt: nil,
+                            integration: n % 3 == 0 ? nil : full.integration, sync: kind == .overdue && n % 2 == 1 ? nil : full.sync, incident: incident
+                        ))
+                    }
+                }
                 // Leading a group's message: one to three other endpoints, any text, with and
                 // without errors.
                 if type == .failure || type == .warning {

@@ -126,7 +126,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   config record;
-  kind text;
+  alert_kind text;
   emails text[];
   webhook text;
   queued integer := 0;
@@ -148,12 +148,12 @@ DECLARE
   grid interval;
   details jsonb;
 BEGIN
-  kind := CASE NEW.status
+  alert_kind := CASE NEW.status
             WHEN 'failed' THEN 'failure'
             WHEN 'partial' THEN 'warning'
             WHEN 'success' THEN 'success'
           END;
-  IF kind IS NULL THEN
+  IF alert_kind IS NULL THEN
     RETURN NULL;
   END IF;
 
@@ -176,7 +176,7 @@ BEGIN
   END IF;
   incident := config.incident;
 
-  IF kind = 'success' THEN
+  IF alert_kind = 'success' THEN
     IF incident IS NOT NULL THEN
       -- The endpoint recovered: close the incident and queue its recovery notice where the news
       -- went, whether or not alert_on_success is on. News still held for its group goes out
@@ -223,7 +223,7 @@ BEGIN
     RETURN NULL;
   END IF;
 
-  IF kind <> 'success' THEN
+  IF alert_kind <> 'success' THEN
     severity := config.severity;
     opened := config.opened_at;
     IF incident IS NULL THEN
@@ -284,7 +284,7 @@ BEGIN
         INSERT INTO public.integration_alert_incidents
                (id, integration_config_id, endpoint_name, severity, opened_by_sync_id, news_sync_id,
                 news_email_alert_id, news_webhook_alert_id, settings, news_group, news_due_at)
-        VALUES (incident, NEW.integration_config_id, NEW.endpoint_name, kind, NEW.id, NEW.id,
+        VALUES (incident, NEW.integration_config_id, NEW.endpoint_name, alert_kind, NEW.id, NEW.id,
                 CASE WHEN emails IS NOT NULL THEN gen_random_uuid() END,
                 CASE WHEN webhook IS NOT NULL THEN gen_random_uuid() END,
                 config.settings, group_id, due)
@@ -309,7 +309,7 @@ BEGIN
       webhook_alert := config.news_webhook_alert_id;
     END IF;
 
-    IF severity = 'warning' AND kind = 'failure' THEN
+    IF severity = 'warning' AND alert_kind = 'failure' THEN
       -- A failure after warnings is news: it goes out, and later repeats name its alerts.
       UPDATE public.integration_alert_incidents i
          SET severity = 'failure', news_sync_id = NEW.id, last_notified_at = now(),
@@ -345,7 +345,7 @@ BEGIN
            (id, integration_config_id, sync_history_id, alert_type, alert_channel, recipients,
             sent_at, delivery_status, delivery_error, origin, metadata, incident_id, next_attempt_at)
     VALUES (CASE WHEN delivery = 'pending' AND email_alert IS NOT NULL THEN email_alert ELSE gen_random_uuid() END,
-            NEW.integration_config_id, NEW.id, kind, 'email', emails,
+            NEW.integration_config_id, NEW.id, alert_kind, 'email', emails,
             NULL, delivery, reason || coalesce(email_alert::text, 'none (the integration had no addresses then)'),
             'trigger', details, incident,
             CASE WHEN delivery = 'pending' THEN due END)
@@ -365,7 +365,7 @@ BEGIN
            (id, integration_config_id, sync_history_id, alert_type, alert_channel, recipients,
             sent_at, delivery_status, delivery_error, origin, metadata, incident_id, next_attempt_at)
     VALUES (CASE WHEN delivery = 'pending' AND webhook_alert IS NOT NULL THEN webhook_alert ELSE gen_random_uuid() END,
-            NEW.integration_config_id, NEW.id, kind, 'webhook', ARRAY[webhook],
+            NEW.integration_config_id, NEW.id, alert_kind, 'webhook', ARRAY[webhook],
             NULL, delivery, reason || coalesce(webhook_alert::text, 'none (the integration had no webhook URL then)'),
             'trigger', details, incident,
             CASE WHEN delivery = 'pending' THEN due END)

@@ -33,7 +33,7 @@ final class Lines: @unchecked Sendable {
 
                 let again = Lines()
                 #expect(try await migrator.migrate(report: again.append).isEmpty)
-                #expect(again.all == ["Nothing to apply: all 6 migrations are applied."])
+                #expect(again.all == ["Nothing to apply: all 7 migrations are applied."])
             }
         }
     }
@@ -67,7 +67,7 @@ final class Lines: @unchecked Sendable {
             let applied = try await one.map(\.id) + two.map(\.id)
             #expect(applied.sorted() == ["20251122_add_retry_and_alerts", "20251124_alertd_outbox", "20251125_alertd_dispatcher_role", "20251126_alertd_notify_when_waited_for", "20251127_alertd_incidents", "20251128_alertd_incident_groups", "20251129_alertd_silent_failures"])
             let records = try await first.query("SELECT count(*) AS n FROM alertd.schema_migrations")
-            #expect(try records[0].decode("n", as: Int.self) == 6)
+            #expect(try records[0].decode("n", as: Int.self) == 7)
             await first.close()
             await second.close()
         }
@@ -101,7 +101,7 @@ final class Lines: @unchecked Sendable {
                     #expect(error.message.contains("no_such_function"))
                 }
                 let statuses = try await migrator.status()
-                #expect(statuses.map(\.isApplied) == [true, true, true, true, true, true, false])
+                #expect(statuses.map(\.isApplied) == [true, true, true, true, true, true, true, false])
                 #expect(try await connection.query("SELECT to_regclass('half_done') IS NULL AS gone")[0].decode("gone", as: Bool.self))
             }
         }
@@ -116,7 +116,7 @@ final class Lines: @unchecked Sendable {
         try await TestPostgres.withDatabase { database in
             try await database.withConnection { connection in
                 let statuses = try await Self.migrator(connection, directory).status()
-                #expect(statuses.map { $0.applied?.modifiedSince } == [false, true, false, false, false, false])
+                #expect(statuses.map { $0.applied?.modifiedSince } == [false, true, false, false, false, false, false])
             }
         }
     }
@@ -172,7 +172,7 @@ final class Lines: @unchecked Sendable {
                     }
                 }
                 #expect(try await database.schemaDump() == before)
-                #expect(try await migrator.status().map(\.isApplied) == [true, true, false, false, false, false])
+                #expect(try await migrator.status().map(\.isApplied) == [true, true, false, false, false, false, false])
 
                 let lines = Lines()
                 #expect(try await migrator.rollback(all: true, force: true, report: lines.append).count == 2)
