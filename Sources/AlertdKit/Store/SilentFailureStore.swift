@@ -33,7 +33,14 @@ public struct SilentFailureStore: Sendable {
         public struct Change: Sendable, Equatable {
             public var incidents = 0
             public var alerts = 0
+
+            public init(incidents: Int = 0, alerts: Int = 0) {
+                self.incidents = incidents
+                self.alerts = alerts
+            }
         }
+
+        public init() {}
 
         public var queuedAlerts: Int { overdue.alerts + stuck.alerts + resumed.alerts + stuckEnded.alerts }
     }
@@ -64,7 +71,7 @@ public struct SilentFailureStore: Sendable {
             }
             let overdueOn = settings.overdue
             let grace = Self.seconds(settings.overdueGrace)
-            sweep.resumed = try change(session.query(Self.closeOverdue, [limit, worker, overdueOn, grace]))
+            sweep.resumed = try change(session.query(Self.closeOverdue, [limit, worker, overdueOn]))
             sweep.stuckEnded = try change(session.query(Self.closeStuck, [limit, worker]))
             sweep.overdue = try change(session.query(Self.openOverdue, [limit, worker, overdueOn, grace]))
             sweep.stuck = try change(session.query(Self.openStuck, [
@@ -147,15 +154,15 @@ public struct SilentFailureStore: Sendable {
     static let openOverdue = """
         WITH watched AS MATERIALIZED (
           SELECT e.integration_config_id, e.endpoint_name, e.sync_frequency, e.next_sync_at,
-                 c.configuration_metadata -> 'alertd' AS settings, f.every, g.grace,
+                 c.settings, f.every, g.grace,
                  CASE WHEN e.next_sync_at IS NOT NULL THEN e.next_sync_at - g.grace
                       ELSE (now() AT TIME ZONE 'UTC') - f.every - g.grace END AS watch_from,
                  c.alert_emails, c.alert_webhook_url
             FROM integration_sync_configs e
-            JOIN integration_configs c ON c.id = e.integration_config_id
+            JOIN alertd_integrations c ON c.id = e.integration_config_id
            CROSS JOIN LATERAL (SELECT \(interval("e.sync_frequency")) AS every) f
            CROSS JOIN LATERAL (
-             SELECT coalesce(\(minutes("c.configuration_metadata -> 'alertd'", "overdue_grace_minutes")),
+             SELECT coalesce(\(minutes("c.settings", "overdue_grace_minutes")),
                              greatest(f.every / 4, make_interval(secs => $4))) AS grace
            ) g
            WHERE e.is_enabled
@@ -163,7 +170,7 @@ public struct SilentFailureStore: Sendable {
              AND coalesce(c.alert_on_failure, true)
              AND (cardinality(c.alert_emails) > 0 OR nullif(btrim(c.alert_webhook_url), '') IS NOT NULL)
              AND f.every IS NOT NULL
-             AND \(switched("c.configuration_metadata -> 'alertd'", "overdue", "$3"))
+             AND \(switched("c.settings", "overdue", "$3"))
              AND CASE WHEN e.next_sync_at IS NOT NULL THEN e.next_sync_at + g.grace
                       ELSE greatest(e.created_at, e.updated_at) + f.every + g.grace
                  END < (now() AT TIME ZONE 'UTC')
@@ -246,7 +253,7 @@ public struct SilentFailureStore: Sendable {
         WITH closing AS (
           SELECT i.id, run.id AS run_id
             FROM integration_alert_incidents i
-            LEFT JOIN integration_configs c ON c.id = i.integration_config_id
+            LEFT JOIN alertd_integrations c ON c.id = i.integration_config_id
             LEFT JOIN integration_sync_configs e
                    ON e.integration_config_id = i.integration_config_id AND e.endpoint_name = i.endpoint_name
             LEFT JOIN LATERAL (
@@ -263,7 +270,7 @@ public struct SilentFailureStore: Sendable {
                   OR e.id IS NULL OR NOT coalesce(e.is_enabled, false)
                   OR NOT coalesce(c.is_active, true) OR NOT coalesce(c.alert_on_failure, true)
                   OR \(interval("e.sync_frequency")) IS NULL
-                  OR NOT \(switched("c.configuration_metadata -> 'alertd'", "overdue", "$3")))
+                  OR NOT \(switched("c.settings", "overdue", "$3")))
            ORDER BY i.opened_at
            LIMIT $1
            FOR UPDATE OF i SKIP LOCKED
@@ -300,17 +307,17 @@ public struct SilentFailureStore: Sendable {
     static let openStuck = """
         WITH running AS MATERIALIZED (
           SELECT h.id, h.integration_config_id, h.endpoint_name, h.sync_started_at,
-                 c.configuration_metadata -> 'alertd' AS settings,
-                 \(minutes("c.configuration_metadata -> 'alertd'", "stuck_after_minutes")) AS fixed,
+                 c.settings,
+                 \(minutes("c.settings", "stuck_after_minutes")) AS fixed,
                  c.alert_emails, c.alert_webhook_url
             FROM integration_sync_history h
-            JOIN integration_configs c ON c.id = h.integration_config_id
+            JOIN alertd_integrations c ON c.id = h.integration_config_id
            WHERE h.status = 'running'
              AND h.sync_started_at > (now() AT TIME ZONE 'UTC') - make_interval(secs => $7)
              AND coalesce(c.is_active, true)
              AND coalesce(c.alert_on_failure, true)
              AND (cardinality(c.alert_emails) > 0 OR nullif(btrim(c.alert_webhook_url), '') IS NOT NULL)
-             AND \(switched("c.configuration_metadata -> 'alertd'", "stuck", "$3"))
+             AND \(switched("c.settings", "stuck", "$3"))
              AND NOT EXISTS (SELECT 1 FROM integration_alert_incidents i
                               WHERE i.integration_config_id = h.integration_config_id
                                 AND i.endpoint_name = h.endpoint_name
@@ -322,7 +329,9 @@ public struct SilentFailureStore: Sendable {
         ), judged AS (
           SELECT r.*, t.typical_seconds, t.typical_from,
                  coalesce(extract(epoch FROM r.fixed)::float8,
-                          least(greatest($6 * t.typical_seconds, $4), $5), $5) AS after_seconds
+                          -- greatest() passes over a NULL: nothing typical is the most.
+                          CASE WHEN t.typical_seconds IS NOT NULL THEN least(greatest($6 * t.typical_seconds, $4), $5) END,
+                          $5) AS after_seconds
             FROM candidates r
             LEFT JOIN integration_sync_configs e
                    ON e.integration_config_id = r.integration_config_id AND e.endpoint_name = r.endpoint_name

@@ -99,7 +99,19 @@ CREATE INDEX IF NOT EXISTS idx_sync_history_running
 
 -- The sweep reads endpoints' schedules and integrations' switches, and opens and closes the
 -- incidents of these two kinds (the trigger alone writes those of kind 'run').
-GRANT SELECT (is_active, configuration_metadata) ON integration_configs TO alertd_dispatcher;
+--
+-- Of an integration it reads what this view shows: configuration_metadata holds the platform's
+-- credentials, so alertd reads its key "alertd" alone, through the view (which runs with its
+-- owner's rights), and the column stays closed to it. Closed to the API roles: the view does not
+-- apply their row-level security.
+CREATE OR REPLACE VIEW alertd_integrations AS
+  SELECT c.id, c.is_active, c.alert_on_failure, c.alert_emails, c.alert_webhook_url,
+         c.configuration_metadata -> 'alertd' AS settings
+    FROM integration_configs c;
+COMMENT ON VIEW alertd_integrations IS
+  'What alertd''s sweep reads of each integration: its switches, where its alerts go, and configuration_metadata -> ''alertd''.';
+REVOKE ALL ON alertd_integrations FROM PUBLIC, anon, authenticated;
+GRANT SELECT ON alertd_integrations TO alertd_dispatcher;
 GRANT SELECT (id, integration_config_id, endpoint_name, endpoint_display_name, sync_frequency, is_enabled,
               last_sync_at, next_sync_at, sync_schedule_cron, average_sync_duration_seconds,
               created_at, updated_at)
