@@ -206,6 +206,7 @@ public struct SchemaVerifier: Sendable {
             column("integration_alert_incidents", "watch_from"),
             index("idx_alert_incidents_open_kind"),
             index("idx_sync_history_running"),
+            function("alertd_integration_settings()", "p.prosecdef"),
             holds("alert types 'overdue' and 'stuck' allowed", """
                 EXISTS (SELECT 1 FROM pg_constraint
                          WHERE conrelid = to_regclass('public.integration_alert_history') AND contype = 'c'

@@ -154,15 +154,16 @@ public struct SilentFailureStore: Sendable {
     static let openOverdue = """
         WITH watched AS MATERIALIZED (
           SELECT e.integration_config_id, e.endpoint_name, e.sync_frequency, e.next_sync_at,
-                 c.settings, f.every, g.grace,
+                 cs.settings, f.every, g.grace,
                  CASE WHEN e.next_sync_at IS NOT NULL THEN e.next_sync_at - g.grace
                       ELSE (now() AT TIME ZONE 'UTC') - f.every - g.grace END AS watch_from,
                  c.alert_emails, c.alert_webhook_url
             FROM integration_sync_configs e
-            JOIN alertd_integrations c ON c.id = e.integration_config_id
+            JOIN integration_configs c ON c.id = e.integration_config_id
+            LEFT JOIN alertd_integration_settings() cs ON cs.integration_config_id = c.id
            CROSS JOIN LATERAL (SELECT \(interval("e.sync_frequency")) AS every) f
            CROSS JOIN LATERAL (
-             SELECT coalesce(\(minutes("c.settings", "overdue_grace_minutes")),
+             SELECT coalesce(\(minutes("cs.settings", "overdue_grace_minutes")),
                              greatest(f.every / 4, make_interval(secs => $4))) AS grace
            ) g
            WHERE e.is_enabled
@@ -170,7 +171,7 @@ public struct SilentFailureStore: Sendable {
              AND coalesce(c.alert_on_failure, true)
              AND (cardinality(c.alert_emails) > 0 OR nullif(btrim(c.alert_webhook_url), '') IS NOT NULL)
              AND f.every IS NOT NULL
-             AND \(switched("c.settings", "overdue", "$3"))
+             AND \(switched("cs.settings", "overdue", "$3"))
              AND CASE WHEN e.next_sync_at IS NOT NULL THEN e.next_sync_at + g.grace
                       ELSE greatest(e.created_at, e.updated_at) + f.every + g.grace
                  END < (now() AT TIME ZONE 'UTC')
@@ -253,7 +254,8 @@ public struct SilentFailureStore: Sendable {
         WITH closing AS (
           SELECT i.id, run.id AS run_id
             FROM integration_alert_incidents i
-            LEFT JOIN alertd_integrations c ON c.id = i.integration_config_id
+            LEFT JOIN integration_configs c ON c.id = i.integration_config_id
+            LEFT JOIN alertd_integration_settings() cs ON cs.integration_config_id = i.integration_config_id
             LEFT JOIN integration_sync_configs e
                    ON e.integration_config_id = i.integration_config_id AND e.endpoint_name = i.endpoint_name
             LEFT JOIN LATERAL (
@@ -270,7 +272,7 @@ public struct SilentFailureStore: Sendable {
                   OR e.id IS NULL OR NOT coalesce(e.is_enabled, false)
                   OR NOT coalesce(c.is_active, true) OR NOT coalesce(c.alert_on_failure, true)
                   OR \(interval("e.sync_frequency")) IS NULL
-                  OR NOT \(switched("c.settings", "overdue", "$3")))
+                  OR NOT \(switched("cs.settings", "overdue", "$3")))
            ORDER BY i.opened_at
            LIMIT $1
            FOR UPDATE OF i SKIP LOCKED
@@ -307,17 +309,18 @@ public struct SilentFailureStore: Sendable {
     static let openStuck = """
         WITH running AS MATERIALIZED (
           SELECT h.id, h.integration_config_id, h.endpoint_name, h.sync_started_at,
-                 c.settings,
-                 \(minutes("c.settings", "stuck_after_minutes")) AS fixed,
+                 cs.settings,
+                 \(minutes("cs.settings", "stuck_after_minutes")) AS fixed,
                  c.alert_emails, c.alert_webhook_url
             FROM integration_sync_history h
-            JOIN alertd_integrations c ON c.id = h.integration_config_id
+            JOIN integration_configs c ON c.id = h.integration_config_id
+            LEFT JOIN alertd_integration_settings() cs ON cs.integration_config_id = c.id
            WHERE h.status = 'running'
              AND h.sync_started_at > (now() AT TIME ZONE 'UTC') - make_interval(secs => $7)
              AND coalesce(c.is_active, true)
              AND coalesce(c.alert_on_failure, true)
              AND (cardinality(c.alert_emails) > 0 OR nullif(btrim(c.alert_webhook_url), '') IS NOT NULL)
-             AND \(switched("c.settings", "stuck", "$3"))
+             AND \(switched("cs.settings", "stuck", "$3"))
              AND NOT EXISTS (SELECT 1 FROM integration_alert_incidents i
                               WHERE i.integration_config_id = h.integration_config_id
                                 AND i.endpoint_name = h.endpoint_name

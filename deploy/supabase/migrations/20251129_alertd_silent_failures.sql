@@ -100,18 +100,27 @@ CREATE INDEX IF NOT EXISTS idx_sync_history_running
 -- The sweep reads endpoints' schedules and integrations' switches, and opens and closes the
 -- incidents of these two kinds (the trigger alone writes those of kind 'run').
 --
--- Of an integration it reads what this view shows: configuration_metadata holds the platform's
--- credentials, so alertd reads its key "alertd" alone, through the view (which runs with its
--- owner's rights), and the column stays closed to it. Closed to the API roles: the view does not
--- apply their row-level security.
-CREATE OR REPLACE VIEW alertd_integrations AS
-  SELECT c.id, c.is_active, c.alert_on_failure, c.alert_emails, c.alert_webhook_url,
-         c.configuration_metadata -> 'alertd' AS settings
-    FROM integration_configs c;
-COMMENT ON VIEW alertd_integrations IS
-  'What alertd''s sweep reads of each integration: its switches, where its alerts go, and configuration_metadata -> ''alertd''.';
-REVOKE ALL ON alertd_integrations FROM PUBLIC, anon, authenticated;
-GRANT SELECT ON alertd_integrations TO alertd_dispatcher;
+-- configuration_metadata holds the platform's credentials: alertd reads its key "alertd"
+-- alone, through this function (which runs with its owner's rights), and the column stays
+-- closed to it. A function rather than a view: a view would pin the platform's columns (its own
+-- migrations could no longer drop or retype them); a plain SQL body records no dependency.
+CREATE OR REPLACE FUNCTION alertd_integration_settings()
+RETURNS TABLE (integration_config_id uuid, settings jsonb)
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+ROWS 100
+AS $$
+  SELECT c.id, c.configuration_metadata -> 'alertd'
+    FROM public.integration_configs c
+   WHERE c.configuration_metadata ? 'alertd'
+$$;
+COMMENT ON FUNCTION alertd_integration_settings() IS
+  'The integrations that have alertd settings, and those settings (configuration_metadata -> ''alertd''): what alertd''s sweep may read of configuration_metadata.';
+REVOKE ALL ON FUNCTION alertd_integration_settings() FROM PUBLIC, anon, authenticated;
+GRANT EXECUTE ON FUNCTION alertd_integration_settings() TO alertd_dispatcher;
+GRANT SELECT (is_active) ON integration_configs TO alertd_dispatcher;
 GRANT SELECT (id, integration_config_id, endpoint_name, endpoint_display_name, sync_frequency, is_enabled,
               last_sync_at, next_sync_at, sync_schedule_cron, average_sync_duration_seconds,
               created_at, updated_at)

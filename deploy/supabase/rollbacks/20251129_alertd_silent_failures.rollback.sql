@@ -36,7 +36,8 @@ REVOKE SELECT (id, integration_config_id, endpoint_name, endpoint_display_name, 
                last_sync_at, next_sync_at, sync_schedule_cron, average_sync_duration_seconds,
                created_at, updated_at)
   ON integration_sync_configs FROM alertd_dispatcher;
-DROP VIEW IF EXISTS alertd_integrations;
+REVOKE SELECT (is_active) ON integration_configs FROM alertd_dispatcher;
+DROP FUNCTION IF EXISTS alertd_integration_settings();
 
 DROP INDEX IF EXISTS idx_sync_history_running;
 

@@ -39,7 +39,7 @@ import Testing
             let pending = try await alertd("status")
             #expect(pending.status == 0)
             #expect(Self.words(pending.standardOutput).contains("20251122_add_retry_and_alerts pending"))
-            #expect(pending.standardOutput.contains("6 pending"))
+            #expect(pending.standardOutput.contains("7 pending"))
 
             let notYet = try await alertd("verify")
             #expect(notYet.status == 1)

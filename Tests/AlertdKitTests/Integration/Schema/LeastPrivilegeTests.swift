@@ -62,6 +62,16 @@ import Testing
             #expect(await Self.failure(alertd, "INSERT INTO integration_alert_history (integration_config_id, alert_type, alert_channel, recipients, origin) VALUES ($1, 'success', 'email', '{ops@example.com}', 'test')", [integration]) == nil)
             // What it must not do: permission denied (42501) or a policy's refusal (42501 too).
             #expect(await Self.failure(alertd, "SELECT configuration_metadata FROM integration_configs") == "42501")
+            // Of configuration_metadata, the key "alertd" alone, through the function; API users
+            // cannot call it.
+            try await database.withConnection { owner in
+                try await owner.query("UPDATE integration_configs SET configuration_metadata = configuration_metadata || '{\"alertd\": {\"overdue\": \"off\"}}' WHERE id = $1", [integration])
+                try await owner.execute("SET ROLE authenticated")
+                #expect(await Self.failure(owner, "SELECT * FROM alertd_integration_settings()") == "42501")
+                try await owner.execute("RESET ROLE")
+            }
+            let settings = try await alertd.query("SELECT integration_config_id, settings::text AS settings FROM alertd_integration_settings()")
+            #expect(try settings.map { try $0.decode("settings", as: String.self) } == [#"{"overdue": "off"}"#])
             #expect(await Self.failure(alertd, "SELECT * FROM integration_configs") == "42501")
             #expect(await Self.failure(alertd, "UPDATE integration_sync_history SET status = 'success' WHERE id = $1", [run]) == "42501")
             #expect(await Self.failure(alertd, "UPDATE integration_alert_history SET recipients = '{attacker@example.com}' WHERE id = $1", [alert]) == "42501")
