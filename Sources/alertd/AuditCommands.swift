@@ -209,7 +209,7 @@ struct IncidentsCommand: AsyncParsableCommand {
             } else {
                 print(AuditFormat.table(incidents, columns: [
                     ("opened_at", "OPENED", 22), ("id", "INCIDENT", 36), ("integration_name", "INTEGRATION", 24),
-                    ("endpoint_name", "ENDPOINT", 24), ("severity", "SEVERITY", 8), ("state", "STATE", 8),
+                    ("endpoint_name", "ENDPOINT", 24), ("kind", "KIND", 7), ("severity", "SEVERITY", 8), ("state", "STATE", 8),
                     ("failed_runs", "RUNS", 5), ("suppressed_alerts", "SUPPRESSED", 10), ("reminders_sent", "REMINDERS", 9),
                     ("resolved_at", "RESOLVED", 22),
                 ]))

@@ -58,7 +58,8 @@ public struct AuditStore: Sendable {
     public func show(_ id: UUID) async throws -> (alert: Record, attempts: [Record])? {
         let alerts = try await connection.query(
             """
-            SELECT \(Self.alertColumns), n.endpoint_name AS incident_endpoint, n.opened_at AS incident_opened_at,
+            SELECT \(Self.alertColumns), n.endpoint_name AS incident_endpoint,
+                   coalesce(to_jsonb(n) ->> 'kind', 'run') AS incident_kind, n.opened_at AS incident_opened_at,
                    n.resolved_at AS incident_resolved_at, a.subject, a.metadata
               FROM integration_alert_history a
               LEFT JOIN integration_configs i ON i.id = a.integration_config_id
@@ -114,14 +115,16 @@ public struct AuditStore: Sendable {
     }
 
     /// Incidents, newest first: the open ones, or with `all` the resolved ones too, each with the
-    /// runs that failed while it was open and the alerts suppressed.
+    /// runs that failed while it was open and the alerts suppressed. Of every kind: an endpoint
+    /// failing (run), overdue, or with a run stuck.
     public func incidents(all: Bool, integration: UUID? = nil, id: UUID? = nil, limit: Int = 50) async throws -> [Record] {
         let rows = try await connection.query(
             """
             SELECT n.id, n.opened_at, i.integration_name, n.integration_config_id AS integration_id, n.endpoint_name,
-                   n.severity, CASE WHEN n.resolved_at IS NULL THEN 'open' ELSE 'resolved' END AS state,
+                   coalesce(to_jsonb(n) ->> 'kind', 'run') AS kind, n.severity, CASE WHEN n.resolved_at IS NULL THEN 'open' ELSE 'resolved' END AS state,
                    r.failed_runs, r.suppressed_alerts, r.last_failed_at, n.reminders_sent, n.last_notified_at,
-                   n.opened_by_sync_id, n.news_sync_id, n.resolved_at, n.resolved_by_sync_id, n.settings
+                   n.opened_by_sync_id, n.news_sync_id, (to_jsonb(n) ->> 'expected_at')::timestamptz AS expected_at,
+                   n.resolved_at, n.resolved_by_sync_id, n.settings
               FROM integration_alert_incidents n
               LEFT JOIN integration_configs i ON i.id = n.integration_config_id
               LEFT JOIN LATERAL (
