@@ -19,8 +19,9 @@ public struct Migration: Sendable, Equatable {
     /// `20251122_add_retry_and_alerts`, the file name without `.sql`.
     public var id: String { "\(version)_\(name)" }
 
-    /// Tables that hold settings, not records: a rollback drops them with their rows unasked.
-    static let settingsTables: Set<String> = ["alertd_settings"]
+    /// Tables that hold settings or a cache, not records: a rollback drops them with their rows
+    /// unasked.
+    static let settingsTables: Set<String> = ["alertd_settings", "alertd_endpoint_watch"]
 
     /// The tables its rollback drops that may hold records, read from its `DROP TABLE`
     /// statements.

@@ -207,6 +207,8 @@ public struct SchemaVerifier: Sendable {
             index("idx_alert_incidents_open_kind"),
             index("idx_sync_history_running"),
             function("alertd_integration_settings()", "p.prosecdef"),
+            holds("table alertd_endpoint_watch", "to_regclass('public.alertd_endpoint_watch') IS NOT NULL"),
+            rowLevelSecurity("alertd_endpoint_watch"),
             holds("alert types 'overdue' and 'stuck' allowed", """
                 EXISTS (SELECT 1 FROM pg_constraint
                          WHERE conrelid = to_regclass('public.integration_alert_history') AND contype = 'c'

@@ -140,17 +140,19 @@ public struct SilentFailureStore: Sendable {
     /// grace in seconds.
     ///
     /// An endpoint is watched when it is enabled, its integration active with alert_on_failure
-    /// on, its sync_frequency schedules runs, and overdue is not off for the integration. It is
-    /// overdue when its next_sync_at is past by more than the grace and no run started since
-    /// (the grace before it), or, without next_sync_at, when no run started within its interval
-    /// plus the grace and it was not created or changed within that time. Runs count by
-    /// integration and endpoint name. A run still running keeps it from being overdue (a stuck
-    /// run is told as stuck).
+    /// on and somewhere to send, its sync_frequency schedules runs, and overdue is not off for
+    /// the integration. It is overdue when its next_sync_at is past by more than the grace and no
+    /// run started since (the grace before it), or, without next_sync_at, when no run started
+    /// within its interval plus the grace and it was not created or changed within that time.
+    /// Runs count by integration and endpoint name. A run still running keeps it from being
+    /// overdue (a stuck run is told as stuck).
     ///
-    /// Cheap on a large history: the endpoints are read once (with their integration); only
-    /// those past due whose `last_sync_at` (when the platform writes it) is older than the
-    /// window are looked up among the runs, each through the integration's runs by start time
-    /// (idx_sync_history_config), within the window.
+    /// Cheap on a large history: the endpoints are read once, with their integration; only those
+    /// past due by what is known of them without the runs (the newest start this sweep saw
+    /// before, kept in alertd_endpoint_watch, and the platform's last_sync_at when it writes it)
+    /// are looked up among the runs, each through the integration's runs by start time
+    /// (idx_sync_history_config) within the window, and what that finds is remembered. An
+    /// endpoint running on schedule is looked up about once per interval.
     static let openOverdue = """
         WITH watched AS MATERIALIZED (
           SELECT e.integration_config_id, e.endpoint_name, e.sync_frequency, e.next_sync_at,
@@ -161,6 +163,8 @@ public struct SilentFailureStore: Sendable {
             FROM integration_sync_configs e
             JOIN integration_configs c ON c.id = e.integration_config_id
             LEFT JOIN alertd_integration_settings() cs ON cs.integration_config_id = c.id
+            LEFT JOIN alertd_endpoint_watch w
+                   ON w.integration_config_id = e.integration_config_id AND w.endpoint_name = e.endpoint_name
            CROSS JOIN LATERAL (SELECT \(interval("e.sync_frequency")) AS every) f
            CROSS JOIN LATERAL (
              SELECT coalesce(\(minutes("cs.settings", "overdue_grace_minutes")),
@@ -172,26 +176,25 @@ public struct SilentFailureStore: Sendable {
              AND (cardinality(c.alert_emails) > 0 OR nullif(btrim(c.alert_webhook_url), '') IS NOT NULL)
              AND f.every IS NOT NULL
              AND \(switched("cs.settings", "overdue", "$3"))
-             AND CASE WHEN e.next_sync_at IS NOT NULL THEN e.next_sync_at + g.grace
-                      ELSE greatest(e.created_at, e.updated_at) + f.every + g.grace
-                 END < (now() AT TIME ZONE 'UTC')
-             AND (e.last_sync_at IS NULL
-                  OR e.last_sync_at < CASE WHEN e.next_sync_at IS NOT NULL THEN e.next_sync_at - g.grace
-                                           ELSE (now() AT TIME ZONE 'UTC') - f.every - g.grace END)
+             AND CASE WHEN e.next_sync_at IS NOT NULL
+                      THEN e.next_sync_at + g.grace < (now() AT TIME ZONE 'UTC')
+                           AND coalesce(greatest(w.last_started_at, e.last_sync_at), '-infinity') < e.next_sync_at - g.grace
+                      ELSE greatest(e.created_at, e.updated_at, w.last_started_at, e.last_sync_at) + f.every + g.grace
+                           < (now() AT TIME ZONE 'UTC')
+                 END
              AND NOT EXISTS (SELECT 1 FROM integration_alert_incidents i
                               WHERE i.integration_config_id = e.integration_config_id
                                 AND i.endpoint_name = e.endpoint_name
                                 AND i.kind = 'overdue'
                                 AND i.resolved_at IS NULL)
-        ), silent AS MATERIALIZED (
-          SELECT w.*
+        ), probed AS MATERIALIZED (
+          SELECT w.*, s.started, r.running
             FROM watched w
             LEFT JOIN LATERAL (
-              SELECT 1 AS started FROM integration_sync_history h
+              SELECT max(h.sync_started_at) AS started FROM integration_sync_history h
                WHERE h.integration_config_id = w.integration_config_id
                  AND h.sync_started_at >= w.watch_from
                  AND h.endpoint_name = w.endpoint_name
-               LIMIT 1
             ) s ON true
             LEFT JOIN LATERAL (
               SELECT 1 AS running FROM integration_sync_history h
@@ -200,8 +203,15 @@ public struct SilentFailureStore: Sendable {
                  AND h.endpoint_name = w.endpoint_name
                LIMIT 1
             ) r ON true
-           WHERE s.started IS NULL AND r.running IS NULL
-           ORDER BY w.watch_from
+        ), remembered AS (
+          INSERT INTO alertd_endpoint_watch AS m (integration_config_id, endpoint_name, last_started_at, checked_at)
+          SELECT p.integration_config_id, p.endpoint_name, p.started, now() FROM probed p WHERE p.started IS NOT NULL
+          ON CONFLICT (integration_config_id, endpoint_name) DO UPDATE
+             SET last_started_at = greatest(m.last_started_at, EXCLUDED.last_started_at), checked_at = EXCLUDED.checked_at
+        ), silent AS MATERIALIZED (
+          SELECT p.* FROM probed p
+           WHERE p.started IS NULL AND p.running IS NULL
+           ORDER BY p.watch_from
            LIMIT $1
         ), overdue AS (
           SELECT s.*, last_run.id AS last_run_id,
@@ -307,7 +317,12 @@ public struct SilentFailureStore: Sendable {
     /// handful (idx_sync_history_running); the typical duration is looked up for those past the
     /// least threshold only.
     static let openStuck = """
-        WITH running AS MATERIALIZED (
+        WITH shortest AS (
+          -- The shortest threshold any integration sets: runs younger than it and the least are
+          -- not read at all.
+          SELECT least(make_interval(secs => $4), min(\(minutes("s.settings", "stuck_after_minutes")))) AS age
+            FROM alertd_integration_settings() s
+        ), running AS MATERIALIZED (
           SELECT h.id, h.integration_config_id, h.endpoint_name, h.sync_started_at,
                  cs.settings,
                  \(minutes("cs.settings", "stuck_after_minutes")) AS fixed,
@@ -316,6 +331,7 @@ public struct SilentFailureStore: Sendable {
             JOIN integration_configs c ON c.id = h.integration_config_id
             LEFT JOIN alertd_integration_settings() cs ON cs.integration_config_id = c.id
            WHERE h.status = 'running'
+             AND h.sync_started_at < (now() AT TIME ZONE 'UTC') - (SELECT age FROM shortest)
              AND h.sync_started_at > (now() AT TIME ZONE 'UTC') - make_interval(secs => $7)
              AND coalesce(c.is_active, true)
              AND coalesce(c.alert_on_failure, true)

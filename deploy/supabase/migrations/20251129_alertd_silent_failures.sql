@@ -95,7 +95,26 @@ CREATE INDEX IF NOT EXISTS idx_sync_history_running
   ON integration_sync_history (sync_started_at)
   WHERE status = 'running';
 
--- 4. alertd's privileges ------------------------------------------------------------------------
+-- 4. What the sweep remembers ------------------------------------------------------------------
+
+-- The newest start the sweep has seen of each endpoint it looked up among the runs: an endpoint
+-- is looked up again only once that start plus its interval and grace has passed, so a sweep of
+-- a hundred thousand endpoints reads the runs of those due since the last sweep, not of all. A
+-- cache alertd rebuilds as it goes: no foreign key (the platform renames and deletes endpoints
+-- freely; a stale row is never read), and its rollback drops it with its rows.
+CREATE TABLE IF NOT EXISTS alertd_endpoint_watch (
+  integration_config_id uuid NOT NULL,
+  endpoint_name varchar(100) NOT NULL,
+  last_started_at timestamp NOT NULL,
+  checked_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (integration_config_id, endpoint_name)
+);
+COMMENT ON TABLE alertd_endpoint_watch IS
+  'alertd''s cache: the newest run start its overdue sweep has seen of each endpoint (UTC, as sync_started_at).';
+ALTER TABLE alertd_endpoint_watch ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON alertd_endpoint_watch FROM anon, authenticated;
+
+-- 5. alertd's privileges ------------------------------------------------------------------------
 
 -- The sweep reads endpoints' schedules and integrations' switches, and opens and closes the
 -- incidents of these two kinds (the trigger alone writes those of kind 'run').
@@ -125,6 +144,10 @@ GRANT SELECT (id, integration_config_id, endpoint_name, endpoint_display_name, s
               last_sync_at, next_sync_at, sync_schedule_cron, average_sync_duration_seconds,
               created_at, updated_at)
   ON integration_sync_configs TO alertd_dispatcher;
+GRANT SELECT, INSERT, UPDATE ON alertd_endpoint_watch TO alertd_dispatcher;
+DROP POLICY IF EXISTS alertd_dispatcher_watch ON alertd_endpoint_watch;
+CREATE POLICY alertd_dispatcher_watch ON alertd_endpoint_watch
+  FOR ALL TO alertd_dispatcher USING (true) WITH CHECK (true);
 GRANT INSERT ON integration_alert_incidents TO alertd_dispatcher;
 GRANT UPDATE (resolved_at, resolved_by_sync_id) ON integration_alert_incidents TO alertd_dispatcher;
 
@@ -135,7 +158,7 @@ DROP POLICY IF EXISTS alertd_dispatcher_watch ON integration_alert_incidents;
 CREATE POLICY alertd_dispatcher_watch ON integration_alert_incidents
   FOR INSERT TO alertd_dispatcher WITH CHECK (kind IN ('overdue', 'stuck'));
 
--- 5. The trigger --------------------------------------------------------------------------------
+-- 6. The trigger --------------------------------------------------------------------------------
 
 -- As 20251128's, but an endpoint's failure incident is the one of kind 'run': the look-up and
 -- the race between two writers opening it keep to that kind.

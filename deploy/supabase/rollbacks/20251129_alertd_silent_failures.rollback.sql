@@ -39,6 +39,7 @@ REVOKE SELECT (id, integration_config_id, endpoint_name, endpoint_display_name, 
 REVOKE SELECT (is_active) ON integration_configs FROM alertd_dispatcher;
 DROP FUNCTION IF EXISTS alertd_integration_settings();
 
+DROP TABLE IF EXISTS alertd_endpoint_watch;
 DROP INDEX IF EXISTS idx_sync_history_running;
 
 DELETE FROM integration_alert_incidents WHERE kind <> 'run';

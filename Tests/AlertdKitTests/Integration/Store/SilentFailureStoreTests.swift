@@ -112,6 +112,12 @@ import Testing
                 // Due an hour after the last start: 90 minutes ago.
                 #expect(try news.decode("late_minutes", as: Int.self) == 90)
 
+                // The endpoint that ran is remembered, to be looked up again only when due.
+                let remembered = try await owner.query(
+                    "SELECT endpoint_name, round(extract(epoch FROM ((now() AT TIME ZONE 'UTC') - last_started_at)) / 60)::integer AS minutes FROM alertd_endpoint_watch"
+                ).map { "\(try $0.decode("endpoint_name", as: String.self)) \(try $0.decode("minutes", as: Int.self))" }
+                #expect(remembered == ["employees 45"])
+
                 // Nothing twice: the next sweep, and a restart (a new connection), add nothing.
                 #expect(try await store.sweep(Self.settings, limit: 100).queuedAlerts == 0)
                 let again = try await Self.alertd(database)
