@@ -40,8 +40,10 @@ public struct BenchResults: Sendable {
     }
 
     public var cores = ProcessInfo.processInfo.activeProcessorCount
-    /// The phases run: latency, throughput, backlog, trigger.
-    public var phases: Set<String> = ["latency", "throughput", "backlog", "trigger"]
+    /// The phases run: latency, throughput, backlog, trigger, sweep.
+    public var phases: Set<String> = ["latency", "throughput", "backlog", "trigger", "sweep"]
+    /// The silent-failure sweep on a large platform, when that phase ran.
+    public var sweep: Benchmark.SweepCost?
     public var receiverRequestsPerSecond = 0.0
     public var sinkMessagesPerSecond = 0.0
     public var offeredRate = 0
@@ -118,6 +120,15 @@ public struct BenchResults: Sendable {
             "rss_idle_mib": round2(rssIdleMiB),
             "rss_peak_mib": round2(rssPeakMiB),
             "cpu_s_per_1000_deliveries": round2(cpuSecondsPer1000),
+            "sweep_endpoints": sweep?.endpoints as Any? ?? NSNull(),
+            "sweep_runs": sweep?.runs as Any? ?? NSNull(),
+            "sweep_first_s": sweep.map { round2($0.firstSeconds) } as Any? ?? NSNull(),
+            "sweep_find_all_s": sweep.map { round2($0.findAllSeconds) } as Any? ?? NSNull(),
+            "sweep_overdue_found": sweep?.overdueFound as Any? ?? NSNull(),
+            "sweep_stuck_found": sweep?.stuckFound as Any? ?? NSNull(),
+            "sweep_quiet_ms": sweep.map { round2($0.quietMilliseconds) } as Any? ?? NSNull(),
+            "sweep_minute_later_ms": sweep.map { round2($0.minuteLaterMilliseconds) } as Any? ?? NSNull(),
+            "sweep_minute_later_lookups": sweep?.minuteLaterLookups as Any? ?? NSNull(),
             "alerts_expected_sent": expectedSent,
             "alerts_sent": sent,
         ]
@@ -149,11 +160,13 @@ public struct BenchResults: Sendable {
             ("writers' throughput, successes with / without trigger", "\(number(successRatio, 2)) (\(number(successesWithTrigger)) / \(number(successesWithoutTrigger)) per s)", "", ""),
             ("RSS idle / peak", "\(number(rssIdleMiB, 1)) / \(number(rssPeakMiB, 1)) MiB", "≤ 64 / ≤ 200 MiB", verdict(rssIdleMiB <= 64 && rssPeakMiB <= 200)),
             ("CPU per 1000 deliveries (backlog)", "\(number(cpuSecondsPer1000, 3)) s", "", ""),
+            ("sweep over \(sweep?.endpoints ?? 0) endpoints / \(sweep?.runs ?? 0) runs: first, all found", "\(number(sweep?.firstSeconds ?? 0, 2)) s, \(number(sweep?.findAllSeconds ?? 0, 2)) s (\(sweep?.overdueFound ?? 0) overdue, \(sweep?.stuckFound ?? 0) stuck)", "", ""),
+            ("sweep a minute later / with nothing due", "\(number(sweep?.minuteLaterMilliseconds ?? 0, 1)) ms (\(sweep?.minuteLaterLookups ?? 0) endpoints looked up) / \(number(sweep?.quietMilliseconds ?? 0, 1)) ms", "", ""),
             ("harness alone: receiver / SMTP sink", "\(number(receiverRequestsPerSecond))/s / \(number(sinkMessagesPerSecond))/s", "", ""),
             ("alerts sent / expected", "\(sent) / \(expectedSent)", "all", verdict(sent == expectedSent)),
         ]
         // Rows of phases not run say so instead of a figure.
-        let phaseOfRow = [("webhook latency", "latency"), ("email latency", "latency"), ("webhooks sustained", "throughput"), ("email sustained", "throughput"), ("mix", "throughput"), ("writers' changes", "throughput"), ("backlog", "backlog"), ("writers' throughput", "trigger"), ("CPU per", "backlog")]
+        let phaseOfRow = [("webhook latency", "latency"), ("email latency", "latency"), ("webhooks sustained", "throughput"), ("email sustained", "throughput"), ("mix", "throughput"), ("writers' changes", "throughput"), ("backlog", "backlog"), ("writers' throughput", "trigger"), ("CPU per", "backlog"), ("sweep", "sweep")]
         rows = rows.map { row in
             guard let phase = phaseOfRow.first(where: { row.0.hasPrefix($0.0) })?.1, !phases.contains(phase) else { return row }
             return (row.0, "not run", row.2, "")

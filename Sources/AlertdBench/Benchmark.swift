@@ -26,6 +26,9 @@ public struct Benchmark: Sendable {
         public var stormFailures = 10_000
         /// Status changes committed per transaction by the writers of the throughput phases.
         public var changesPerTransaction = 100
+        /// The sweep phase's platform: endpoints (ten to an integration) and runs of each.
+        public var sweepEndpoints = 100_000
+        public var sweepRunsPerEndpoint = 10
         public var postgresBinaries: String?
         /// The phases to run (all by default).
         public var phases: Set<Phase> = Set(Phase.allCases)
@@ -48,12 +51,14 @@ public struct Benchmark: Sendable {
             options.triggerWriters = 4
             options.triggerUpdatesPerWriter = 25
             options.stormFailures = 200
+            options.sweepEndpoints = 2_000
+            options.sweepRunsPerEndpoint = 3
             return options
         }
     }
 
     public enum Phase: String, CaseIterable, Sendable {
-        case latency, throughput, backlog, trigger
+        case latency, throughput, backlog, trigger, sweep
     }
 
     public let options: Options
@@ -158,6 +163,11 @@ public struct Benchmark: Sendable {
             results.writesWithConstantInsert = rates[.constantInsert] ?? 0
             results.successesWithoutTrigger = rates[.successesWithout] ?? 0
             results.successesWithTrigger = rates[.successes] ?? 0
+        }
+
+        if options.phases.contains(.sweep) {
+            progress.phase("the silent-failure sweep over \(options.sweepEndpoints) endpoints and \(options.sweepEndpoints * options.sweepRunsPerEndpoint) runs")
+            results.sweep = try await sweepCost(cluster: cluster)
         }
 
         let counts = try await database.sentCounts()

@@ -34,7 +34,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Concurrent writers in the trigger-cost phase.")
     var writers = 8
 
-    @Option(help: "Run only this phase: latency, throughput, backlog or trigger (repeatable; default every one).")
+    @Option(help: "Run only this phase: latency, throughput, backlog, trigger or sweep (repeatable; default every one).")
     var only: [String] = []
 
     @Flag(help: "Every phase with small numbers: a check that the benchmark works, not a measurement.")
@@ -43,12 +43,15 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .customLong("pg-bin"), help: "PostgreSQL 15's programs (default /usr/lib/postgresql/15/bin).")
     var postgresBinaries: String?
 
+    @Flag(help: "After the table, print the query plan of the overdue sweep a minute later (EXPLAIN ANALYZE), as docs/benchmarks.md shows it.")
+    var explain = false
+
     @Option(help: "Write the results as one JSON object to this file ('-': standard output, instead of the table).")
     var json: String?
 
     func validate() throws {
         for phase in only where Benchmark.Phase(rawValue: phase) == nil {
-            throw ValidationError("--only takes latency, throughput, backlog or trigger, not \(phase).")
+            throw ValidationError("--only takes latency, throughput, backlog, trigger or sweep, not \(phase).")
         }
         guard rate > 0, seconds > 0, backlog > 0, webhookRuns > 0, emailRuns > 0, writers > 0 else {
             throw ValidationError("--rate, --seconds, --backlog, --webhooks, --emails and --writers must be positive.")
@@ -89,6 +92,9 @@ struct BenchCommand: AsyncParsableCommand {
             }
         } else {
             print(results.table)
+        }
+        if explain, let plan = results.sweep?.plan {
+            print("\nThe overdue sweep a minute later:\n\(plan)")
         }
         if results.sent != results.expectedSent { throw ExitCode.failure }
     }

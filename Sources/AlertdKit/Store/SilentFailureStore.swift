@@ -82,6 +82,21 @@ public struct SilentFailureStore: Sendable {
         }
     }
 
+    /// The plan of the overdue statement, as `EXPLAIN (ANALYZE, BUFFERS)` gives it, in a
+    /// transaction rolled back: `alertd bench --only sweep --explain`.
+    public func explainOverdue(_ settings: SilentFailureSettings, limit: Int) async throws -> String {
+        let worker = self.worker
+        return try await connection.withSession { session in
+            try session.execute("BEGIN")
+            defer { _ = try? session.execute("ROLLBACK") }
+            let rows = try session.query(
+                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + Self.openOverdue,
+                [limit, worker, settings.overdue, Self.seconds(settings.overdueGrace)]
+            )
+            return try rows.map { try $0.decode("QUERY PLAN", as: String.self) }.joined(separator: "\n")
+        }
+    }
+
     /// Overdue endpoints and stuck runs open now, for /metrics.
     public func state() async throws -> (overdue: Int, stuck: Int) {
         let rows = try await connection.query(
