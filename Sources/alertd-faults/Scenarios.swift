@@ -26,6 +26,7 @@ enum Scenario: String, CaseIterable, Sendable {
     case backlog
     case incidents
     case groups
+    case silence
 
     var summary: String {
         switch self {
@@ -40,6 +41,7 @@ enum Scenario: String, CaseIterable, Sendable {
         case .backlog: "a backlog of pending webhook alerts drained from a cold start"
         case .incidents: "endpoints failing and recovering, each failure by four writers at once, two instances, one killed with SIGKILL every 1 to 3 s"
         case .groups: "the endpoints of an integration failing together, their news grouped (1 s interval), two instances, one killed with SIGKILL every 1 to 3 s"
+        case .silence: "the ETL runner stops writing, one run left running: overdue endpoints and a stuck run found within their grace (1 min), then runs again; two instances, one killed with SIGKILL every 1 to 3 s"
         }
     }
 
@@ -235,6 +237,33 @@ enum Scenario: String, CaseIterable, Sendable {
             try await trial.judge(&verdict, crashes: true)
             try await trial.judgeIncidents(&verdict, reminders: false)
             try await trial.judgeGroups(&verdict)
+
+        case .silence:
+            // A runner serving its endpoints' schedule (a run due every 3 s), then gone: it writes
+            // nothing more, one run of each integration left running. alertd must tell each
+            // endpoint overdue and each run stuck once, within their grace, and each notice once
+            // when the runner is back, while its instances are killed in turn.
+            try await trial.prepare(integrations: 6)
+            trial.environment["ALERTD_LEASE"] = "5s"
+            trial.environment["ALERTD_SILENT_SWEEP_INTERVAL"] = "1s"
+            trial.environment["ALERTD_INCIDENT_REPEAT_INTERVAL"] = "off"
+            try await trial.scheduleEndpoints(perIntegration: 3, settings: #"{"overdue_grace_minutes": 1, "stuck_after_minutes": 1}"#)
+            try trial.startAlertd("a")
+            try trial.startAlertd("b")
+            let striking = trial.killingInTurn(["a", "b"])
+            var runs = try await trial.serveSchedule(for: .seconds(15), every: .seconds(3))
+            let stopped = try await trial.runnerStops()
+            runs += stopped.count
+            // Due 3 s after the runner's last run at most, then a minute's grace.
+            try await trial.waitForSilence(overdue: trial.integrations.count * 2, stuck: stopped.count, timeout: .seconds(150))
+            runs += try await trial.runnerReturns(finishing: stopped)
+            try await trial.waitForSilenceToEnd(timeout: .seconds(60))
+            striking.cancel()
+            verdict.events = runs
+            verdict.faults = ["the runner stopped for 60 s and more", "\(await striking.value) SIGKILLs of one of two instances"]
+            _ = try await trial.settle(timeout: .seconds(120))
+            try await trial.judge(&verdict, crashes: true)
+            try await trial.judgeSilence(&verdict, overdue: trial.integrations.count * 2, stuck: stopped.count, grace: 60, sweep: 1)
         }
         verdict.seconds = (ContinuousClock.now - clock).seconds
         return verdict

@@ -195,9 +195,11 @@ extension Trial {
               SELECT h.id AS sync_id, t.alert_type, ch.channel
                 FROM integration_sync_history h
                 JOIN integration_configs c ON c.id = h.integration_config_id
-               -- A success that closed an incident has a recovery notice instead.
+               -- A success that closed an endpoint's failure incident has a recovery notice instead
+               -- (one that started a run of an overdue endpoint has its own alerts and the sweep's
+               -- notice besides).
                CROSS JOIN LATERAL (SELECT CASE h.status WHEN 'failed' THEN 'failure' WHEN 'partial' THEN 'warning'
-                                                         WHEN 'success' THEN CASE WHEN EXISTS (SELECT 1 FROM integration_alert_incidents n WHERE n.resolved_by_sync_id = h.id)
+                                                         WHEN 'success' THEN CASE WHEN EXISTS (SELECT 1 FROM integration_alert_incidents n WHERE n.resolved_by_sync_id = h.id AND n.kind = 'run')
                                                                                   THEN 'recovery' ELSE 'success' END END AS alert_type) t
                CROSS JOIN LATERAL (VALUES ('email'), ('webhook')) ch(channel)
                WHERE t.alert_type IS NOT NULL
@@ -376,4 +378,49 @@ extension Trial {
 /// Prints a line at once, also when standard output is a pipe or a file.
 func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+extension Trial {
+    /// Silent failures' own checks: each overdue endpoint and stuck run told once per channel,
+    /// not before its grace had passed and within `sweep` seconds (and a margin for the kills)
+    /// after; each closed with one notice per channel; nothing else told.
+    func judgeSilence(_ verdict: inout Verdict, overdue expectedOverdue: Int, stuck expectedStuck: Int, grace: Double, sweep: Double) async throws {
+        let row = try await Trial.persevering { try await self.owner.query(
+            """
+            WITH per AS (
+              SELECT i.id, i.kind, i.resolved_at IS NOT NULL AS closed, ch.channel,
+                     count(a.id) FILTER (WHERE a.alert_type IN ('overdue', 'stuck')) AS news,
+                     count(a.id) FILTER (WHERE a.alert_type = 'recovery') AS notices,
+                     extract(epoch FROM i.opened_at - CASE i.kind WHEN 'overdue' THEN i.expected_at
+                                                        ELSE (SELECT h.sync_started_at AT TIME ZONE 'UTC' FROM integration_sync_history h WHERE h.id = i.opened_by_sync_id) END)::float8 - $1 AS late
+                FROM integration_alert_incidents i
+               CROSS JOIN (VALUES ('email'), ('webhook')) ch(channel)
+                LEFT JOIN integration_alert_history a ON a.incident_id = i.id AND a.alert_channel = ch.channel
+               WHERE i.kind <> 'run'
+               GROUP BY i.id, ch.channel
+            )
+            SELECT count(DISTINCT id) FILTER (WHERE kind = 'overdue')::int AS overdue,
+                   count(DISTINCT id) FILTER (WHERE kind = 'stuck')::int AS stuck,
+                   count(DISTINCT id) FILTER (WHERE closed)::int AS closed,
+                   count(*) FILTER (WHERE news <> 1)::int AS news_wrong,
+                   count(*) FILTER (WHERE notices <> 1)::int AS notices_wrong,
+                   coalesce(min(late), 0)::float8 AS earliest, coalesce(max(late), 0)::float8 AS latest
+              FROM per
+            """,
+            [grace]
+        ) }[0]
+        let overdue: Int = try row.decode("overdue"), stuck: Int = try row.decode("stuck"), closed: Int = try row.decode("closed")
+        let newsWrong: Int = try row.decode("news_wrong"), noticesWrong: Int = try row.decode("notices_wrong")
+        let earliest: Double = try row.decode("earliest"), latest: Double = try row.decode("latest")
+        verdict.notes.append(String(format: "%d overdue endpoints and %d stuck runs told %.1f to %.1f s after their grace ended", overdue, stuck, earliest, latest))
+        verdict.check("every overdue endpoint and stuck run found, and nothing else", overdue == expectedOverdue && stuck == expectedStuck,
+                      "\(overdue) of \(expectedOverdue) overdue, \(stuck) of \(expectedStuck) stuck")
+        verdict.check("each told once per channel (no instance told one twice, none lost to a kill)", newsWrong == 0, "\(newsWrong) incident-channels wrong")
+        verdict.check("each closed with one notice per channel when the runner was back", closed == overdue + stuck && noticesWrong == 0,
+                      "\(closed) closed, \(noticesWrong) incident-channels wrong")
+        // Within the grace: never before it ended, and at most a sweep (and the kills' delay:
+        // a sweep cut short, the other instance's next one) after.
+        verdict.check("none told before its grace ended", earliest >= -0.5, String(format: "%.1f s early", -earliest))
+        verdict.check("each told within \(Int(sweep)) s of its grace's end, kills and all (10 s margin)", latest <= sweep + 10, String(format: "%.1f s late", latest))
+    }
 }

@@ -266,6 +266,144 @@ final class Trial: @unchecked Sendable {
         }
     }
 
+    /// `perIntegration` enabled endpoints of every integration, on a quarter-hourly schedule
+    /// whose next run is due in 2 s, and `settings` as each integration's alertd settings.
+    func scheduleEndpoints(perIntegration: Int, settings: String) async throws {
+        for integration in integrations {
+            try await owner.query("UPDATE integration_configs SET configuration_metadata = jsonb_build_object('alertd', $2::jsonb) WHERE id = $1", [integration, settings])
+            for endpoint in 0..<perIntegration {
+                try await owner.query(
+                    """
+                    INSERT INTO integration_sync_configs (integration_config_id, endpoint_name, sync_frequency, is_enabled, next_sync_at, created_at, updated_at)
+                    VALUES ($1, $2, 'every_15_min', true, (now() AT TIME ZONE 'UTC') + interval '2 seconds',
+                            (now() AT TIME ZONE 'UTC') - interval '1 day', (now() AT TIME ZONE 'UTC') - interval '1 day')
+                    """,
+                    [integration, "endpoint-\(endpoint)"]
+                )
+            }
+        }
+    }
+
+    /// The runner: for `duration`, every half second, starts each endpoint whose next_sync_at
+    /// has come (a run written running, then success), and schedules its next run `every`
+    /// later, as the platform's scheduler would. Returns the runs written.
+    func serveSchedule(for duration: Duration, every: Duration) async throws -> Int {
+        let deadline = ContinuousClock.now + duration
+        var runs = 0
+        while ContinuousClock.now < deadline {
+            let due = try await Self.persevering { try await self.owner.query(
+                "SELECT integration_config_id, endpoint_name FROM integration_sync_configs WHERE next_sync_at <= now() AT TIME ZONE 'UTC'"
+            ) }
+            for row in due {
+                let integration: UUID = try row.decode("integration_config_id")
+                let endpoint: String = try row.decode("endpoint_name")
+                try await Self.persevering {
+                    let run: UUID = try await self.owner.query(
+                        "INSERT INTO integration_sync_history (integration_config_id, endpoint_name, sync_started_at, status) VALUES ($1, $2, now() AT TIME ZONE 'UTC', 'running') RETURNING id",
+                        [integration, endpoint]
+                    )[0].decode("id")
+                    try await self.owner.query("UPDATE integration_sync_history SET status = 'success', sync_completed_at = now() AT TIME ZONE 'UTC' WHERE id = $1", [run])
+                    try await self.owner.query(
+                        "UPDATE integration_sync_configs SET next_sync_at = (now() AT TIME ZONE 'UTC') + make_interval(secs => $3), last_sync_at = now() AT TIME ZONE 'UTC' WHERE integration_config_id = $1 AND endpoint_name = $2",
+                        [integration, endpoint, Double(every.components.seconds)]
+                    )
+                }
+                runs += 1
+            }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        return runs
+    }
+
+    /// The runner dies in the middle of its work: endpoint-0 of each integration gets a run
+    /// started and never finished. Returns those runs.
+    func runnerStops() async throws -> [UUID] {
+        var runs: [UUID] = []
+        for integration in integrations {
+            runs.append(try await Self.persevering { try await self.owner.query(
+                "INSERT INTO integration_sync_history (integration_config_id, endpoint_name, sync_started_at, status) VALUES ($1, 'endpoint-0', now() AT TIME ZONE 'UTC', 'running') RETURNING id",
+                [integration]
+            )[0].decode("id", as: UUID.self) })
+        }
+        return runs
+    }
+
+    /// Waits until alertd has told `overdue` endpoints overdue and `stuck` runs stuck, every one
+    /// of their alerts sent.
+    func waitForSilence(overdue: Int, stuck: Int, timeout: Duration) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let row = try await Self.persevering { try await self.owner.query(
+                """
+                SELECT count(DISTINCT i.id) FILTER (WHERE i.kind = 'overdue')::int AS overdue,
+                       count(DISTINCT i.id) FILTER (WHERE i.kind = 'stuck')::int AS stuck,
+                       count(a.id) FILTER (WHERE a.delivery_status <> 'sent')::int AS unsent
+                  FROM integration_alert_incidents i
+                  LEFT JOIN integration_alert_history a ON a.incident_id = i.id
+                 WHERE i.kind <> 'run'
+                """
+            ) }[0]
+            if try row.decode("overdue", as: Int.self) >= overdue, try row.decode("stuck", as: Int.self) >= stuck, try row.decode("unsent", as: Int.self) == 0 {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        throw TestSetupError("alertd did not tell \(overdue) overdue endpoints and \(stuck) stuck runs within \(timeout)")
+    }
+
+    /// The runner is back: every endpoint runs once, then the runs it left running are failed
+    /// (in that order: an endpoint whose only run since its due time ended is overdue, rightly).
+    /// Returns the runs written.
+    func runnerReturns(finishing stopped: [UUID]) async throws -> Int {
+        let endpoints = try await Self.persevering { try await self.owner.query(
+            "SELECT integration_config_id, endpoint_name FROM integration_sync_configs"
+        ) }
+        for row in endpoints {
+            let integration: UUID = try row.decode("integration_config_id")
+            let endpoint: String = try row.decode("endpoint_name")
+            try await Self.persevering {
+                try await self.owner.query(
+                    "INSERT INTO integration_sync_history (integration_config_id, endpoint_name, sync_started_at, sync_completed_at, status) VALUES ($1, $2, now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC', 'success')",
+                    [integration, endpoint]
+                )
+            }
+        }
+        for run in stopped {
+            try await Self.persevering {
+                try await self.owner.query("UPDATE integration_sync_history SET status = 'failed', error_message = 'the runner was restarted', sync_completed_at = now() AT TIME ZONE 'UTC' WHERE id = $1", [run])
+            }
+        }
+        return endpoints.count
+    }
+
+    /// Waits until every overdue and stuck incident is closed and every alert of theirs sent.
+    func waitForSilenceToEnd(timeout: Duration) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let row = try await Self.persevering { try await self.owner.query(
+                """
+                SELECT count(DISTINCT i.id) FILTER (WHERE i.resolved_at IS NULL)::int AS open,
+                       count(a.id) FILTER (WHERE a.delivery_status <> 'sent')::int AS unsent
+                  FROM integration_alert_incidents i
+                  LEFT JOIN integration_alert_history a ON a.incident_id = i.id
+                 WHERE i.kind <> 'run'
+                """
+            ) }[0]
+            if try row.decode("open", as: Int.self) == 0, try row.decode("unsent", as: Int.self) == 0 { return }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        let open = try await owner.query(
+            """
+            SELECT i.kind, i.endpoint_name, i.opened_at, i.expected_at, i.watch_from,
+                   (SELECT string_agg(h.status || '@' || h.sync_started_at::text, ', ' ORDER BY h.sync_started_at DESC)
+                      FROM (SELECT * FROM integration_sync_history h WHERE h.integration_config_id = i.integration_config_id
+                              AND h.endpoint_name = i.endpoint_name ORDER BY h.sync_started_at DESC LIMIT 3) h) AS runs
+              FROM integration_alert_incidents i WHERE i.kind <> 'run' AND i.resolved_at IS NULL
+            """
+        ).map { row in row.columns.map { "\($0)=\(row[$0] ?? "-")" }.joined(separator: " ") }
+        throw TestSetupError("the overdue and stuck incidents were not all closed and their notices sent within \(timeout); open: \(open.joined(separator: "; "))")
+    }
+
     /// Kills the instances `names` in turn with SIGKILL, every 1 to 3 s, starting each again at
     /// once, until the task is cancelled; its value is how many it killed.
     func killingInTurn(_ names: [String]) -> Task<Int, Never> {

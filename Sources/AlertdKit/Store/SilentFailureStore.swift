@@ -157,7 +157,7 @@ public struct SilentFailureStore: Sendable {
     /// An endpoint is watched when it is enabled, its integration active with alert_on_failure
     /// on and somewhere to send, its sync_frequency schedules runs, and overdue is not off for
     /// the integration. It is overdue when its next_sync_at is past by more than the grace and no
-    /// run started since (the grace before it), or, without next_sync_at, when no run started
+    /// run started at or after it, or, without next_sync_at, when no run started
     /// within its interval plus the grace and it was not created or changed within that time.
     /// Runs count by integration and endpoint name. A run still running keeps it from being
     /// overdue (a stuck run is told as stuck).
@@ -172,7 +172,7 @@ public struct SilentFailureStore: Sendable {
         WITH watched AS MATERIALIZED (
           SELECT e.integration_config_id, e.endpoint_name, e.sync_frequency, e.next_sync_at,
                  cs.settings, f.every, g.grace,
-                 CASE WHEN e.next_sync_at IS NOT NULL THEN e.next_sync_at - g.grace
+                 CASE WHEN e.next_sync_at IS NOT NULL THEN e.next_sync_at
                       ELSE (now() AT TIME ZONE 'UTC') - f.every - g.grace END AS watch_from,
                  c.alert_emails, c.alert_webhook_url
             FROM integration_sync_configs e
@@ -193,7 +193,7 @@ public struct SilentFailureStore: Sendable {
              AND \(switched("cs.settings", "overdue", "$3"))
              AND CASE WHEN e.next_sync_at IS NOT NULL
                       THEN e.next_sync_at + g.grace < (now() AT TIME ZONE 'UTC')
-                           AND coalesce(greatest(w.last_started_at, e.last_sync_at), '-infinity') < e.next_sync_at - g.grace
+                           AND coalesce(greatest(w.last_started_at, e.last_sync_at), '-infinity') < e.next_sync_at
                       ELSE greatest(e.created_at, e.updated_at, w.last_started_at, e.last_sync_at) + f.every + g.grace
                            < (now() AT TIME ZONE 'UTC')
                  END

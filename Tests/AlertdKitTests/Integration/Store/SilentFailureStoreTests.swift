@@ -162,6 +162,25 @@ import Testing
         }
     }
 
+    @Test func aRunStillRunningKeepsAScheduledEndpointFromBeingOverdue() async throws {
+        try await TestPostgres.withDatabase { database in
+            try await database.withConnection { owner in
+                let world = try await World.make(owner)
+                try await world.settings(#"{"overdue_grace_minutes": 1}"#)
+                try await world.endpoint("running", frequency: "every_15_min", nextSyncMinutesAgo: 5)
+                try await world.run("running", startedMinutesAgo: 6)
+                try await world.endpoint("late", frequency: "every_15_min", nextSyncMinutesAgo: 5)
+                try await world.run("late", startedMinutesAgo: 6, minutes: 1)
+                let store = try await Self.alertd(database)
+                defer { Task { await store.connection.close() } }
+                var settings = Self.settings
+                settings.stuck = false
+                #expect(try await store.sweep(settings, limit: 100).overdue.incidents == 1)
+                #expect(try await world.alerts("overdue") == ["overdue/email/late", "overdue/webhook/late"])
+            }
+        }
+    }
+
     @Test func onlyScheduledEnabledEndpointsOfActiveIntegrationsThatWantFailuresAreWatched() async throws {
         try await TestPostgres.withDatabase { database in
             try await database.withConnection { owner in
