@@ -89,7 +89,7 @@ import Glibc
                 }
             }
         }
-        #expect(documented == 20)
+        #expect(documented == 23)
     }
 
     @Test func readinessNamesWhatIsMissing() {
