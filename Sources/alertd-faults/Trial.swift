@@ -22,6 +22,8 @@ final class Trial: @unchecked Sendable {
     var environment: [String: String] = [:]
     var faults: [String] = []
     private var started = 0
+    /// The tasks of `killingInTurn`, stopped by `shutdown`.
+    private var killers: [Task<Int, Never>] = []
 
     init(database: TestDatabase, owner: PostgresConnection, cluster: FaultCluster, options: FaultOptions) {
         self.database = database
@@ -407,7 +409,7 @@ final class Trial: @unchecked Sendable {
     /// Kills the instances `names` in turn with SIGKILL, every 1 to 3 s, starting each again at
     /// once, until the task is cancelled; its value is how many it killed.
     func killingInTurn(_ names: [String]) -> Task<Int, Never> {
-        Task {
+        let task = Task {
             var kills = 0
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(Int64.random(in: 1000...3000)))
@@ -419,6 +421,8 @@ final class Trial: @unchecked Sendable {
             }
             return kills
         }
+        killers.append(task)
+        return task
     }
 
     /// Waits until an instance has written the grouping defaults the trial set for the trigger.
@@ -531,6 +535,11 @@ final class Trial: @unchecked Sendable {
     }
 
     func shutdown() async {
+        // A scenario that threw left its killer running: it would start instances again.
+        for killer in killers {
+            killer.cancel()
+            _ = await killer.value
+        }
         await stopAll()
         for receiver in receivers { receiver.stop() }
         for sink in sinks { sink.stop() }

@@ -37,8 +37,9 @@ final class SilentFailureSweeper: Service {
                     self.metrics.setSilentFailures(overdue: state.overdue, stuck: state.stuck)
                 } catch where Task.isCancelled {
                     return
-                } catch let error as PostgresError where error.sqlState == "42P01" || error.sqlState == "42703" {
-                    // undefined_table or undefined_column: this alertd is newer than the schema.
+                } catch let error as PostgresError where ["42P01", "42703", "42883"].contains(error.sqlState) {
+                    // undefined_table, undefined_column or undefined_function: this alertd is
+                    // newer than the schema.
                     self.logger.error("the database lacks alertd's silent failures (migration 20251129_alertd_silent_failures): apply it with alertd db migrate; overdue endpoints and stuck runs go unnoticed meanwhile", metadata: ["error": "\(error)"])
                 } catch {
                     self.logger.warning("could not look for overdue endpoints and stuck runs; trying again at the next sweep", metadata: ["error": "\(error)"])

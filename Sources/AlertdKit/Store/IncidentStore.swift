@@ -119,8 +119,9 @@ public struct IncidentStore: Sendable {
         return rows.count
     }
 
-    /// What /metrics shows of incidents: how many are open, and how many alerts their repeats
-    /// were recorded as, suppressed.
+    /// What /metrics shows of incidents: how many endpoints' failure incidents (kind `run`) are
+    /// open, and how many alerts their repeats were recorded as, suppressed. The kind is read
+    /// through to_jsonb, so that this alertd reads it on a schema before 20251129 too.
     public struct State: Sendable, Equatable {
         public let open: Int
         public let suppressedAlerts: Int
@@ -134,7 +135,7 @@ public struct IncidentStore: Sendable {
                                    WHERE a.incident_id = i.id
                                      AND a.delivery_status = 'suppressed')), 0)::integer AS suppressed
               FROM integration_alert_incidents i
-             WHERE i.resolved_at IS NULL AND i.kind = 'run'
+             WHERE i.resolved_at IS NULL AND coalesce(to_jsonb(i) ->> 'kind', 'run') = 'run'
             """
         )
         return State(open: try rows[0].decode("open"), suppressedAlerts: try rows[0].decode("suppressed"))

@@ -110,4 +110,32 @@ import Testing
             #expect(exit.output.contains("endpoints overdue"), "\(exit.output)")
         }
     }
+
+    /// operations.md: a newer alertd on a schema without 20251129 claims and delivers as before,
+    /// and its sweep says which migration it lacks.
+    @Test func onASchemaWithoutTheMigrationAlertdDeliversAndSaysWhatItLacks() async throws {
+        let receiver = try await WebhookReceiver.start(verifyingWith: DispatcherEndToEndTests.secret)
+        defer { receiver.stop() }
+        try await TestPostgres.withDatabase { database in
+            try await database.withConnection { connection in
+                let migrator = Migrator(connection: connection, migrations: try Migration.load(from: TestPostgres.sqlDirectory))
+                #expect(try await migrator.rollback(all: false, force: false) { _ in } == ["20251129_alertd_silent_failures"])
+            }
+            let alertd = try AlertdProcess.start(environment: DispatcherEndToEndTests.environment(database, [
+                "ALERTD_SILENT_SWEEP_INTERVAL": "300ms", "ALERTD_INCIDENT_SWEEP_INTERVAL": "300ms",
+            ]))
+            try await database.withConnection { connection in
+                let rows = PlatformRows(connection)
+                let integration = try await rows.integration(tenant: try await rows.tenant(), webhook: receiver.url("/hooks/older"))
+                let run = try await rows.syncRun(integration: integration)
+                try await rows.setStatus(of: run, to: "failed")
+            }
+            let news = try await Self.webhook(receiver, "sync.failure")
+            #expect((news["incident"] as? [String: Any])?["kind"] as? String == "run")
+            try await DispatcherEndToEndTests.waitUntil(.seconds(30)) { alertd.output.contains("20251129_alertd_silent_failures") }
+            let exit = await alertd.stop()
+            #expect(exit.output.contains("the database lacks alertd's silent failures (migration 20251129_alertd_silent_failures)"))
+            #expect(!exit.output.contains("lacks alertd's incidents"), "\(exit.output)")
+        }
+    }
 }
