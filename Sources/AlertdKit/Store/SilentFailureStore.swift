@@ -150,6 +150,56 @@ public struct SilentFailureStore: Sendable {
         """
     }
 
+    /// The tail of an opening statement, after its `opened` CTE (the incidents it inserted, with
+    /// their news alerts' ids): the news alerts of type `type`, one per channel the incident has
+    /// an id for, to the recipients of `row` (a CTE joined `from` on `opened p`), about run `run`;
+    /// then one row per incident opened and its alerts.
+    static func news(type: String, from: String, row: String, run: String, metadata: String) -> String {
+        """
+        news AS (
+          INSERT INTO integration_alert_history
+                 (id, integration_config_id, sync_history_id, alert_type, alert_channel, recipients,
+                  sent_at, delivery_status, origin, metadata, incident_id)
+          SELECT m.alert_id, \(row).integration_config_id, \(run), '\(type)', m.channel, m.recipients,
+                 NULL, 'pending', 'incident', \(metadata), p.id
+            FROM opened p
+            JOIN \(from)
+           CROSS JOIN LATERAL (VALUES ('email', p.news_email_alert_id, \(row).emails),
+                                      ('webhook', p.news_webhook_alert_id, ARRAY[\(row).webhook])) AS m(channel, alert_id, recipients)
+           WHERE m.alert_id IS NOT NULL
+          RETURNING id, incident_id
+        )
+        SELECT p.id AS incident_id, n.id AS alert_id FROM opened p LEFT JOIN news n ON n.incident_id = p.id
+        """
+    }
+
+    /// The tail of a closing statement, after its `closing` CTE (the incidents to close, locked,
+    /// with `run_id`, the run that closed each, if one did): closes them, queues a notice
+    /// (alert_type 'recovery') where each one's news went when a run closed it, and returns one
+    /// row per incident closed and its notices.
+    static func closed(returning extra: String, metadata: String) -> String {
+        """
+        closed AS (
+          UPDATE integration_alert_incidents i
+             SET resolved_at = now(), resolved_by_sync_id = closing.run_id
+            FROM closing
+           WHERE i.id = closing.id AND i.resolved_at IS NULL
+          RETURNING i.id, i.integration_config_id, closing.run_id, i.news_email_alert_id, i.news_webhook_alert_id\(extra)
+        ), notices AS (
+          INSERT INTO integration_alert_history
+                 (integration_config_id, sync_history_id, alert_type, alert_channel, recipients,
+                  sent_at, delivery_status, origin, metadata, incident_id)
+          SELECT d.integration_config_id, d.run_id, 'recovery', news.alert_channel, news.recipients,
+                 NULL, 'pending', 'incident', \(metadata), d.id
+            FROM closed d
+            JOIN integration_alert_history news ON news.id IN (d.news_email_alert_id, d.news_webhook_alert_id)
+           WHERE d.run_id IS NOT NULL
+          RETURNING id, incident_id
+        )
+        SELECT d.id AS incident_id, n.id AS alert_id FROM closed d LEFT JOIN notices n ON n.incident_id = d.id
+        """
+    }
+
     /// Opens an incident of kind 'overdue' for each watched endpoint whose scheduled run did not
     /// start, and queues its news. $1 limit, $2 worker, $3 overdue on by default, $4 the least
     /// grace in seconds.
@@ -251,24 +301,9 @@ public struct SilentFailureStore: Sendable {
             FROM overdue o
           ON CONFLICT (integration_config_id, endpoint_name, kind) WHERE resolved_at IS NULL DO NOTHING
           RETURNING id, integration_config_id, endpoint_name, news_email_alert_id, news_webhook_alert_id
-        ), news AS (
-          INSERT INTO integration_alert_history
-                 (id, integration_config_id, sync_history_id, alert_type, alert_channel, recipients,
-                  sent_at, delivery_status, origin, metadata, incident_id)
-          SELECT m.alert_id, o.integration_config_id, o.last_run_id, 'overdue', m.channel, m.recipients,
-                 NULL, 'pending', 'incident',
-                 jsonb_build_object('frequency', o.sync_frequency,
-                                    'grace_seconds', extract(epoch FROM o.grace)::integer,
-                                    'queued_by', $2::text),
-                 p.id
-            FROM opened p
-            JOIN overdue o ON o.integration_config_id = p.integration_config_id AND o.endpoint_name = p.endpoint_name
-           CROSS JOIN LATERAL (VALUES ('email', p.news_email_alert_id, o.emails),
-                                      ('webhook', p.news_webhook_alert_id, ARRAY[o.webhook])) AS m(channel, alert_id, recipients)
-           WHERE m.alert_id IS NOT NULL
-          RETURNING id, incident_id
-        )
-        SELECT p.id AS incident_id, n.id AS alert_id FROM opened p LEFT JOIN news n ON n.incident_id = p.id
+        ), \(news(type: "overdue", from: "overdue o ON o.integration_config_id = p.integration_config_id AND o.endpoint_name = p.endpoint_name", row: "o", run: "o.last_run_id", metadata: """
+                  jsonb_build_object('frequency', o.sync_frequency, 'grace_seconds', extract(epoch FROM o.grace)::integer, 'queued_by', $2::text)
+                  """))
         """
 
     /// Closes each open overdue incident whose endpoint ran again (a run started at or after its
@@ -301,24 +336,7 @@ public struct SilentFailureStore: Sendable {
            ORDER BY i.opened_at
            LIMIT $1
            FOR UPDATE OF i SKIP LOCKED
-        ), closed AS (
-          UPDATE integration_alert_incidents i
-             SET resolved_at = now(), resolved_by_sync_id = closing.run_id
-            FROM closing
-           WHERE i.id = closing.id AND i.resolved_at IS NULL
-          RETURNING i.id, i.integration_config_id, closing.run_id, i.news_email_alert_id, i.news_webhook_alert_id
-        ), notices AS (
-          INSERT INTO integration_alert_history
-                 (integration_config_id, sync_history_id, alert_type, alert_channel, recipients,
-                  sent_at, delivery_status, origin, metadata, incident_id)
-          SELECT d.integration_config_id, d.run_id, 'recovery', news.alert_channel, news.recipients,
-                 NULL, 'pending', 'incident', jsonb_build_object('queued_by', $2::text), d.id
-            FROM closed d
-            JOIN integration_alert_history news ON news.id IN (d.news_email_alert_id, d.news_webhook_alert_id)
-           WHERE d.run_id IS NOT NULL
-          RETURNING id, incident_id
-        )
-        SELECT d.id AS incident_id, n.id AS alert_id FROM closed d LEFT JOIN notices n ON n.incident_id = d.id
+        ), \(closed(returning: "", metadata: "jsonb_build_object('queued_by', $2::text)"))
         """
 
     /// Opens an incident of kind 'stuck' for each run still running past its threshold, and
@@ -405,25 +423,10 @@ public struct SilentFailureStore: Sendable {
             FROM stuck s
           ON CONFLICT (integration_config_id, endpoint_name, kind) WHERE resolved_at IS NULL DO NOTHING
           RETURNING id, opened_by_sync_id, news_email_alert_id, news_webhook_alert_id
-        ), news AS (
-          INSERT INTO integration_alert_history
-                 (id, integration_config_id, sync_history_id, alert_type, alert_channel, recipients,
-                  sent_at, delivery_status, origin, metadata, incident_id)
-          SELECT m.alert_id, s.integration_config_id, s.id, 'stuck', m.channel, m.recipients,
-                 NULL, 'pending', 'incident',
-                 jsonb_build_object('stuck_after_seconds', round(s.after_seconds)::integer,
-                                    'typical_seconds', round(s.typical_seconds)::integer,
-                                    'typical_from', s.typical_from,
-                                    'queued_by', $2::text),
-                 p.id
-            FROM opened p
-            JOIN stuck s ON s.id = p.opened_by_sync_id
-           CROSS JOIN LATERAL (VALUES ('email', p.news_email_alert_id, s.emails),
-                                      ('webhook', p.news_webhook_alert_id, ARRAY[s.webhook])) AS m(channel, alert_id, recipients)
-           WHERE m.alert_id IS NOT NULL
-          RETURNING id, incident_id
-        )
-        SELECT p.id AS incident_id, n.id AS alert_id FROM opened p LEFT JOIN news n ON n.incident_id = p.id
+        ), \(news(type: "stuck", from: "stuck s ON s.id = p.opened_by_sync_id", row: "s", run: "s.id", metadata: """
+                  jsonb_build_object('stuck_after_seconds', round(s.after_seconds)::integer, 'typical_seconds', round(s.typical_seconds)::integer,
+                                     'typical_from', s.typical_from, 'queued_by', $2::text)
+                  """))
         """
 
     /// Closes each open stuck incident whose run left 'running' (or is gone), with a notice
@@ -440,24 +443,6 @@ public struct SilentFailureStore: Sendable {
            ORDER BY i.opened_at
            LIMIT $1
            FOR UPDATE OF i SKIP LOCKED
-        ), closed AS (
-          UPDATE integration_alert_incidents i
-             SET resolved_at = now(), resolved_by_sync_id = closing.run_id
-            FROM closing
-           WHERE i.id = closing.id AND i.resolved_at IS NULL
-          RETURNING i.id, i.integration_config_id, closing.run_id, closing.status,
-                    i.news_email_alert_id, i.news_webhook_alert_id
-        ), notices AS (
-          INSERT INTO integration_alert_history
-                 (integration_config_id, sync_history_id, alert_type, alert_channel, recipients,
-                  sent_at, delivery_status, origin, metadata, incident_id)
-          SELECT d.integration_config_id, d.run_id, 'recovery', news.alert_channel, news.recipients,
-                 NULL, 'pending', 'incident', jsonb_build_object('sync_status', d.status, 'queued_by', $2::text), d.id
-            FROM closed d
-            JOIN integration_alert_history news ON news.id IN (d.news_email_alert_id, d.news_webhook_alert_id)
-           WHERE d.run_id IS NOT NULL
-          RETURNING id, incident_id
-        )
-        SELECT d.id AS incident_id, n.id AS alert_id FROM closed d LEFT JOIN notices n ON n.incident_id = d.id
+        ), \(closed(returning: ", closing.status", metadata: "jsonb_build_object('sync_status', d.status, 'queued_by', $2::text)"))
         """
 }
