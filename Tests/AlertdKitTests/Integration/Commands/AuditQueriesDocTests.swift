@@ -33,6 +33,12 @@ import Testing
                 try await connection.query("UPDATE integration_alert_incidents SET id = '5a527094-805e-461b-a1f5-d3c2b1a09f8e'")
                 try await connection.query("UPDATE integration_alert_history SET incident_id = '5a527094-805e-461b-a1f5-d3c2b1a09f8e'")
                 try await rows.syncRun(integration: integration, status: "failed")
+                // An overdue endpoint, as alertd's sweep opens one.
+                try await connection.query("INSERT INTO integration_sync_configs (integration_config_id, endpoint_name, sync_frequency, is_enabled) VALUES ($1, 'payroll', 'hourly', true)", [integration])
+                try await connection.query(
+                    "INSERT INTO integration_alert_incidents (integration_config_id, endpoint_name, kind, severity, expected_at, watch_from) VALUES ($1, 'payroll', 'overdue', 'failure', now() - interval '90 minutes', now() - interval '90 minutes')",
+                    [integration]
+                )
             }
             for block in blocks {
                 let result = try await TestProcess.run("/usr/bin/psql", ["--no-psqlrc", "-v", "ON_ERROR_STOP=1", "--dbname", database.url, "-c", block])
