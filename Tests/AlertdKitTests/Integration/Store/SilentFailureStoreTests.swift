@@ -125,11 +125,21 @@ import Testing
                 await again.connection.close()
                 #expect(try await store.state() == (overdue: 1, stuck: 0))
 
+                // Still overdue after the repeat interval: reminded like any incident, about the
+                // same last run.
+                try await owner.query("UPDATE integration_alert_incidents SET last_notified_at = now() - interval '5 hours'")
+                #expect(try await IncidentStore(connection: store.connection, worker: "test-sweeper").queueReminders(limit: 10) == 2)
+                let reminders = try await owner.query("SELECT sync_history_id FROM integration_alert_history WHERE alert_type = 'reminder'")
+                #expect(try reminders.map { try $0.decode("sync_history_id", as: UUID.self) } == [last, last])
+
                 // A run starts: the next sweep closes the incident with a notice where the news went.
                 let resumed = try await world.run("payroll", startedMinutesAgo: 0)
                 let closing = try await store.sweep(Self.settings, limit: 100)
                 #expect(closing.resumed == .init(incidents: 1, alerts: 2))
-                #expect(try await world.alerts("overdue") == ["overdue/email/payroll", "overdue/webhook/payroll", "recovery/email/payroll", "recovery/webhook/payroll"])
+                #expect(try await world.alerts("overdue") == [
+                    "overdue/email/payroll", "overdue/webhook/payroll", "reminder/email/payroll", "reminder/webhook/payroll",
+                    "recovery/email/payroll", "recovery/webhook/payroll",
+                ])
                 let closed = try await owner.query("SELECT resolved_at IS NOT NULL AS closed, resolved_by_sync_id FROM integration_alert_incidents WHERE kind = 'overdue'")[0]
                 #expect(try closed.decode("closed", as: Bool.self))
                 #expect(try closed.decode("resolved_by_sync_id", as: UUID.self) == resumed)
