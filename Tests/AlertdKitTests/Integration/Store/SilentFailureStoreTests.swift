@@ -313,10 +313,14 @@ import Testing
                     for store in stores {
                         group.addTask {
                             var total = SilentFailureStore.Sweep()
-                            // Small batches, so that the two overlap.
-                            for _ in 0..<10 {
+                            // Small batches, so that the two overlap; each sweeps until a sweep of
+                            // its own finds nothing more (one that found the other sweeping did
+                            // nothing, and tries again).
+                            for _ in 0..<500 {
                                 let sweep = try await store.sweep(Self.settings, limit: 4)
                                 total.overdue.incidents += sweep.overdue.incidents
+                                if sweep.swept, sweep.overdue.incidents == 0 { break }
+                                if !sweep.swept { try await Task.sleep(for: .milliseconds(5)) }
                             }
                             return total
                         }
