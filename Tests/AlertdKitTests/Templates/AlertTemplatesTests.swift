@@ -20,6 +20,72 @@ import Testing
         )
     }
 
+    @Test func anOverdueEndpointAndAStuckRunSayWhatWasExpected() async throws {
+        let templates = try await AlertTemplates.load(from: Self.directory)
+        let now = Date(timeIntervalSince1970: 1_763_820_000)
+        // An hourly endpoint that never ran: no run, due unknown.
+        var never = ClaimedAlert.Incident(
+            id: UUID(uuidString: "00000000-0000-0000-0000-0000000000d1")!, openedAt: now.addingTimeInterval(-600), severity: "failure",
+            resolvedAt: nil, remindersSent: 0, failedRuns: nil, recentRuns: [], lastFailedAt: nil, lastError: nil
+        )
+        never.kind = .overdue
+        never.endpoint = "payroll"
+        never.frequency = "hourly"
+        never.graceSeconds = 900
+        let base = Self.alert(type: .overdue)
+        let overdue = ClaimedAlert(
+            id: base.id, type: .overdue, channel: .email, origin: .incident, recipients: ["ops@example.com"], attempt: 1, maxAttempts: 10,
+            createdAt: nil, integration: base.integration, sync: nil, incident: never
+        )
+        let message = templates.renderMessage(AlertContext(alert: overdue, linkBase: nil, now: now))
+        #expect(message.subject == "[alertd] Sync overdue: Paycom · payroll")
+        #expect(message.text.contains("The payroll sync of Paycom is overdue: no run has started since one was due."))
+        #expect(message.text.contains("Schedule:    hourly"))
+        #expect(message.text.contains("Due:         not known (the endpoint has never run)"))
+        #expect(message.text.contains("Grace:       15 m 0 s"))
+        #expect(message.text.contains("The endpoint has no run on record."))
+        #expect(message.html.contains("<td>hourly</td>"))
+
+        // Its run due 90 minutes before, and the notice when it ran again.
+        var late = never
+        late.expectedAt = now.addingTimeInterval(-5400)
+        let withRun = ClaimedAlert(
+            id: base.id, type: .overdue, channel: .email, origin: .incident, recipients: [], attempt: 1, maxAttempts: 10,
+            createdAt: nil, integration: base.integration, sync: base.sync, incident: late
+        )
+        let lateText = templates.renderMessage(AlertContext(alert: withRun, linkBase: nil, now: now)).text
+        #expect(lateText.contains("(1 h 30 m ago)"))
+        #expect(lateText.contains("The last run:"))
+        #expect(lateText.contains("Endpoint:    employees"))
+        var closed = ClaimedAlert.Incident(
+            id: never.id, openedAt: never.openedAt, severity: "failure", resolvedAt: now, remindersSent: 0,
+            failedRuns: nil, recentRuns: [], lastFailedAt: nil, lastError: nil
+        )
+        closed.kind = .overdue
+        closed.endpoint = "payroll"
+        let resumed = ClaimedAlert(
+            id: base.id, type: .recovery, channel: .email, origin: .incident, recipients: [], attempt: 1, maxAttempts: 10,
+            createdAt: nil, integration: base.integration, sync: base.sync, incident: closed
+        )
+        let resumedMessage = templates.renderMessage(AlertContext(alert: resumed, linkBase: nil, now: now))
+        #expect(resumedMessage.subject == "[alertd] Sync running again: Paycom · employees")
+        #expect(resumedMessage.text.contains("is running again: run 00000000-0000-0000-0000-0000000000b1 started at"))
+
+        // A stuck run: the threshold and where it came from.
+        var stuck = never
+        stuck.kind = .stuck
+        stuck.stuckAfterSeconds = 5400
+        stuck.typicalSeconds = 1800
+        stuck.typicalFrom = "recent_runs"
+        let running = ClaimedAlert(
+            id: base.id, type: .stuck, channel: .email, origin: .incident, recipients: [], attempt: 1, maxAttempts: 10,
+            createdAt: nil, integration: base.integration, sync: base.sync, incident: stuck
+        )
+        let stuckText = templates.renderMessage(AlertContext(alert: running, linkBase: nil, now: now)).text
+        #expect(stuckText.contains("and the endpoint usually takes 30 m 0 s."))
+        #expect(stuckText.contains("Stuck after: 1 h 30 m (3x the median of its recent runs)"))
+    }
+
     @Test func everyRequiredTemplateLoads() async throws {
         let templates = try await AlertTemplates.load(from: Self.directory)
         for type in AlertTemplates.types {
