@@ -102,8 +102,7 @@ extension Benchmark {
         UPDATE alertd_endpoint_watch w
            SET last_started_at = w.last_started_at - f.every
           FROM integration_sync_configs e
-         CROSS JOIN LATERAL (SELECT CASE e.sync_frequency WHEN 'every_15_min' THEN interval '15 minutes' WHEN 'hourly' THEN interval '1 hour'
-                                                          WHEN 'daily' THEN interval '1 day' ELSE interval '7 days' END AS every) f
+         CROSS JOIN LATERAL (SELECT \(SilentFailureStore.interval("e.sync_frequency")) AS every) f
          WHERE e.integration_config_id = w.integration_config_id AND e.endpoint_name = w.endpoint_name
            AND random() < 60 / extract(epoch FROM f.every)
         """
@@ -131,10 +130,7 @@ extension Benchmark {
              CROSS JOIN LATERAL (
                SELECT CASE k % 10 WHEN 0 THEN 'every_15_min' WHEN 1 THEN 'daily' WHEN 2 THEN 'daily' WHEN 3 THEN 'weekly' ELSE 'hourly' END AS frequency
              ) n
-             CROSS JOIN LATERAL (
-               SELECT n.frequency, CASE n.frequency WHEN 'every_15_min' THEN interval '15 minutes' WHEN 'hourly' THEN interval '1 hour'
-                                                    WHEN 'daily' THEN interval '1 day' ELSE interval '7 days' END AS every
-             ) f;
+             CROSS JOIN LATERAL (SELECT n.frequency, \(SilentFailureStore.interval("n.frequency")) AS every) f;
             INSERT INTO integration_sync_configs
                    (integration_config_id, endpoint_name, sync_frequency, is_enabled, next_sync_at, created_at, updated_at)
             SELECT integration_config_id, endpoint_name, frequency, true, CASE WHEN scheduled THEN latest + every END,

@@ -30,26 +30,12 @@ public struct SilentFailureSettings: Sendable, Equatable {
 
     public init() {}
 
-    /// The interval a run of an endpoint is expected within, by its `sync_frequency`; nil for
-    /// `manual` and `real_time` (nothing is scheduled) and for words alertd does not know.
-    public static func interval(frequency: String) -> Duration? {
-        scheduled.first { $0.frequency == frequency }?.interval
-    }
-
-    /// The `sync_frequency` words that schedule runs, and their intervals.
+    /// The `sync_frequency` words that schedule runs, and their intervals (`manual`, `real_time`
+    /// and words alertd does not know schedule nothing). The sweep's SQL applies these rules
+    /// (`SilentFailureStore`): the grace is a quarter of the interval, at least `overdueGrace`; a
+    /// run is stuck after `stuckFactor` times its typical duration, between the minimum and the
+    /// maximum, or after the maximum when nothing says what is typical.
     public static let scheduled: [(frequency: String, interval: Duration)] = [
         ("every_15_min", .seconds(15 * 60)), ("hourly", .seconds(3600)), ("daily", .seconds(86_400)), ("weekly", .seconds(7 * 86_400)),
     ]
-
-    /// The grace an endpoint of this interval gets: a quarter of it, at least `overdueGrace`.
-    public func grace(interval: Duration) -> Duration {
-        max(interval / 4, overdueGrace)
-    }
-
-    /// How long a run may take before it is stuck: three times `typical`, between the minimum
-    /// and the maximum; the maximum when nothing says what is typical.
-    public func stuckAfter(typical: Duration?) -> Duration {
-        guard let typical else { return stuckAfterMaximum }
-        return min(max(typical * Self.stuckFactor, stuckAfterMinimum), stuckAfterMaximum)
-    }
 }

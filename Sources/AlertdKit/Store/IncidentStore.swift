@@ -1,4 +1,5 @@
 import AlertdPostgres
+import AlertdSupport
 import Foundation
 
 /// The SQL of incidents that alertd runs itself: publishing the defaults, queueing reminders,
@@ -26,9 +27,6 @@ public struct IncidentStore: Sendable {
     /// Writes `settings` to `alertd_settings` when they differ from what is there, and returns
     /// what was there before (nil when nothing changed).
     public func publish(_ settings: IncidentSettings) async throws -> Defaults? {
-        func seconds(_ duration: Duration) -> Double {
-            Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-        }
         let rows = try await connection.query(
             """
             WITH before AS (
@@ -47,7 +45,7 @@ public struct IncidentStore: Sendable {
             )
             SELECT before.* FROM before, changed
             """,
-            [settings.enabled, settings.repeatInterval.map(seconds) ?? 0, worker, seconds(settings.groupWait), seconds(settings.groupInterval)]
+            [settings.enabled, settings.repeatInterval?.seconds ?? 0, worker, settings.groupWait.seconds, settings.groupInterval.seconds]
         )
         guard let row = rows.first else { return nil }
         func duration(_ column: String) throws -> Duration {

@@ -1,4 +1,5 @@
 import AlertdPostgres
+import AlertdSupport
 import Foundation
 
 /// The SQL of failures that write nothing: endpoints whose scheduled run did not start
@@ -70,13 +71,13 @@ public struct SilentFailureStore: Sendable {
                 return Sweep.Change(incidents: incidents.count, alerts: alerts)
             }
             let overdueOn = settings.overdue
-            let grace = Self.seconds(settings.overdueGrace)
+            let grace = settings.overdueGrace.seconds
             sweep.resumed = try change(session.query(Self.closeOverdue, [limit, worker, overdueOn]))
             sweep.stuckEnded = try change(session.query(Self.closeStuck, [limit, worker]))
             sweep.overdue = try change(session.query(Self.openOverdue, [limit, worker, overdueOn, grace]))
             sweep.stuck = try change(session.query(Self.openStuck, [
-                limit, worker, settings.stuck, Self.seconds(settings.stuckAfterMinimum), Self.seconds(settings.stuckAfterMaximum),
-                Double(SilentFailureSettings.stuckFactor), Self.seconds(SilentFailureSettings.stuckHorizon),
+                limit, worker, settings.stuck, settings.stuckAfterMinimum.seconds, settings.stuckAfterMaximum.seconds,
+                Double(SilentFailureSettings.stuckFactor), SilentFailureSettings.stuckHorizon.seconds,
             ]))
             return sweep
         }
@@ -91,7 +92,7 @@ public struct SilentFailureStore: Sendable {
             defer { _ = try? session.execute("ROLLBACK") }
             let rows = try session.query(
                 "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + Self.openOverdue,
-                [limit, worker, settings.overdue, Self.seconds(settings.overdueGrace)]
+                [limit, worker, settings.overdue, settings.overdueGrace.seconds]
             )
             return try rows.map { try $0.decode("QUERY PLAN", as: String.self) }.joined(separator: "\n")
         }
@@ -110,17 +111,13 @@ public struct SilentFailureStore: Sendable {
         return (try rows[0].decode("overdue"), try rows[0].decode("stuck"))
     }
 
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
-
     // MARK: The SQL
 
-    /// The interval of an endpoint's `sync_frequency` (column `frequency`), NULL for words that
-    /// schedule nothing.
-    static func interval(_ frequency: String) -> String {
+    /// SQL for the interval of an endpoint's `sync_frequency` (the column or expression
+    /// `frequency`), NULL for words that schedule nothing.
+    public static func interval(_ frequency: String) -> String {
         "CASE \(frequency) "
-            + SilentFailureSettings.scheduled.map { "WHEN '\($0.frequency)' THEN make_interval(secs => \(Int(seconds($0.interval)))) " }.joined()
+            + SilentFailureSettings.scheduled.map { "WHEN '\($0.frequency)' THEN make_interval(secs => \(Int($0.interval.seconds))) " }.joined()
             + "END"
     }
 
