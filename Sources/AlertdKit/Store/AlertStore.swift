@@ -95,8 +95,8 @@ public struct AlertStore: Sendable {
         n.resolved_at AS incident_resolved_at, n.reminders_sent AS incident_reminders_sent,
         s.failed_runs AS incident_failed_runs, s.recent_runs AS incident_recent_runs,
         lr.sync_started_at AS incident_last_failed_at, \(cut("lr.error_message", 2000)) AS incident_last_error,
-        coalesce(to_jsonb(n) ->> 'kind', 'run') AS incident_kind, \(cut("n.endpoint_name", 500)) AS incident_endpoint,
-        (to_jsonb(n) ->> 'expected_at')::timestamptz AS incident_expected_at,
+        coalesce(nj.row ->> 'kind', 'run') AS incident_kind, \(cut("n.endpoint_name", 500)) AS incident_endpoint,
+        (nj.row ->> 'expected_at')::timestamptz AS incident_expected_at,
         na.metadata ->> 'frequency' AS watch_frequency, (na.metadata ->> 'grace_seconds')::integer AS watch_grace_seconds,
         (na.metadata ->> 'stuck_after_seconds')::integer AS watch_stuck_after_seconds,
         (na.metadata ->> 'typical_seconds')::integer AS watch_typical_seconds, na.metadata ->> 'typical_from' AS watch_typical_from
@@ -105,8 +105,8 @@ public struct AlertStore: Sendable {
     /// Joins `incidentColumns` reads: the incident, for a reminder or a recovery notice the runs
     /// that failed while it was open (read through the integration's alerts, newest first), and
     /// for an overdue endpoint or a stuck run what alertd expected (its news alert's metadata).
-    /// The columns of 20251129 are read through to_jsonb, so that this alertd claims on a
-    /// database without them too.
+    /// The columns of 20251129 are read through to_jsonb (once per incident), so that this
+    /// alertd claims on a database without them too.
     static let incidentJoins = """
         LEFT JOIN integration_alert_incidents n ON n.id = c.incident_id
         LEFT JOIN LATERAL (
@@ -123,8 +123,9 @@ public struct AlertStore: Sendable {
            HAVING count(*) > 0
         ) s ON true
         LEFT JOIN integration_sync_history lr ON lr.id = s.last_run
+        LEFT JOIN LATERAL (SELECT to_jsonb(n) AS row) nj ON n.id IS NOT NULL
         LEFT JOIN integration_alert_history na
-               ON to_jsonb(n) ->> 'kind' IN ('overdue', 'stuck')
+               ON nj.row ->> 'kind' IN ('overdue', 'stuck')
               AND na.id = coalesce(n.news_webhook_alert_id, n.news_email_alert_id)
         """
 
