@@ -12,10 +12,15 @@ import Testing
         try #require(try JSONSerialization.jsonObject(with: Data(request.body.utf8)) as? [String: Any])
     }
 
-    /// The first webhook of event `type`, once it arrived.
-    static func webhook(_ receiver: WebhookReceiver, _ type: String) async throws -> [String: Any] {
-        try await DispatcherEndToEndTests.waitUntil(.seconds(30)) {
-            try receiver.requests().contains { (try? Self.json($0))?["type"] as? String == type }
+    /// The first webhook of event `type`, once it arrived; if it does not, the error says what
+    /// alertd printed and whether it still runs.
+    static func webhook(_ receiver: WebhookReceiver, _ type: String, from alertd: AlertdProcess) async throws -> [String: Any] {
+        do {
+            try await DispatcherEndToEndTests.waitUntil(.seconds(30)) {
+                try receiver.requests().contains { (try? Self.json($0))?["type"] as? String == type }
+            }
+        } catch {
+            throw TestSetupError("no \(type) webhook within 30 s; alertd \(alertd.isRunning ? "still runs" : "has exited"), and printed:\n\(alertd.output)")
         }
         let request = try #require(try receiver.requests().first { (try? Self.json($0))?["type"] as? String == type })
         return try #require(try Self.json(request)["data"] as? [String: Any])
@@ -57,7 +62,7 @@ import Testing
             let alertd = try AlertdProcess.start(environment: DispatcherEndToEndTests.environment(database, ["ALERTD_SILENT_SWEEP_INTERVAL": "300ms"]))
 
             // The overdue endpoint: its last run, what was expected of it, its incident.
-            let overdue = try await Self.webhook(receiver, "sync.overdue")
+            let overdue = try await Self.webhook(receiver, "sync.overdue", from: alertd)
             #expect((overdue["alert"] as? [String: Any])?["type"] as? String == "overdue")
             let expected = try #require(overdue["overdue"] as? [String: Any])
             #expect(expected["endpoint"] as? String == "payroll")
@@ -71,7 +76,7 @@ import Testing
             #expect(overdue["stuck"] is NSNull)
 
             // The stuck run: three times a minute is less than the least, 15 minutes.
-            let stuck = try await Self.webhook(receiver, "sync.stuck")
+            let stuck = try await Self.webhook(receiver, "sync.stuck", from: alertd)
             #expect((stuck["sync"] as? [String: Any])?["id"] as? String == stuckRun.postgresText)
             let stuckFacts = try #require(stuck["stuck"] as? [String: Any])
             #expect(stuckFacts["stuck_after_seconds"] as? Int == 900)
@@ -85,12 +90,12 @@ import Testing
                 try await connection.query("UPDATE integration_sync_history SET status = 'failed', error_message = 'worker lost', sync_completed_at = now() AT TIME ZONE 'UTC' WHERE id = $1", [stuckRun])
                 return run
             }
-            let resumed = try await Self.webhook(receiver, "sync.resumed")
+            let resumed = try await Self.webhook(receiver, "sync.resumed", from: alertd)
             #expect((resumed["sync"] as? [String: Any])?["id"] as? String == resumedRun.postgresText)
             #expect((resumed["incident"] as? [String: Any])?["resolved_at"] is String)
-            let ended = try await Self.webhook(receiver, "sync.stuck_ended")
+            let ended = try await Self.webhook(receiver, "sync.stuck_ended", from: alertd)
             #expect((ended["sync"] as? [String: Any])?["status"] as? String == "failed")
-            let failure = try await Self.webhook(receiver, "sync.failure")
+            let failure = try await Self.webhook(receiver, "sync.failure", from: alertd)
             #expect((failure["sync"] as? [String: Any])?["id"] as? String == stuckRun.postgresText)
 
             // Audited: what each alert said, sent.
@@ -130,9 +135,13 @@ import Testing
                 let run = try await rows.syncRun(integration: integration)
                 try await rows.setStatus(of: run, to: "failed")
             }
-            let news = try await Self.webhook(receiver, "sync.failure")
+            let news = try await Self.webhook(receiver, "sync.failure", from: alertd)
             #expect((news["incident"] as? [String: Any])?["kind"] as? String == "run")
-            try await DispatcherEndToEndTests.waitUntil(.seconds(30)) { alertd.output.contains("20251129_alertd_silent_failures") }
+            do {
+                try await DispatcherEndToEndTests.waitUntil(.seconds(30)) { alertd.output.contains("20251129_alertd_silent_failures") }
+            } catch {
+                Issue.record("alertd did not name the migration it lacks within 30 s; it \(alertd.isRunning ? "still runs" : "has exited") and printed:\n\(alertd.output)")
+            }
             let exit = await alertd.stop()
             #expect(exit.output.contains("the database lacks alertd's silent failures (migration 20251129_alertd_silent_failures)"))
             #expect(!exit.output.contains("lacks alertd's incidents"), "\(exit.output)")
