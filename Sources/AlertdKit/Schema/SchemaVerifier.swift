@@ -218,6 +218,15 @@ public struct SchemaVerifier: Sendable {
                 (SELECT p.prosrc LIKE '%i.kind = ''run''%' FROM pg_proc p
                   WHERE p.oid = to_regprocedure('public.alertd_enqueue_sync_alerts()'))
                 """),
+            // 20251130: destination health.
+            holds("table alertd_destinations", "to_regclass('public.alertd_destinations') IS NOT NULL"),
+            rowLevelSecurity("alertd_destinations"),
+            index("idx_alertd_destinations_circuit"),
+            holds("alert type 'webhook_disabled' and origin 'destination' allowed", """
+                (SELECT count(*) = 2 FROM pg_constraint
+                  WHERE conrelid = to_regclass('public.integration_alert_history') AND contype = 'c'
+                    AND (pg_get_constraintdef(oid) LIKE '%''webhook_disabled''%' OR pg_get_constraintdef(oid) LIKE '%''destination''%'))
+                """),
         ]
         return checks
     }()

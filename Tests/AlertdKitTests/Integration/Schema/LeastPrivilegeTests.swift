@@ -60,6 +60,18 @@ import Testing
             #expect(try await alertd.query("UPDATE integration_alert_history SET locked_by = 'me', locked_until = now() WHERE id = $1 RETURNING id", [alert]).count == 1)
             #expect(await Self.failure(alertd, "INSERT INTO integration_alert_attempts (alert_id, attempt_number, started_at, duration_ms, outcome, worker) VALUES ($1, 1, now(), 5, 'sent', 'me')", [alert]) == nil)
             #expect(await Self.failure(alertd, "INSERT INTO integration_alert_history (integration_config_id, alert_type, alert_channel, recipients, origin) VALUES ($1, 'success', 'email', '{ops@example.com}', 'test')", [integration]) == nil)
+            // Destination health: its own table, and the notice of a disabled URL.
+            #expect(await Self.failure(alertd, "INSERT INTO alertd_destinations (destination, channel) VALUES ('https://hooks.example.com/a', 'webhook')") == nil)
+            #expect(await Self.failure(alertd, "UPDATE alertd_destinations SET state = 'disabled' WHERE destination = 'https://hooks.example.com/a'") == nil)
+            #expect(await Self.failure(alertd, "INSERT INTO integration_alert_history (integration_config_id, alert_type, alert_channel, recipients, origin) VALUES ($1, 'webhook_disabled', 'email', '{ops@example.com}', 'destination')", [integration]) == nil)
+            #expect(await Self.failure(alertd, "DELETE FROM alertd_destinations") == "42501")
+            try await database.withConnection { owner in
+                for role in ["authenticated", "anon"] {
+                    try await owner.execute("SET ROLE \(role)")
+                    #expect(await Self.failure(owner, "SELECT * FROM alertd_destinations") == "42501")
+                    try await owner.execute("RESET ROLE")
+                }
+            }
             // What it must not do: permission denied (42501) or a policy's refusal (42501 too).
             #expect(await Self.failure(alertd, "SELECT configuration_metadata FROM integration_configs") == "42501")
             // Of configuration_metadata, the key "alertd" alone, through the function; API users

@@ -17,6 +17,8 @@ import Testing
     static var groupsRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251128_alertd_incident_groups.rollback.sql") }
     static var silentFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251129_alertd_silent_failures.sql") }
     static var silentRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251129_alertd_silent_failures.rollback.sql") }
+    static var healthFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251130_alertd_destination_health.sql") }
+    static var healthRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251130_alertd_destination_health.rollback.sql") }
     static var seedRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251122_add_retry_and_alerts.rollback.sql") }
     static var outboxRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251124_alertd_outbox.rollback.sql") }
     static var platformVersionFile: URL {
@@ -141,6 +143,23 @@ import Testing
         }
     }
 
+    @Test func destinationHealthAppliedTwiceChangesNothingAndItsRollbackUndoesIt() async throws {
+        try await TestPostgres.withDatabase(.platform) { database in
+            for file in [Self.seedFile, Self.outboxFile, Self.roleFile, Self.notifyFile, Self.incidentsFile, Self.groupsFile, Self.silentFile] {
+                try await database.applyWithPsql(file)
+            }
+            let before = try await database.schemaDump()
+            try await database.applyWithPsql(Self.healthFile)
+            let once = try await database.schemaDump()
+            #expect(once != before)
+            #expect(once.contains("alertd_destinations"))
+            try await database.applyWithPsql(Self.healthFile)
+            #expect(try await database.schemaDump() == once)
+            try await database.applyWithPsql(Self.healthRollbackFile)
+            #expect(try await database.schemaDump() == before)
+        }
+    }
+
     @Test func theIncidentsRollbackKeepsTheirAlertsUnderTheOlderWords() async throws {
         try await TestPostgres.withDatabase { database in
             try await database.withConnection { connection in
@@ -167,6 +186,7 @@ import Testing
             try await database.applyWithPsql(Self.incidentsFile)
             try await database.applyWithPsql(Self.groupsFile)
             try await database.applyWithPsql(Self.silentFile)
+            try await database.applyWithPsql(Self.healthFile)
             return try await database.schemaDump()
         }
         try await TestPostgres.withDatabase(.platform) { database in
