@@ -221,3 +221,74 @@ struct IncidentsCommand: AsyncParsableCommand {
 func printError(_ line: String) {
     FileHandle.standardError.write(Data((line + "\n").utf8))
 }
+
+struct EndpointsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "endpoints",
+        abstract: "List the destinations alertd delivers to (webhook URLs, the SMTP relay) with their health, or enable a disabled one (the plain SQL is in docs/audit-queries.md).",
+        discussion: "alertd endpoints   ·   alertd endpoints --state disabled --json   ·   alertd endpoints enable <url>",
+        subcommands: [EndpointsListCommand.self, EndpointsEnableCommand.self],
+        defaultSubcommand: EndpointsListCommand.self
+    )
+}
+
+struct EndpointsListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List destinations: the disabled first, then the failing, then the healthy."
+    )
+
+    @OptionGroup var options: DatabaseOptions
+    @Option(help: "Only destinations in this state: healthy, failing or disabled.") var state: String?
+    @Flag(help: "Print JSON (an array of objects) instead of a table.") var json = false
+
+    func validate() throws {
+        if let state, !["healthy", "failing", "disabled"].contains(state) { throw ValidationError("--state is healthy, failing or disabled.") }
+    }
+
+    func run() async throws {
+        let (state, json) = (self.state, self.json)
+        try await options.withTool { tool in
+            let destinations = try await DestinationStore(connection: tool.connection, worker: "cli").list(state: state)
+            if json {
+                print(AuditFormat.json(destinations.map(AuditFormat.jsonObject)))
+            } else if destinations.isEmpty {
+                print(state == nil ? "No destinations yet: alertd records one when it first delivers to it." : "No \(state!) destination.")
+            } else {
+                print(AuditFormat.table(destinations, columns: [
+                    ("destination", "DESTINATION", 60), ("state", "STATE", 8), ("circuit", "CIRCUIT", 7), ("waiting", "WAITING", 7),
+                    ("consecutive_failures", "FAILURES", 8), ("failing_since", "FAILING SINCE", 22), ("next_probe_at", "NEXT PROBE", 22),
+                    ("last_success_at", "LAST SUCCESS", 22), ("last_error", "LAST ERROR", 40), ("disabled_reason", "DISABLED BECAUSE", 40),
+                ]))
+            }
+        }
+    }
+}
+
+struct EndpointsEnableCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "enable",
+        abstract: "Enable a destination again: its state healthy, its circuit closed, its waiting alerts due at once; who and when recorded.",
+        discussion: "Alerts failed while it was disabled stay failed: alertd replay --failed --since <when it was disabled> sends them."
+    )
+
+    @OptionGroup var options: DatabaseOptions
+    @Argument(help: "The destination as alertd endpoints lists it (the webhook URL, or smtp://host:port).") var destination: String
+    @Option(help: "Who enables it, for the record (default: the database user).") var by: String?
+
+    func run() async throws {
+        let (destination, by) = (self.destination, self.by)
+        try await options.withTool { tool in
+            var who = by ?? ""
+            if who.isEmpty { who = try await tool.connection.query("SELECT current_user AS who")[0].decode("who") }
+            guard let enabled = try await DestinationStore(connection: tool.connection, worker: "cli").enable(destination, by: who) else {
+                throw AlertdError(.notFound, "No destination \(destination): alertd endpoints lists them, exactly as written.")
+            }
+            print("Enabled \(destination)\(enabled.disabledAt.map { " (disabled \(AuditFormat.utc($0)): \(enabled.reason ?? "no reason recorded"))" } ?? "").")
+            if enabled.released > 0 { print("\(enabled.released) waiting alert\(enabled.released == 1 ? " is" : "s are") due again.") }
+            if let since = enabled.disabledAt {
+                print("Alerts failed while it was disabled stay failed: alertd replay --failed --since \(AuditFormat.utc(since).replacingOccurrences(of: " UTC", with: "Z").replacingOccurrences(of: " ", with: "T")) sends them.")
+            }
+        }
+    }
+}

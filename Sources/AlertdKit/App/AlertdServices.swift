@@ -10,8 +10,8 @@ import ServiceLifecycle
 /// 2. the database connections' closer;
 /// 3. the webhook engine and the SMTP worker, the threads that deliver;
 /// 4. the outcome recorder, which writes every outcome that came before it is asked to stop;
-/// 5. the lease renewer, the incident sweeper (reminders), the silent-failure sweeper (overdue
-/// endpoints, stuck runs) and the queue reader;
+/// 5. the lease renewer, the incident sweeper (reminders), destination health's sweep, the
+/// silent-failure sweeper (overdue endpoints, stuck runs) and the queue reader;
 /// 6. the LISTEN connection;
 /// 7. the dispatcher, which stops claiming, lets what is in flight finish and be recorded within
 ///    the shutdown grace, and gives back the rest.
@@ -45,6 +45,11 @@ public struct AlertdServices: Sendable {
             onSMTPSession: { metrics.smtpSession(failure: $0) }, logger: logger
         )
 
+        let health = DestinationHealth(
+            settings: configuration.destinations, relay: configuration.smtp?.destination, connection: records,
+            instance: configuration.instance, wake: wake, metrics: metrics, logger: logger
+        )
+
         var services: [any Service] = []
         if let address = configuration.httpAddress {
             services.append(StatusService(address: address, metrics: metrics, logger: logger))
@@ -52,15 +57,16 @@ public struct AlertdServices: Sendable {
         services.append(ConnectionCloser(connections: [claims, records]))
         services.append(webhooks)
         if let smtp { services.append(smtp) }
-        services.append(OutcomeRecorder(outcomes: outcomes, store: SharedAlertStore(connection: records, worker: configuration.instance), inFlight: inFlight, wake: wake, metrics: metrics, logger: logger))
+        services.append(OutcomeRecorder(outcomes: outcomes, store: SharedAlertStore(connection: records, worker: configuration.instance), health: health, inFlight: inFlight, wake: wake, metrics: metrics, logger: logger))
         services.append(LeaseRenewer(store: SharedAlertStore(connection: claims, worker: configuration.instance), lease: configuration.lease, inFlight: inFlight, logger: logger))
         services.append(IncidentSweeper(connection: records, settings: configuration.incidents, instance: configuration.instance, wake: wake, metrics: metrics, logger: logger))
+        services.append(health)
         services.append(SilentFailureSweeper(connection: records, settings: configuration.silentFailures, instance: configuration.instance, wake: wake, metrics: metrics, logger: logger))
         if configuration.httpAddress != nil {
             services.append(QueueReader(connection: records, instance: configuration.instance, metrics: metrics, logger: logger))
         }
         services.append(NotificationListener(configuration: configuration, wake: wake, metrics: metrics, logger: logger))
-        services.append(Dispatcher(configuration: configuration, delivery: delivery, claims: claims, inFlight: inFlight, outcomes: outcomes, wake: wake, metrics: metrics, logger: logger))
+        services.append(Dispatcher(configuration: configuration, delivery: delivery, claims: claims, health: health, inFlight: inFlight, outcomes: outcomes, wake: wake, metrics: metrics, logger: logger))
 
         var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         // The dispatcher takes the grace; the others need moments. Past this, everything is cancelled.

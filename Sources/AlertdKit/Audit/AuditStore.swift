@@ -185,6 +185,11 @@ public enum AuditFormat {
         }.joined(separator: "\n")
     }
 
+    /// A time as the commands print it: 2026-11-24 09:30:00 UTC.
+    public static func utc(_ date: Date) -> String {
+        DatabaseTool.format(date)
+    }
+
     /// `key: value` lines, in the record's order.
     public static func fields(_ record: AuditStore.Record) -> String {
         let width = record.map(\.key.count).max() ?? 0

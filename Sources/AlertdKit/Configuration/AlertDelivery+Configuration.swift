@@ -8,7 +8,7 @@ extension AlertDelivery {
     ) {
         self.init(
             templates: templates, webhooks: webhooks, signer: configuration.webhookSigner, smtp: smtp, linkBase: configuration.linkBaseURL,
-            retryBackoff: configuration.retryBackoff, onSMTPSession: onSMTPSession, logger: logger
+            retryBackoff: configuration.retryBackoff, maxAge: configuration.destinations.maxAge, onSMTPSession: onSMTPSession, logger: logger
         )
     }
 }

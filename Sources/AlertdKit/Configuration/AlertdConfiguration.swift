@@ -34,6 +34,8 @@ public struct AlertdConfiguration: Sendable {
     /// Which failures that write nothing alertd looks for (overdue endpoints, stuck runs), and
     /// how often.
     public var silentFailures = SilentFailureSettings()
+    /// Destination health: circuits, probes, how long alerts wait, when URLs are disabled.
+    public var destinations = DestinationSettings()
 
     /// One setting: its variable, its flag, and whether its value is a secret.
     public struct Setting: Sendable {
@@ -76,6 +78,10 @@ public struct AlertdConfiguration: Sendable {
         Setting(variable: "ALERTD_STUCK_AFTER_MIN", flag: "stuck-after-min", secret: false, defaultValue: SilentFailureSettings.defaultStuckAfterMinimum.settingText, help: "the shortest time a run may run before it is stuck, whatever its endpoint usually takes"),
         Setting(variable: "ALERTD_STUCK_AFTER_MAX", flag: "stuck-after-max", secret: false, defaultValue: SilentFailureSettings.defaultStuckAfterMaximum.settingText, help: "the longest time a run may run before it is stuck; also the limit when alertd cannot tell what its endpoint usually takes"),
         Setting(variable: "ALERTD_SILENT_SWEEP_INTERVAL", flag: "silent-sweep-interval", secret: false, defaultValue: SilentFailureSettings.defaultSweepInterval.settingText, help: "how often alertd looks for overdue endpoints and stuck runs"),
+        Setting(variable: "ALERTD_CIRCUIT_FAILURES", flag: "circuit-failures", secret: false, defaultValue: String(DestinationSettings.defaultCircuitFailures), help: "failures in a row (no connection, timeouts, 5xx, 429) that open a destination's circuit: its alerts wait, unspent, while one probe at a time is sent; off: every alert retries on its own"),
+        Setting(variable: "ALERTD_CIRCUIT_PROBE_MAX", flag: "circuit-probe-max", secret: false, defaultValue: DestinationSettings.defaultProbeMaximum.settingText, help: "the longest wait between probes of an open circuit (from 5s, doubling, with jitter; longer when the receiver's Retry-After asks)"),
+        Setting(variable: "ALERTD_ALERT_MAX_AGE", flag: "alert-max-age", secret: false, defaultValue: DestinationSettings.defaultMaxAge.settingText, help: "the longest an alert waits to be delivered, from its creation or last replay; past it, it fails, saying so"),
+        Setting(variable: "ALERTD_DESTINATION_DISABLE_AFTER", flag: "destination-disable-after", secret: false, defaultValue: DestinationSettings.defaultDisableAfter.settingText, help: "a webhook URL failing this long without a success is disabled and its integration's addresses told; off: only a 410 Gone disables one"),
         Setting(variable: "ALERTD_SMTP_URL", flag: "smtp-url", secret: true, defaultValue: nil, help: "smtp://[user:password@]host[:port] (port 587 by default); email is off without it"),
         Setting(variable: "ALERTD_SMTP_FROM", flag: "smtp-from", secret: false, defaultValue: nil, help: "sender address, required with ALERTD_SMTP_URL"),
         Setting(variable: "ALERTD_SMTP_TLS", flag: "smtp-tls", secret: false, defaultValue: "required", help: "required (STARTTLS, verified), optional or none"),
@@ -176,6 +182,17 @@ public struct AlertdConfiguration: Sendable {
         }
         silent.sweepInterval = duration("ALERTD_SILENT_SWEEP_INTERVAL")
 
+        var destinations = DestinationSettings()
+        let circuitText = value("ALERTD_CIRCUIT_FAILURES") ?? ""
+        destinations.circuitFailures = ["off", "none"].contains(circuitText.lowercased()) ? nil : integer("ALERTD_CIRCUIT_FAILURES", 1...1000)
+        destinations.probeMaximum = duration("ALERTD_CIRCUIT_PROBE_MAX")
+        if destinations.probeMaximum < destinations.probeInitial && !invalid.contains("ALERTD_CIRCUIT_PROBE_MAX") {
+            problems.append("ALERTD_CIRCUIT_PROBE_MAX: \(destinations.probeMaximum.settingText) is shorter than the first probe's wait (\(destinations.probeInitial.settingText)).")
+        }
+        destinations.maxAge = duration("ALERTD_ALERT_MAX_AGE")
+        let disableText = value("ALERTD_DESTINATION_DISABLE_AFTER") ?? ""
+        destinations.disableAfter = ["off", "none", "never"].contains(disableText.lowercased()) ? nil : duration("ALERTD_DESTINATION_DISABLE_AFTER")
+
         var database: PostgresConnectionString?
         if let url = value("ALERTD_DATABASE_URL") {
             do { database = try PostgresConnectionString(url) } catch { problems.append("ALERTD_DATABASE_URL: \(error.message)") }
@@ -246,16 +263,17 @@ public struct AlertdConfiguration: Sendable {
             incidents: incidents
         )
         configuration.silentFailures = silent
+        configuration.destinations = destinations
         guard problems.isEmpty else {
             throw AlertdError(.configuration, "The configuration has \(problems.count) problem\(problems.count == 1 ? "" : "s"):\n" + problems.map { "  - \($0)" }.joined(separator: "\n"))
         }
         return configuration
     }
 
-    /// `500ms`, `30s`, `5m`, `1h`, or a number of seconds.
+    /// `500ms`, `30s`, `5m`, `1h`, `3d`, or a number of seconds.
     public static func parseDuration(_ text: String) -> Duration? {
         let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
-        let units: [(suffix: String, seconds: Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        let units: [(suffix: String, seconds: Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
         for unit in units where trimmed.hasSuffix(unit.suffix) {
             guard let number = Double(trimmed.dropLast(unit.suffix.count)), number >= 0 else { return nil }
             return .milliseconds(Int64((number * unit.seconds * 1000).rounded()))
@@ -289,6 +307,10 @@ public struct AlertdConfiguration: Sendable {
             "overdue = \(silentFailures.overdue ? "on, grace \(silentFailures.overdueGrace.settingText) at least (a quarter of an endpoint's interval when longer)" : "off")",
             "stuck = \(silentFailures.stuck ? "on, after \(SilentFailureSettings.stuckFactor)x the usual duration, from \(silentFailures.stuckAfterMinimum.settingText) to \(silentFailures.stuckAfterMaximum.settingText)" : "off")",
             "silent_sweep_interval = \(silentFailures.sweepInterval.settingText)",
+            "circuit_failures = \(destinations.circuitFailures.map { "\($0) in a row open a destination's circuit" } ?? "off (every alert retries on its own)")",
+            "circuit_probe = \(destinations.probeInitial.settingText) doubling up to \(destinations.probeMaximum.settingText), jitter 20%",
+            "alert_max_age = \(destinations.maxAge.settingText)",
+            "destination_disable_after = \(destinations.disableAfter.map(\.settingText) ?? "off (only a 410 Gone disables a webhook URL)")",
             "webhook_secret = \(webhookSigner.secrets.isEmpty ? "(none: webhooks are not signed)" : "\(webhookSigner.secrets.count) secret\(webhookSigner.secrets.count == 1 ? "" : "s"), \(SecretRedactor.mask)")",
             "webhook_connect_timeout = \(webhook.connectTimeout)",
             "webhook_timeout = \(webhook.totalTimeout)",
@@ -304,6 +326,7 @@ extension Duration {
     /// The duration as a setting is written: `1h`, `30s`, `500ms` (what `parseDuration` reads).
     public var settingText: String {
         let milliseconds = components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+        if milliseconds % 86_400_000 == 0 && milliseconds > 0 { return "\(milliseconds / 86_400_000)d" }
         if milliseconds % 3_600_000 == 0 && milliseconds > 0 { return "\(milliseconds / 3_600_000)h" }
         if milliseconds % 1000 == 0 { return "\(milliseconds / 1000)s" }
         return "\(milliseconds)ms"

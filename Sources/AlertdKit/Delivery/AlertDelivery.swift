@@ -9,6 +9,8 @@ public struct AlertDelivery: Sendable {
     let webhook: WebhookDelivery
     let email: EmailDelivery
     let retryPolicy: RetryPolicy
+    /// ALERTD_ALERT_MAX_AGE, as alerts failed for it say.
+    let maxAge: Duration
     let logger: Logger
 
     /// The deliveries' outcomes as they finish: the batch's email together, each webhook alone.
@@ -27,8 +29,9 @@ public struct AlertDelivery: Sendable {
     ///   - onSMTPSession: told how each SMTP session went (nil: it delivered what it carried).
     public init(
         templates: AlertTemplates, webhooks: WebhookClient, signer: WebhookSigner, smtp: SMTPClient?, linkBase: String?, retryBackoff: Backoff,
-        onSMTPSession: @escaping @Sendable (SMTPSessionFailure?) -> Void = { _ in }, logger: Logger
+        maxAge: Duration = DestinationSettings.defaultMaxAge, onSMTPSession: @escaping @Sendable (SMTPSessionFailure?) -> Void = { _ in }, logger: Logger
     ) {
+        self.maxAge = maxAge
         webhook = WebhookDelivery(templates: templates, signer: signer, client: webhooks, linkBase: linkBase)
         email = EmailDelivery(templates: templates, client: smtp, linkBase: linkBase, onSession: onSMTPSession)
         retryPolicy = RetryPolicy(backoff: retryBackoff)
@@ -38,7 +41,7 @@ public struct AlertDelivery: Sendable {
     /// Email alerts with an attempt left go out together in one SMTP session; the rest (webhooks,
     /// and alerts out of attempts, which only get their final outcome) one by one.
     public static func goesBySMTP(_ alert: ClaimedAlert) -> Bool {
-        alert.channel == .email && alert.attempt <= alert.maxAttempts
+        alert.channel == .email && alert.countedAttempt <= alert.maxAttempts && !alert.expired && alert.target?.disabledAt == nil
     }
 
     /// Delivers `alerts` concurrently, calling `finished` as each delivery ends; returns when all
@@ -78,7 +81,10 @@ public struct AlertDelivery: Sendable {
     func deliver(_ message: ClaimedAlert) async -> [AttemptOutcome] {
         let startedAt = Date()
         let clock = ContinuousClock.now
-        if message.attempt > message.maxAttempts {
+        if let reason = notSent(message) {
+            return message.members.map { logged(retryPolicy.notAttempted($0, reason: reason, startedAt: startedAt), $0) }
+        }
+        if message.countedAttempt > message.maxAttempts {
             return message.members.map { logged(retryPolicy.outOfAttempts($0, startedAt: startedAt), $0) }
         }
         let report: DeliveryReport
@@ -92,6 +98,25 @@ public struct AlertDelivery: Sendable {
         return outcomes(message, report, startedAt: startedAt, duration: ContinuousClock.now - clock)
     }
 
+    /// Why a message is failed without an attempt: its destination is disabled, or it waited
+    /// longer than ALERTD_ALERT_MAX_AGE.
+    func notSent(_ message: ClaimedAlert) -> String? {
+        if let target = message.target, let since = target.disabledAt {
+            return "Not sent: its webhook URL was disabled \(AuditFormat.utc(since)) (\(target.disabledReason ?? "no reason recorded")). Enable it again with `alertd endpoints enable <url>` once the receiver is fixed, then `alertd replay` this alert."
+        }
+        if message.expired {
+            return "Not sent: it waited longer than ALERTD_ALERT_MAX_AGE (\(maxAge.settingText)) for its destination\(message.target.map { " (\(Self.shown($0.key)))" } ?? ""); `alertd replay` sends it again."
+        }
+        return nil
+    }
+
+    /// A destination as messages show it: a relay whole, a webhook URL without its path and
+    /// query (some carry a token there).
+    static func shown(_ key: String) -> String {
+        guard !key.hasPrefix("smtp://"), let components = URLComponents(string: key), let host = components.host else { return key }
+        return "\(components.scheme ?? "https")://\(host)\(components.port.map { ":\($0)" } ?? "")/…"
+    }
+
     /// Sends email messages in one SMTP session; returns the outcome of each of their alerts, in
     /// the order of `messages`' members.
     func deliverEmails(_ messages: [ClaimedAlert]) async -> [AttemptOutcome] {
@@ -100,8 +125,11 @@ public struct AlertDelivery: Sendable {
         let clock = ContinuousClock.now
         let reports = await email.attempt(messages, startedAt: startedAt)
         let duration = ContinuousClock.now - clock
-        return zip(messages, reports).flatMap { message, report in
-            outcomes(message, report, startedAt: startedAt, duration: duration)
+        return zip(messages, reports).enumerated().flatMap { index, pair in
+            // One session, one word on the relay: the first message's.
+            var report = pair.1
+            if index > 0 { report.signal = nil }
+            return outcomes(pair.0, report, startedAt: startedAt, duration: duration)
         }
     }
 

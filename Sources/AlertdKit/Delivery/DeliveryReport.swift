@@ -13,11 +13,15 @@ struct DeliveryReport: Sendable, Equatable {
     var deliveredNote: String?
     /// A final failure because every email recipient was refused for good: recorded `bounced`.
     var refusedForGood = false
+    /// What the attempt showed of the destination's health; nil when it says nothing.
+    var signal: DestinationSignal?
 
     init(
         decision: DeliveryDecision, httpStatus: Int? = nil, smtpReply: String? = nil, subject: String? = nil, message: String? = nil,
-        details: String? = nil, metadataPatch: String? = nil, deliveredNote: String? = nil, refusedForGood: Bool = false
+        details: String? = nil, metadataPatch: String? = nil, deliveredNote: String? = nil, refusedForGood: Bool = false,
+        signal: DestinationSignal? = nil
     ) {
+        self.signal = signal
         self.decision = decision
         self.httpStatus = httpStatus
         self.smtpReply = smtpReply

@@ -110,8 +110,16 @@ struct EmailDelivery: Sendable {
             details: json(["recipients": replies]),
             metadataPatch: json(["email_delivered": delivered, "email_bounced": everBounced]),
             deliveredNote: bouncedNote,
-            refusedForGood: !everBounced.isEmpty
+            refusedForGood: !everBounced.isEmpty,
+            signal: result.flatMap(relaySignal)
         )
+    }
+
+    /// What a session said of the relay: it ran (whatever the recipients' fate), or it could not.
+    static func relaySignal(_ result: SMTPClient.MessageResult) -> DestinationSignal? {
+        guard let failure = result.sessionFailure else { return .reached }
+        if failure.message == SMTPClient.shuttingDown { return nil }
+        return .unavailable(reason: failure.message, httpStatus: nil, retryAfter: nil)
     }
 
     static func json(_ object: [String: Any]) -> String {

@@ -23,7 +23,10 @@ struct WebhookDelivery: Sendable {
         let response = await client.send(WebhookRequest(url: url, body: body, headers: headers(alert, body: body, startedAt: startedAt)))
         var status: Int?
         if case .answered(let code, _, _) = response { status = code }
-        return DeliveryReport(decision: response.decision(), httpStatus: status, subject: subject, message: String(decoding: body, as: UTF8.self))
+        return DeliveryReport(
+            decision: response.decision(), httpStatus: status, subject: subject, message: String(decoding: body, as: UTF8.self),
+            signal: response.signal()
+        )
     }
 
     /// The Standard Webhooks headers: the id is the alert's, the same on every attempt, so that a

@@ -5,7 +5,8 @@ import Logging
 import ServiceLifecycle
 
 /// `alertd run`'s claim loop: waits for due alerts, claims them under a lease and hands them to
-/// the delivery path; their outcomes go to the recorder (`OutcomeRecorder`).
+/// the delivery path; their outcomes go to the recorder (`OutcomeRecorder`). Alerts whose
+/// destination's circuit is open wait, but for its probe (`DestinationHealth`).
 ///
 /// It wakes on a notification (`NotificationListener`), when the claims connection is made
 /// again, on the slow poll, when the next retry or lease falls due, and when deliveries finish.
@@ -21,6 +22,7 @@ final class Dispatcher: Service {
     private let configuration: AlertdConfiguration
     private let delivery: AlertDelivery
     private let claims: SharedConnection
+    private let health: DestinationHealth
     private let inFlight: InFlightAlerts
     private let outcomes: OutcomeQueue
     private let wake: WakeSignal
@@ -35,12 +37,13 @@ final class Dispatcher: Service {
     static let queuedPerConnection = 8
 
     init(
-        configuration: AlertdConfiguration, delivery: AlertDelivery, claims: SharedConnection, inFlight: InFlightAlerts,
+        configuration: AlertdConfiguration, delivery: AlertDelivery, claims: SharedConnection, health: DestinationHealth, inFlight: InFlightAlerts,
         outcomes: OutcomeQueue, wake: WakeSignal, metrics: DispatcherMetrics, logger: Logger
     ) {
         self.configuration = configuration
         self.delivery = delivery
         self.claims = claims
+        self.health = health
         self.inFlight = inFlight
         self.outcomes = outcomes
         self.wake = wake
@@ -109,10 +112,11 @@ final class Dispatcher: Service {
             // in line for it, its lease running; left in the table, it joins the next session.
             let channels = inFlight.sendingEmail ? configuration.channels.filter { $0 != .email } : configuration.channels
             do {
+                try await health.check(store.connection)
                 let saturated = inFlight.saturatedDestinations(limit: perHost)
                 if searchesOtherWork { wake.clearNotified() }
                 let claimed = channels.isEmpty ? [] : try await store.claim(
-                    limit: limit, channels: channels, lease: configuration.lease, excludingDestinations: saturated
+                    limit: limit, channels: channels, lease: configuration.lease, excludingDestinations: saturated, health: health.claim
                 )
                 metrics.setDatabaseError(nil)
                 if claimed.isEmpty {
@@ -162,7 +166,7 @@ final class Dispatcher: Service {
         }
         let inFlight = inFlight.count
         var nextDue: Duration?
-        if planner.needsNextDue(inFlight: inFlight), let due = try await store.nextDue(channels: configuration.channels) {
+        if planner.needsNextDue(inFlight: inFlight), let due = try await store.nextDue(channels: configuration.channels, health: health.claim != nil) {
             nextDue = .milliseconds(Int64(max(due.timeIntervalSinceNow, 0.01) * 1000))
         }
         await wake.wait(timeout: planner.sleep(inFlight: inFlight, nextDue: nextDue))

@@ -9,14 +9,17 @@ import ServiceLifecycle
 final class OutcomeRecorder: Service {
     private let outcomes: OutcomeQueue
     private let store: any OutcomeRecords
+    /// Told what each batch showed of its destinations, once recorded; nil in tests without it.
+    private let health: DestinationHealth?
     private let inFlight: InFlightAlerts
     private let wake: WakeSignal
     private let metrics: DispatcherMetrics
     private let logger: Logger
 
-    init(outcomes: OutcomeQueue, store: any OutcomeRecords, inFlight: InFlightAlerts, wake: WakeSignal, metrics: DispatcherMetrics, logger: Logger) {
+    init(outcomes: OutcomeQueue, store: any OutcomeRecords, health: DestinationHealth? = nil, inFlight: InFlightAlerts, wake: WakeSignal, metrics: DispatcherMetrics, logger: Logger) {
         self.outcomes = outcomes
         self.store = store
+        self.health = health
         self.inFlight = inFlight
         self.wake = wake
         self.metrics = metrics
@@ -32,6 +35,7 @@ final class OutcomeRecorder: Service {
         await withGracefulShutdownHandler {
             while let batch = await outcomes.next(max: Self.batchLimit) {
                 await record(batch)
+                await health?.record(batch)
                 inFlight.finished(batch.map(\.alertID))
                 metrics.setInFlight(inFlight.count)
                 wake.signal()

@@ -17,4 +17,7 @@ public enum AlertType: String, Sendable, CaseIterable, PostgresEncodable, Postgr
     /// The run is still running far longer than its endpoint usually takes (found by alertd's
     /// sweep).
     case stuck
+    /// The integration's webhook URL was disabled (a 410 Gone, or failing too long): the email
+    /// that tells its addresses (written by alertd, origin `destination`).
+    case webhookDisabled = "webhook_disabled"
 }

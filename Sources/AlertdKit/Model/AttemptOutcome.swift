@@ -39,6 +39,14 @@ public struct AttemptOutcome: Sendable, Equatable {
     public let details: String?
     /// Keys to set in the alert's metadata, as a JSON object (recipients already done, say).
     public let metadataPatch: String?
+    /// Its destination (`alertd_destinations`), what the attempt showed of it, and whether the
+    /// attempt was the destination's probe.
+    public var destination: String? = nil
+    public var signal: DestinationSignal? = nil
+    public var probe = false
+    /// False for an alert failed without an attempt (its destination disabled, or it waited too
+    /// long): no attempt row, and its attempt count is given back.
+    public var attempted = true
 
     public init(
         alertID: UUID, attempt: Int, result: Result, startedAt: Date, duration: Duration,

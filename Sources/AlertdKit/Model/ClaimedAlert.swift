@@ -53,6 +53,42 @@ public struct ClaimedAlert: Sendable, Equatable {
     public var groupKey: String?
     /// The other alerts this one carries in its message, when it leads a group (`AlertGroups`).
     public var grouped: [ClaimedAlert] = []
+    /// Where it goes as `alertd_destinations` knows it; nil without destination health (a
+    /// schema before 20251130, a test notification to an address given on the command line).
+    public var target: Target?
+    /// It waited longer than ALERTD_ALERT_MAX_AGE (since it was written, or last replayed): it
+    /// fails without an attempt.
+    public var expired = false
+    /// Probes of its destination's open circuit it carried: attempts that do not count against
+    /// its own (`metadata ->> 'probes'`).
+    public var probesSpent = 0
+    /// The attempts that count against `maxAttempts`: this one, and the earlier ones that were
+    /// not probes.
+    public var countedAttempt: Int { attempt - probesSpent }
+
+    /// An alert's destination, at its claim.
+    public struct Target: Sendable, Equatable {
+        /// `alertd_destinations.destination`: the webhook URL, or the relay (smtp://host:port).
+        public let key: String
+        /// This alert is its destination's probe: the one attempt let through its open circuit.
+        public var probe = false
+        /// Set when the destination is disabled: since when, why, by whom.
+        public var disabledAt: Date? = nil
+        public var disabledReason: String? = nil
+    }
+
+    /// What an integration's addresses are told of its disabled webhook URL (alert type
+    /// `webhook_disabled`; its metadata's `destination`).
+    public struct DisabledDestination: Sendable, Equatable {
+        public let url: String
+        public let reason: String
+        public let disabledAt: Date
+        public let failingSince: Date?
+        public let lastError: String?
+        /// Its alerts not delivered since it began failing, and those still waiting.
+        public let undelivered: Int
+    }
+    public var disabledDestination: DisabledDestination?
 
     public struct Integration: Sendable, Equatable {
         public let id: UUID
@@ -148,6 +184,21 @@ public struct ClaimedAlert: Sendable, Equatable {
         groupKey = try row.decode("group_key")
         deliveredRecipients = try row.decode("email_delivered", as: [String]?.self) ?? []
         bouncedRecipients = try row.decode("email_bounced", as: [String]?.self) ?? []
+        if let key = try row.decode("target_key", as: String?.self) {
+            target = Target(
+                key: key, probe: try row.decode("target_probe", as: Bool?.self) ?? false,
+                disabledAt: try row.decode("target_disabled_at"), disabledReason: try row.decode("target_disabled_reason")
+            )
+        }
+        expired = try row.decode("expired", as: Bool?.self) ?? false
+        probesSpent = try row.decode("probes_spent", as: Int?.self) ?? 0
+        if let url = try row.decode("disabled_url", as: String?.self), let at = try row.decode("disabled_at", as: Date?.self) {
+            disabledDestination = DisabledDestination(
+                url: url, reason: try row.decode("disabled_reason", as: String?.self) ?? "", disabledAt: at,
+                failingSince: try row.decode("disabled_failing_since"), lastError: try row.decode("disabled_last_error"),
+                undelivered: try row.decode("disabled_undelivered", as: Int?.self) ?? 0
+            )
+        }
         if let integrationID = try row.decode("integration_id", as: UUID?.self) {
             integration = Integration(
                 id: integrationID,

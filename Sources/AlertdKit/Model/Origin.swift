@@ -8,6 +8,8 @@ public enum Origin: String, Sendable, CaseIterable, PostgresEncodable, PostgresD
     case manual
     /// `alertd --test-notification`: delivered at once, never retried.
     case test
-    /// alertd's incident sweep: a reminder of an incident still open.
+    /// alertd's sweeps: a reminder of an incident still open, an overdue endpoint, a stuck run.
     case incident
+    /// alertd disabled the integration's webhook URL: the email that says so.
+    case destination
 }

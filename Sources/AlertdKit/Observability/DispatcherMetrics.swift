@@ -91,6 +91,14 @@ public final class DispatcherMetrics: @unchecked Sendable {
     private let endpointsOverdue: Gauge
     private let runsStuck: Gauge
     private let silentFailuresOpened: [String: Counter]
+    private let destinations: [String: Gauge]
+    private let circuitsOpen: Gauge
+    private let alertsWaiting: Gauge
+    private let circuitOpens: [Channel: Counter]
+    private let probes: [String: Counter]
+    private let destinationsDisabled: Counter
+    private let disabledUnnotified: Counter
+    private let expiredAlerts: Counter
     // Invariant: `readiness` and `queue` are read and written with `lock` held.
     private let lock = NSLock()
     private var readiness = Readiness(listening: false, databaseError: "not connected yet", stopping: false)
@@ -118,6 +126,20 @@ public final class DispatcherMetrics: @unchecked Sendable {
         silentFailuresOpened = Dictionary(uniqueKeysWithValues: ["overdue", "stuck"].map {
             ($0, Counter(label: "alertd_silent_failures_total", dimensions: [("kind", $0)], factory: factory))
         })
+        destinations = Dictionary(uniqueKeysWithValues: ["healthy", "failing", "disabled"].map {
+            ($0, Gauge(label: "alertd_destinations", dimensions: [("state", $0)], factory: factory))
+        })
+        circuitsOpen = Gauge(label: "alertd_circuits_open", factory: factory)
+        alertsWaiting = Gauge(label: "alertd_alerts_waiting_for_destination", factory: factory)
+        circuitOpens = Dictionary(uniqueKeysWithValues: Channel.allCases.map {
+            ($0, Counter(label: "alertd_circuit_opens_total", dimensions: [("channel", $0.rawValue)], factory: factory))
+        })
+        probes = Dictionary(uniqueKeysWithValues: ["reached", "failed"].map {
+            ($0, Counter(label: "alertd_circuit_probes_total", dimensions: [("result", $0)], factory: factory))
+        })
+        destinationsDisabled = Counter(label: "alertd_destinations_disabled_total", factory: factory)
+        disabledUnnotified = Counter(label: "alertd_disabled_destinations_unnotified_total", factory: factory)
+        expiredAlerts = Counter(label: "alertd_alerts_expired_total", factory: factory)
         inFlight.record(0)
         publishReadiness(readiness)
     }
@@ -182,6 +204,32 @@ public final class DispatcherMetrics: @unchecked Sendable {
     public func silentFailuresFound(overdue: Int, stuck: Int) {
         if overdue > 0 { silentFailuresOpened["overdue"]?.increment(by: overdue) }
         if stuck > 0 { silentFailuresOpened["stuck"]?.increment(by: stuck) }
+    }
+
+    /// Destinations by state, open circuits, and the alerts waiting for one (the table's).
+    public func setDestinations(_ state: DestinationStore.State) {
+        for (name, gauge) in destinations { gauge.record(state.byState[name] ?? 0) }
+        circuitsOpen.record(state.openCircuits)
+        alertsWaiting.record(state.waiting)
+    }
+
+    /// What this instance's outcomes changed: circuits opened, probes, URLs disabled (and those
+    /// whose integrations had no address to tell).
+    public func destinationsChanged(_ report: DestinationStore.Report, probes reached: Int, failed: Int) {
+        for change in report.changes {
+            if change.circuitOpened { circuitOpens[change.channel]?.increment() }
+            if change.disabled {
+                destinationsDisabled.increment()
+                if change.notified < max(change.integrations, 1) { disabledUnnotified.increment() }
+            }
+        }
+        if reached > 0 { probes["reached"]?.increment(by: reached) }
+        if failed > 0 { probes["failed"]?.increment(by: failed) }
+    }
+
+    /// Waiting alerts this instance failed for waiting longer than ALERTD_ALERT_MAX_AGE.
+    public func alertsExpired(_ count: Int) {
+        if count > 0 { expiredAlerts.increment(by: count) }
     }
 
     /// Reminders this instance queued.

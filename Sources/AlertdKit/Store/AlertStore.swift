@@ -27,54 +27,202 @@ public struct AlertStore: Sendable {
     /// which swings from none to a backlog of a hundred thousand within seconds. A prepared
     /// claim's generic plan drained a backlog growing under eight writers at a fifth of the
     /// speed (`alertd bench --only throughput`: about 560 webhooks/s against 1,800).
-    public func claim(limit: Int, channels: [Channel], lease: Duration, excludingDestinations: [String] = []) async throws -> [ClaimedAlert] {
+    public func claim(
+        limit: Int, channels: [Channel], lease: Duration, excludingDestinations: [String] = [], health: DestinationClaim? = nil
+    ) async throws -> [ClaimedAlert] {
         let rows = try await connection.query(
-            """
-            WITH due AS (
-              SELECT id
-                FROM integration_alert_history
-               WHERE delivery_status = 'pending'
-                 AND next_attempt_at <= now()
-                 AND (locked_until IS NULL OR locked_until < now())
-                 AND alert_channel = ANY ($3::text[])
-                 AND (cardinality($5::text[]) = 0 OR alert_channel <> 'webhook'
-                      OR \(Self.destination("recipients")) <> ALL ($5::text[]))
-                 AND (metadata ->> 'group' IS NULL OR pg_try_advisory_xact_lock(\(Self.groupLockClass), hashtext(metadata ->> 'group')))
-               ORDER BY next_attempt_at
-               LIMIT $1
-               FOR UPDATE SKIP LOCKED
-            ), claimed AS (
-              UPDATE integration_alert_history a
-                 SET locked_by = $2,
-                     locked_until = now() + make_interval(secs => $4),
-                     attempt_count = a.attempt_count + 1,
-                     last_attempt_at = now()
-                FROM due
-               WHERE a.id = due.id
-              RETURNING a.*
-            )
-            SELECT c.id, c.alert_type, c.alert_channel, c.origin, c.recipients, c.attempt_count,
-                   c.max_attempts, c.created_at, c.metadata ->> 'group' AS group_key,
-                   CASE c.alert_channel WHEN 'webhook' THEN \(Self.destination("c.recipients")) END AS destination,
-                   ARRAY(SELECT jsonb_array_elements_text(coalesce(c.metadata -> 'email_delivered', '[]'))) AS email_delivered,
-                   ARRAY(SELECT jsonb_array_elements_text(coalesce(c.metadata -> 'email_bounced', '[]'))) AS email_bounced,
-                   i.id AS integration_id, \(Self.cut("i.integration_name", 500)) AS integration_name, i.integration_type,
-                   i.environment, i.tenant_id,
-                   h.id AS sync_id, \(Self.cut("h.endpoint_name", 500)) AS endpoint_name, h.status AS sync_status, h.sync_started_at,
-                   h.sync_completed_at, h.duration_seconds, h.records_synced, h.records_failed,
-                   h.records_skipped, \(Self.cut("h.error_message", 8000)) AS error_message, h.retry_count, h.max_retries,
-                   h.retry_at, h.triggered_by,
-                   \(Self.incidentColumns)
-              FROM claimed c
-              LEFT JOIN integration_configs i ON i.id = c.integration_config_id
-              LEFT JOIN integration_sync_history h ON h.id = c.sync_history_id
-              \(Self.incidentJoins)
-             ORDER BY c.next_attempt_at
-            """,
-            [limit, worker, channels, lease.seconds, excludingDestinations]
+            health == nil ? Self.claimSQL : Self.claimWithHealthSQL,
+            [limit, worker, channels, lease.seconds, excludingDestinations] + (health.map { [$0.relay, $0.maxAge.seconds] } ?? [])
         )
         return try rows.map(ClaimedAlert.init(row:))
     }
+
+    /// What the claim needs for destination health (migration 20251130): the SMTP relay's
+    /// destination (nil without email), and ALERTD_ALERT_MAX_AGE.
+    public struct DestinationClaim: Sendable {
+        public let relay: String?
+        public let maxAge: Duration
+
+        public init(relay: String?, maxAge: Duration) {
+            self.relay = relay
+            self.maxAge = maxAge
+        }
+    }
+
+    /// The due alerts, oldest due first, as every claim reads them; `extra` narrows them.
+    private static func dueAlerts(extra: String) -> String {
+        """
+        SELECT id
+          FROM integration_alert_history
+         WHERE delivery_status = 'pending'
+           AND next_attempt_at <= now()
+           AND (locked_until IS NULL OR locked_until < now())
+           AND alert_channel = ANY ($3::text[])
+           AND (cardinality($5::text[]) = 0 OR alert_channel <> 'webhook'
+                OR \(destination("recipients")) <> ALL ($5::text[]))
+           AND (metadata ->> 'group' IS NULL OR pg_try_advisory_xact_lock(\(groupLockClass), hashtext(metadata ->> 'group')))\(extra)
+         ORDER BY next_attempt_at
+         LIMIT $1
+         FOR UPDATE SKIP LOCKED
+        """
+    }
+
+    /// What a claimed alert `c` says, as `ClaimedAlert(row:)` reads it; `health` the columns of
+    /// destination health.
+    private static func claimedColumns(health: String) -> String {
+        """
+        SELECT c.id, c.alert_type, c.alert_channel, c.origin, c.recipients, c.attempt_count,
+               c.max_attempts, c.created_at, c.metadata ->> 'group' AS group_key,
+               CASE c.alert_channel WHEN 'webhook' THEN \(destination("c.recipients")) END AS destination,
+               ARRAY(SELECT jsonb_array_elements_text(coalesce(c.metadata -> 'email_delivered', '[]'))) AS email_delivered,
+               ARRAY(SELECT jsonb_array_elements_text(coalesce(c.metadata -> 'email_bounced', '[]'))) AS email_bounced,
+               i.id AS integration_id, \(cut("i.integration_name", 500)) AS integration_name, i.integration_type,
+               i.environment, i.tenant_id,
+               h.id AS sync_id, \(cut("h.endpoint_name", 500)) AS endpoint_name, h.status AS sync_status, h.sync_started_at,
+               h.sync_completed_at, h.duration_seconds, h.records_synced, h.records_failed,
+               h.records_skipped, \(cut("h.error_message", 8000)) AS error_message, h.retry_count, h.max_retries,
+               h.retry_at, h.triggered_by,
+               \(incidentColumns),
+               \(health)
+        """
+    }
+
+    /// A pending alert's destination in `alertd_destinations`: its webhook URL, or the relay ($6).
+    static func target(_ alert: String) -> String {
+        "CASE \(alert).alert_channel WHEN 'webhook' THEN \(alert).recipients[1] ELSE $6::text END"
+    }
+
+    /// Destination health's columns when the schema has none (before 20251130).
+    static let noHealthColumns = """
+        NULL::text AS target_key, NULL::boolean AS target_probe, NULL::timestamptz AS target_disabled_at,
+        NULL::text AS target_disabled_reason, NULL::boolean AS expired, NULL::integer AS probes_spent,
+        NULL::text AS disabled_url, NULL::timestamptz AS disabled_at, NULL::text AS disabled_reason,
+        NULL::timestamptz AS disabled_failing_since, NULL::text AS disabled_last_error, NULL::integer AS disabled_undelivered
+        """
+
+    static let claimSQL = """
+        WITH due AS (
+        \(dueAlerts(extra: ""))
+        ), claimed AS (
+          UPDATE integration_alert_history a
+             SET locked_by = $2,
+                 locked_until = now() + make_interval(secs => $4),
+                 attempt_count = a.attempt_count + 1,
+                 last_attempt_at = now()
+            FROM due
+           WHERE a.id = due.id
+          RETURNING a.*
+        )
+        \(claimedColumns(health: noHealthColumns))
+          FROM claimed c
+          LEFT JOIN integration_configs i ON i.id = c.integration_config_id
+          LEFT JOIN integration_sync_history h ON h.id = c.sync_history_id
+          \(incidentJoins)
+         ORDER BY c.next_attempt_at
+        """
+
+    /// The claim with destination health. Alerts for a destination whose circuit is open are not
+    /// claimed: those due are set aside (`parked`: next_attempt_at NULL, metadata -> 'parked'
+    /// says for what and when they were due), so later claims read past none of them. When an
+    /// open circuit's probe is due and no instance holds it, the claim takes it (`probe_by`,
+    /// `probe_until`, the destination's row locked and skipped by the others) with the waiting
+    /// alert tried longest ago, so that probes go round the waiting alerts. Alerts for a
+    /// disabled destination are claimed to be failed unsent, as are alerts that waited longer
+    /// than ALERTD_ALERT_MAX_AGE ($7 seconds).
+    ///
+    /// With every destination healthy this costs two look-ups of an empty partial index.
+    static let claimWithHealthSQL = """
+        WITH circuits AS MATERIALIZED (
+          SELECT coalesce(array_agg(destination) FILTER (WHERE circuit_opened_at IS NOT NULL), '{}') AS open,
+                 count(*) FILTER (WHERE state = 'disabled') > 0 AS any_disabled
+            FROM alertd_destinations
+           WHERE circuit_opened_at IS NOT NULL OR state = 'disabled'
+        ), probes AS (
+          SELECT d.destination, x.id
+            FROM alertd_destinations d
+            CROSS JOIN LATERAL (
+              SELECT a.id
+                FROM integration_alert_history a
+               WHERE a.delivery_status = 'pending'
+                 AND (a.next_attempt_at <= now() OR (a.next_attempt_at IS NULL AND a.metadata ? 'parked'))
+                 AND (a.locked_until IS NULL OR a.locked_until < now())
+                 AND a.alert_channel = d.channel
+                 AND \(target("a")) = d.destination
+               ORDER BY a.last_attempt_at NULLS FIRST, a.created_at
+               LIMIT 1
+               FOR UPDATE SKIP LOCKED
+            ) x
+           WHERE d.circuit_opened_at IS NOT NULL
+             AND d.next_probe_at <= now()
+             AND (d.probe_until IS NULL OR d.probe_until < now())
+             AND d.channel = ANY ($3::text[])
+           FOR UPDATE OF d SKIP LOCKED
+        ), probing AS (
+          UPDATE alertd_destinations d
+             SET probe_by = $2, probe_until = now() + make_interval(secs => $4), updated_at = now()
+            FROM probes p
+           WHERE d.destination = p.destination
+          RETURNING d.destination
+        ), parked AS (
+          UPDATE integration_alert_history a
+             SET next_attempt_at = NULL,
+                 metadata = coalesce(a.metadata, '{}') || jsonb_build_object('parked', jsonb_build_object(
+                              'destination', w.target, 'since', now(), 'due_at', a.next_attempt_at))
+            FROM (SELECT w.id, \(target("w")) AS target
+                    FROM integration_alert_history w
+                   WHERE w.delivery_status = 'pending'
+                     AND w.next_attempt_at <= now()
+                     AND (w.locked_until IS NULL OR w.locked_until < now())
+                     AND w.alert_channel = ANY ($3::text[])
+                     AND cardinality((SELECT open FROM circuits)) > 0
+                     AND \(target("w")) = ANY ((SELECT open FROM circuits)::text[])
+                     AND w.id NOT IN (SELECT id FROM probes)
+                   ORDER BY w.next_attempt_at
+                   LIMIT 1000
+                   FOR UPDATE SKIP LOCKED) w
+           WHERE a.id = w.id
+          RETURNING a.id
+        ), flowing AS (
+        \(dueAlerts(extra: """
+
+           AND (cardinality((SELECT open FROM circuits)) = 0
+                OR coalesce(\(target("integration_alert_history")), '') <> ALL ((SELECT open FROM circuits)::text[]))
+        """))
+        ), due AS (
+          SELECT id FROM flowing UNION SELECT id FROM probes
+        ), claimed AS (
+          UPDATE integration_alert_history a
+             SET locked_by = $2,
+                 locked_until = now() + make_interval(secs => $4),
+                 attempt_count = a.attempt_count + 1,
+                 last_attempt_at = now(),
+                 next_attempt_at = coalesce(a.next_attempt_at, now()),
+                 metadata = CASE WHEN a.metadata ? 'parked' THEN a.metadata - 'parked' ELSE a.metadata END
+            FROM due
+           WHERE a.id = due.id
+          RETURNING a.*
+        )
+        \(claimedColumns(health: """
+            \(target("c")) AS target_key, c.id IN (SELECT id FROM probes) AS target_probe,
+            dd.disabled_at AS target_disabled_at, dd.disabled_reason AS target_disabled_reason,
+            c.origin <> 'test' AND coalesce((c.metadata -> 'replays' -> -1 ->> 'at')::timestamptz, c.created_at)
+              < now() - make_interval(secs => $7) AS expired,
+            CASE WHEN c.metadata ->> 'probes' ~ '^[0-9]{1,6}$' THEN (c.metadata ->> 'probes')::integer END AS probes_spent,
+            c.metadata -> 'destination' ->> 'url' AS disabled_url,
+            (c.metadata -> 'destination' ->> 'disabled_at')::timestamptz AS disabled_at,
+            c.metadata -> 'destination' ->> 'reason' AS disabled_reason,
+            (c.metadata -> 'destination' ->> 'failing_since')::timestamptz AS disabled_failing_since,
+            c.metadata -> 'destination' ->> 'last_error' AS disabled_last_error,
+            (c.metadata -> 'destination' ->> 'undelivered')::integer AS disabled_undelivered
+            """))
+          FROM claimed c
+          LEFT JOIN integration_configs i ON i.id = c.integration_config_id
+          LEFT JOIN integration_sync_history h ON h.id = c.sync_history_id
+          LEFT JOIN alertd_destinations dd
+                 ON (SELECT any_disabled FROM circuits) AND dd.destination = \(target("c")) AND dd.state = 'disabled'
+          \(incidentJoins)
+         ORDER BY c.next_attempt_at
+        """
 
     /// The advisory lock class of a group's claim: the first claim that meets an alert of a group
     /// (`metadata ->> 'group'`) takes the group's lock to the end of its statement, and another
@@ -168,7 +316,8 @@ public struct AlertStore: Sendable {
                    NULL::timestamp AS sync_completed_at, NULL::int AS duration_seconds, NULL::int AS records_synced,
                    NULL::int AS records_failed, NULL::int AS records_skipped, NULL AS error_message, NULL::int AS retry_count,
                    NULL::int AS max_retries, NULL::timestamp AS retry_at, NULL AS triggered_by,
-                   \(Self.incidentColumns)
+                   \(Self.incidentColumns),
+                   \(Self.noHealthColumns)
               FROM claimed c JOIN integration_configs i ON i.id = c.integration_config_id
               \(Self.incidentJoins)
              ORDER BY c.alert_channel
@@ -180,6 +329,8 @@ public struct AlertStore: Sendable {
 
     /// Records attempts and their alerts' new state, for alerts this instance still holds.
     /// Returns the ids it recorded; an alert whose lease another instance took over is skipped.
+    /// An alert failed without an attempt (`AttemptOutcome.attempted`) gets no attempt row, and
+    /// its claim's count is given back.
     @discardableResult
     public func record(_ outcomes: [AttemptOutcome]) async throws -> Set<UUID> {
         guard !outcomes.isEmpty else { return [] }
@@ -188,9 +339,10 @@ public struct AlertStore: Sendable {
             WITH r AS (
               SELECT *
                 FROM unnest($2::uuid[], $3::int[], $4::text[], $5::timestamptz[], $6::int[], $7::int[],
-                            $8::text[], $9::text[], $10::float8[], $11::text[], $12::text[], $13::text[], $14::text[])
+                            $8::text[], $9::text[], $10::float8[], $11::text[], $12::text[], $13::text[], $14::text[],
+                            $15::boolean[])
                   AS r(id, attempt, outcome, started_at, duration_ms, http_status, smtp_reply, error,
-                       retry_in, subject, message, details, metadata_patch)
+                       retry_in, subject, message, details, metadata_patch, attempted)
             ), attempts AS (
               INSERT INTO integration_alert_attempts
                      (alert_id, attempt_number, started_at, duration_ms, outcome, http_status, smtp_reply,
@@ -199,6 +351,7 @@ public struct AlertStore: Sendable {
                      r.error, $1, coalesce(r.details::jsonb, '{}')
                 FROM r
                 JOIN integration_alert_history a ON a.id = r.id AND a.locked_by = $1
+               WHERE r.attempted
               ON CONFLICT (alert_id, attempt_number) DO NOTHING
             )
             UPDATE integration_alert_history a
@@ -210,6 +363,7 @@ public struct AlertStore: Sendable {
                    subject = coalesce(r.subject, a.subject),
                    message = coalesce(r.message, a.message),
                    metadata = coalesce(a.metadata, '{}') || coalesce(r.metadata_patch::jsonb, '{}'),
+                   attempt_count = CASE WHEN r.attempted THEN a.attempt_count ELSE greatest(a.attempt_count - 1, 0) END,
                    locked_by = NULL,
                    locked_until = NULL
               FROM r
@@ -231,6 +385,7 @@ public struct AlertStore: Sendable {
                 outcomes.map(\.message),
                 outcomes.map(\.details),
                 outcomes.map(\.metadataPatch),
+                outcomes.map(\.attempted),
             ]
         )
         return Set(try rows.map { try $0.decode("id", as: UUID.self) })
@@ -326,18 +481,31 @@ public struct AlertStore: Sendable {
     }
 
     /// When the next pending alert of `channels` falls due (a retry, or a lease running out); nil
-    /// when none is pending.
-    public func nextDue(channels: [Channel]) async throws -> Date? {
+    /// when none is pending. With destination `health`, also when the next probe of an open
+    /// circuit with alerts waiting falls due.
+    public func nextDue(channels: [Channel], health: Bool = false) async throws -> Date? {
         try await connection.query(
             """
-            SELECT min(greatest(next_attempt_at, coalesce(locked_until, next_attempt_at))) AS due
-              FROM integration_alert_history
-             WHERE delivery_status = 'pending' AND next_attempt_at IS NOT NULL
-               AND alert_channel = ANY ($1::text[])
+            SELECT least(
+                     (SELECT min(greatest(next_attempt_at, coalesce(locked_until, next_attempt_at)))
+                        FROM integration_alert_history
+                       WHERE delivery_status = 'pending' AND next_attempt_at IS NOT NULL
+                         AND alert_channel = ANY ($1::text[])),
+                     \(health ? Self.nextProbeSQL : "NULL::timestamptz")) AS due
             """,
             [channels]
         )[0].decode("due", as: Date?.self)
     }
+
+    /// The next probe of an open circuit that has alerts waiting.
+    static let nextProbeSQL = """
+        (SELECT min(greatest(d.next_probe_at, coalesce(d.probe_until, d.next_probe_at)))
+           FROM alertd_destinations d
+          WHERE d.circuit_opened_at IS NOT NULL AND d.channel = ANY ($1::text[])
+            AND EXISTS (SELECT 1 FROM integration_alert_history a
+                         WHERE a.delivery_status = 'pending' AND a.next_attempt_at IS NULL AND a.metadata ? 'parked'
+                           AND a.metadata -> 'parked' ->> 'destination' = d.destination))
+        """
 
     /// Pending alerts per channel, and how long the oldest one due now (not under a lease) has
     /// waited: what /metrics shows of the queue. The table's, not just this instance's.

@@ -169,6 +169,7 @@ public struct AlertContext: Sendable {
         if let endpoint = alert.endpoint { values["endpoint"] = endpoint }
         if let overdue { values["overdue"] = overdue.values }
         if let stuck { values["stuck"] = stuck.values }
+        if let disabled = alert.disabledDestination { values["destination"] = Self.values(disabled) }
         if let integration = alert.integration {
             values["integration"] = [
                 "id": integration.id.postgresText,
@@ -246,6 +247,19 @@ public struct AlertContext: Sendable {
                 "others": entries(group.dropFirst()),
             ] as [String: Any]
         }
+        return values
+    }
+
+    /// A disabled webhook URL, as its `webhook_disabled` email tells it.
+    static func values(_ disabled: ClaimedAlert.DisabledDestination) -> [String: Any] {
+        var values: [String: Any] = [
+            "url": disabled.url, "reason": disabled.reason, "disabled_at": timestamp(disabled.disabledAt),
+            "undelivered": disabled.undelivered, "one_undelivered": disabled.undelivered == 1,
+            "enable_command": "alertd endpoints enable '\(disabled.url.replacingOccurrences(of: "'", with: "'\\''"))'",
+            "replay_since": timestamp(disabled.failingSince ?? disabled.disabledAt),
+        ]
+        if let since = disabled.failingSince { values["failing_since"] = timestamp(since) }
+        if let error = disabled.lastError.map({ cut($0).text }), !error.isEmpty { values["last_error"] = error }
         return values
     }
 

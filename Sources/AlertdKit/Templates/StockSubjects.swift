@@ -17,6 +17,7 @@ enum StockSubjects {
         "resumed": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Sync running again: {{integration.name}} · {{endpoint}}\n",
         "stuck": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Sync stuck: {{integration.name}} · {{endpoint}}\n",
         "stuck_ended": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Stuck sync ended: {{integration.name}} · {{endpoint}}\n",
+        "webhook_disabled": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Webhook disabled: {{integration.name}}\n",
         "test": "{{% CONTENT_TYPE: TEXT}}\n[Test] alertd test notification{{#integration.name}}: {{integration.name}}{{/integration.name}}\n",
     ]
 
@@ -40,6 +41,7 @@ enum StockSubjects {
         case "resumed": return "[alertd] Sync running again: \(name) · \(alert.endpoint ?? "")\n"
         case "stuck": return "[alertd] Sync stuck: \(name) · \(alert.endpoint ?? "")\n"
         case "stuck_ended": return "[alertd] Stuck sync ended: \(name) · \(alert.endpoint ?? "")\n"
+        case "webhook_disabled": return "[alertd] Webhook disabled: \(name)\n"
         default: return "[alertd] Sync failed: \(name) · \(endpoint)\(more)\n"
         }
     }

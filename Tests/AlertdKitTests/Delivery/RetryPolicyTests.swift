@@ -52,6 +52,60 @@ import Testing
         #expect(outcome.error?.hasPrefix("Gave up: 3 attempts were started") == true)
     }
 
+    @Test func aProbesFailureIsTheDestinationsAndNeverUsesUpTheAlert() {
+        var probe = Self.alert(attempt: 3, of: 3)
+        probe.target = ClaimedAlert.Target(key: "https://hooks.example.com/x", probe: true)
+        probe.probesSpent = 1
+        let report = DeliveryReport(decision: .retry(reason: "HTTP 503", notBefore: nil), httpStatus: 503, signal: .unavailable(reason: "HTTP 503", httpStatus: 503, retryAfter: nil))
+        let outcome = Self.policy.outcome(for: probe, report, startedAt: Date(), duration: .zero)
+        #expect(outcome.result == .retry && outcome.probe && outcome.destination == "https://hooks.example.com/x")
+        #expect(outcome.error == "Probe of a destination whose circuit is open: HTTP 503")
+        #expect(outcome.metadataPatch == #"{"probes":2}"#)
+        // Its earlier probe does not count against it: attempt 3 of 3 is its second counted one.
+        var after = Self.alert(attempt: 3, of: 3)
+        after.probesSpent = 1
+        #expect(after.countedAttempt == 2)
+        #expect(Self.policy.outcome(for: after, report, startedAt: Date(), duration: .zero).result == .retry)
+    }
+
+    @Test func answersSayWhatTheyShowOfTheReceiver() {
+        #expect(WebhookResponse.answered(status: 204, retryAfter: nil, body: "").signal() == .reached)
+        #expect(WebhookResponse.answered(status: 503, retryAfter: "30", body: "").signal() == .unavailable(reason: "HTTP 503", httpStatus: 503, retryAfter: .seconds(30)))
+        #expect(WebhookResponse.answered(status: 429, retryAfter: nil, body: "slow").signal() == .unavailable(reason: "HTTP 429: slow", httpStatus: 429, retryAfter: nil))
+        #expect(WebhookResponse.answered(status: 410, retryAfter: nil, body: "").signal() == .gone(reason: "HTTP 410"))
+        #expect(WebhookResponse.answered(status: 400, retryAfter: nil, body: "bad").signal() == .refused(reason: "HTTP 400: bad", httpStatus: 400))
+        #expect(WebhookResponse.transportFailed(reason: "Connection refused", timedOut: false).signal() == .unavailable(reason: "Connection refused", httpStatus: nil, retryAfter: nil))
+        #expect(WebhookResponse.refused(reason: "internal address").signal() == nil, "a URL alertd refuses says nothing of the receiver")
+    }
+
+    @Test func aBatchIsFoldedPerDestinationCountingFailuresSinceItsLastSuccess() {
+        func outcome(_ key: String, _ signal: DestinationSignal?, probe: Bool = false) -> AttemptOutcome {
+            var outcome = AttemptOutcome(alertID: UUID(), attempt: 1, result: .sent, startedAt: Date(), duration: .zero)
+            outcome.destination = key
+            outcome.signal = signal
+            outcome.probe = probe
+            return outcome
+        }
+        let down = DestinationSignal.unavailable(reason: "down", httpStatus: 503, retryAfter: .seconds(20))
+        let folded = DestinationStore.observations([
+            outcome("a", down), outcome("b", .reached), outcome("a", .reached), outcome("a", down), outcome("a", down),
+            outcome("c", nil), outcome("d", nil, probe: true), outcome("b", .gone(reason: "gone")),
+        ])
+        #expect(folded.map(\.destination) == ["a", "b", "d"])
+        #expect(folded[0].reached && folded[0].failures == 2 && folded[0].kind == "unavailable" && folded[0].retryAfter == 20 && folded[0].httpStatus == 503)
+        #expect(folded[1].reached && folded[1].failures == 1 && folded[1].kind == "gone")
+        #expect(!folded[2].reached && folded[2].failures == 0 && folded[2].probed)
+    }
+
+    @Test func anAlertForADisabledURLOrWaitingTooLongIsFailedUnsentSayingWhy() {
+        var alert = Self.alert(attempt: 1)
+        alert.target = ClaimedAlert.Target(key: "https://hooks.example.com/x?token=1", disabledAt: Date(timeIntervalSince1970: 1_790_000_000), disabledReason: "the receiver answered 410 Gone: HTTP 410")
+        let outcome = Self.policy.notAttempted(alert, reason: "r", startedAt: Date())
+        #expect(outcome.result == .failed && !outcome.attempted && outcome.destination == "https://hooks.example.com/x?token=1")
+        #expect(AlertDelivery.shown("https://hooks.example.com:8443/services/T1/B2/secret") == "https://hooks.example.com:8443/…")
+        #expect(AlertDelivery.shown("smtp://relay.example.com:587") == "smtp://relay.example.com:587")
+    }
+
     @Test func theResultsDeliveryStatusIsTheAlertsNewState() {
         #expect(AttemptOutcome.Result.allCases.map(\.deliveryStatus) == [.sent, .pending, .failed, .bounced])
     }

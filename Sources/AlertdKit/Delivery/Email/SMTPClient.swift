@@ -47,12 +47,16 @@ public final class SMTPClient: Service, Sendable {
 
     /// Sends `messages` in one session and reports on each, in order.
     ///
+    /// Why messages were not sent when alertd stopped during their session: nothing of the
+    /// relay's health.
+    static let shuttingDown = "alertd is shutting down"
+
     /// Cancelling the task returns at once with every message unsent ("alertd is shutting
     /// down"); the session goes on on its thread until the server or the timeout ends it, and
     /// what it did is not reported.
     public func send(_ messages: [EmailMessage]) async -> [MessageResult] {
         let settings = self.settings
-        let shuttingDown = messages.map { _ in MessageResult(message: nil, recipients: [:], sessionFailure: SMTPSessionFailure(.other, "alertd is shutting down")) }
+        let shuttingDown = messages.map { _ in MessageResult(message: nil, recipients: [:], sessionFailure: SMTPSessionFailure(.other, Self.shuttingDown)) }
         let result = OneTimeResult<[MessageResult]>()
         return await withTaskCancellationHandler {
             let queued = worker.submit { result.set(Self.sendBlocking(messages, settings: settings)) }

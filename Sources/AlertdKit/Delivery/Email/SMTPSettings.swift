@@ -105,6 +105,9 @@ public struct SMTPSettings: Sendable, CustomStringConvertible {
         return isHostName(canonical) && canonical != "localhost.localdomain" ? canonical : senderDomain
     }
 
+    /// The relay as a destination (`alertd_destinations`): smtp://host:port, no credentials.
+    public var destination: String { "smtp://\(host.lowercased()):\(port)" }
+
     public var description: String {
         "smtp://\(user.map { "\($0):\(SecretRedactor.mask)@" } ?? "")\(host):\(port) tls=\(tls.rawValue) from=\(EmailMessage.mailbox(from, name: fromName)) ehlo=\(heloName)\(caFile.map { " ca=\($0)" } ?? "")"
     }

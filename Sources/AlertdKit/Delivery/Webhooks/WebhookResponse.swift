@@ -43,6 +43,25 @@ extension WebhookResponse {
         }
     }
 
+    /// What the answer says of the receiver's health; nil when alertd did not try (a URL it
+    /// refuses says nothing of the receiver).
+    public func signal(now: Date = Date()) -> DestinationSignal? {
+        switch self {
+        case .refused:
+            return nil
+        case .transportFailed(let reason, _):
+            return .unavailable(reason: reason, httpStatus: nil, retryAfter: nil)
+        case .answered(let status, let retryAfter, let body):
+            let summary = body.isEmpty ? "HTTP \(status)" : "HTTP \(status): \(body.prefix(500))"
+            switch status {
+            case 200..<300: return .reached
+            case 410: return .gone(reason: summary)
+            case 429, 500..<600: return .unavailable(reason: summary, httpStatus: status, retryAfter: retryAfter.flatMap { Self.parseRetryAfter($0, now: now) })
+            default: return .refused(reason: summary, httpStatus: status)
+            }
+        }
+    }
+
     /// Reads `Retry-After` as seconds or an HTTP date, clamped to `retryAfterBounds`; nil if it
     /// is neither.
     public static func parseRetryAfter(_ value: String, now: Date = Date()) -> Duration? {

@@ -65,9 +65,33 @@ import Testing
             let refused = try await alertd("replay", sent.postgresText)
             #expect(refused.status == 1 && refused.standardError.contains("is sent; only failed, bounced or suppressed alerts are replayed"))
             #expect(try await alertd("replay", "--failed").status != 0)
+            // The 410 disabled the URL: a replay alone is failed unsent, saying why.
             let replayed = try await alertd("replay", failed.postgresText, "--by", "support@example.com")
             #expect(replayed.status == 0, "\(replayed.allOutput)")
             #expect(replayed.standardOutput.contains("Queued \(failed.postgresText) again."))
+            try await deliverAll()
+            let unsent = try await database.withConnection { connection in
+                try await connection.query("SELECT delivery_status, delivery_error, attempt_count FROM integration_alert_history WHERE id = $1", [failed])[0]
+            }
+            #expect(try unsent.decode("delivery_status", as: String.self) == "failed")
+            #expect(try unsent.decode("delivery_error", as: String.self).contains("Not sent: its webhook URL was disabled"))
+            #expect(try unsent.decode("attempt_count", as: Int.self) == 1, "an alert failed unsent spends no attempt")
+            #expect(try receiver.requests().count == 2, "the disabled URL was not called again")
+
+            let goneURL = receiver.url("/codes/410,200/gone")
+            let listed = try await alertd("endpoints", "--json")
+            #expect(listed.status == 0, "\(listed.allOutput)")
+            let destinations = try #require(try JSONSerialization.jsonObject(with: Data(listed.standardOutput.utf8)) as? [[String: Any]])
+            #expect(destinations.map { "\($0["destination"] as? String ?? "?") \($0["state"] as? String ?? "?")" } == ["\(goneURL) disabled", "\(receiver.url("/hooks/ok")) healthy"])
+            #expect((destinations.first?["disabled_reason"] as? String)?.contains("410 Gone") == true)
+            #expect(try await alertd("endpoints").standardOutput.contains("DESTINATION"))
+            #expect(try await alertd("endpoints", "enable", "https://nowhere.example/").status == 1)
+            let enabled = try await alertd("endpoints", "enable", goneURL, "--by", "support@example.com")
+            #expect(enabled.status == 0, "\(enabled.allOutput)")
+            #expect(enabled.standardOutput.contains("Enabled \(goneURL)"))
+            #expect(try await alertd("endpoints", "--state", "disabled").standardOutput.contains("No disabled destination."))
+
+            #expect(try await alertd("replay", failed.postgresText, "--by", "support@example.com").status == 0)
             try await deliverAll()
             let after = try await database.withConnection { connection in
                 try await connection.query("SELECT delivery_status, metadata -> 'replays' -> 0 ->> 'by' AS by, metadata -> 'replays' -> 0 ->> 'status' AS was, attempt_count FROM integration_alert_history WHERE id = $1", [failed])[0]
@@ -76,6 +100,11 @@ import Testing
             #expect(try after.decode("by", as: String.self) == "support@example.com")
             #expect(try after.decode("was", as: String.self) == "failed")
             #expect(try after.decode("attempt_count", as: Int.self) == 2)
+            let enabledBy = try await database.withConnection { connection in
+                try await connection.query("SELECT enabled_by, state FROM alertd_destinations WHERE destination = $1", [goneURL])[0]
+            }
+            #expect(try enabledBy.decode("enabled_by", as: String.self) == "support@example.com")
+            #expect(try enabledBy.decode("state", as: String.self) == "healthy")
             #expect(try await alertd("show", failed.postgresText).standardOutput.contains("sent"))
             #expect(try await alertd("replay", "--failed", "--since", "1h").standardOutput.contains("No failed or bounced alert since then."))
         }

@@ -116,7 +116,7 @@ import Testing
         }
     }
 
-    /// operations.md: a newer alertd on a schema without 20251129 claims and delivers as before,
+    /// operations.md: a newer alertd on a schema without 20251129 (nor 20251130) claims and delivers as before,
     /// and its sweep says which migration it lacks.
     @Test func onASchemaWithoutTheMigrationAlertdDeliversAndSaysWhatItLacks() async throws {
         let receiver = try await WebhookReceiver.start(verifyingWith: DispatcherEndToEndTests.secret)
@@ -124,6 +124,7 @@ import Testing
         try await TestPostgres.withDatabase { database in
             try await database.withConnection { connection in
                 let migrator = Migrator(connection: connection, migrations: try Migration.load(from: TestPostgres.sqlDirectory))
+                #expect(try await migrator.rollback(all: false, force: false) { _ in } == ["20251130_alertd_destination_health"])
                 #expect(try await migrator.rollback(all: false, force: false) { _ in } == ["20251129_alertd_silent_failures"])
             }
             let alertd = try AlertdProcess.start(environment: DispatcherEndToEndTests.environment(database, [
@@ -144,6 +145,7 @@ import Testing
             }
             let exit = await alertd.stop()
             #expect(exit.output.contains("the database lacks alertd's silent failures (migration 20251129_alertd_silent_failures)"))
+            #expect(exit.output.contains("the database lacks alertd's destination health (migration 20251130_alertd_destination_health)"))
             #expect(!exit.output.contains("lacks alertd's incidents"), "\(exit.output)")
         }
     }
