@@ -25,8 +25,12 @@ public final class WebhookReceiver: Sendable {
     /// with `certificates`, it serves https.
     /// With `port`, it listens there (to come back where it was after a stop).
     /// With `address`, it listens on that address instead of 127.0.0.1 (`::1`, say).
-    public static func start(verifyingWith secret: String? = nil, certificates: TestCertificates? = nil, port: Int? = nil, address: String? = nil) async throws -> WebhookReceiver {
+    /// With `status`, it answers every request with it (a receiver up and failing).
+    public static func start(
+        verifyingWith secret: String? = nil, certificates: TestCertificates? = nil, port: Int? = nil, address: String? = nil, status: Int? = nil
+    ) async throws -> WebhookReceiver {
         var arguments = secret.map { ["--secret", $0] } ?? []
+        if let status { arguments += ["--status", String(status)] }
         if let address { arguments += ["--host", address] }
         if let port { arguments += ["--port", String(port)] }
         if let certificates { arguments += ["--cert", certificates.serverCertificate, "--key", certificates.serverKey] }

@@ -25,6 +25,8 @@ struct FaultSuite: AsyncParsableCommand {
     var rate = 200.0
     @Option(help: "Seconds the SMTP server and webhook receiver stay down in the outage scenario.")
     var outage = 60
+    @Option(name: .customLong("long-outage"), help: "Seconds the webhook receiver fails and the SMTP server is down in the long-outage scenario.")
+    var longOutage = 600
     @Option(help: "Pending alerts in the backlog scenario.")
     var backlog = 100_000
     @Option(help: "The SMTP server email goes to: sink (aiosmtpd, plain SMTP) or postfix (Debian's Postfix with STARTTLS and SASL AUTH, started by the suite).")
@@ -41,6 +43,7 @@ struct FaultSuite: AsyncParsableCommand {
         options.events = events
         options.rate = rate
         options.outage = .seconds(outage)
+        options.longOutage = .seconds(longOutage)
         options.backlog = backlog
         // alertd runs as its least-privilege role (made when the first database is migrated).
         options.alertdRole = (user: AlertdRole.name, password: AlertdRole.testPassword)

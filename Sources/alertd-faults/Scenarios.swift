@@ -6,6 +6,8 @@ struct FaultOptions: Sendable {
     var events = 2000
     var rate = 200.0
     var outage: Duration = .seconds(60)
+    /// How long the receiver fails and the SMTP server is down in the long-outage scenario.
+    var longOutage: Duration = .seconds(600)
     var backlog = 100_000
     /// alertd logs in as this role, when the least-privilege role is set up.
     var alertdRole: (user: String, password: String)?
@@ -20,6 +22,7 @@ enum Scenario: String, CaseIterable, Sendable {
     case pgRestart = "pg-restart"
     case listenCut = "listen-cut"
     case outage
+    case longOutage = "long-outage"
     case hungReceiver = "hung-receiver"
     case twoInstances = "two-instances"
     case threeInstances = "three-instances"
@@ -35,6 +38,7 @@ enum Scenario: String, CaseIterable, Sendable {
         case .pgRestart: "PostgreSQL restarted under load, once in fast mode and once in immediate mode"
         case .listenCut: "the LISTEN connection's server process frozen (SIGSTOP): no close, no answer"
         case .outage: "the SMTP server and the webhook receiver down together, then back on their ports"
+        case .longOutage: "the webhook receiver answering 503 and the SMTP server down for ten minutes, retries set so that each alert alone would give up within 15 s: alerts wait behind their destinations' circuits, probes only, then all are sent"
         case .hungReceiver: "one integration in six points at a receiver that never answers"
         case .twoInstances: "two alertd instances on one database"
         case .threeInstances: "three alertd instances on one database"
@@ -123,6 +127,7 @@ enum Scenario: String, CaseIterable, Sendable {
         case .outage:
             try await trial.prepare()
             trial.environment["ALERTD_RETRY_MAX"] = "30s"
+            trial.environment["ALERTD_CIRCUIT_PROBE_MAX"] = "15s"
             try trial.startAlertd()
             let outage = options.outage
             let down = Task {
@@ -140,6 +145,9 @@ enum Scenario: String, CaseIterable, Sendable {
             verdict.notes.append("\(retried) alerts needed more than one attempt")
             verdict.check("alerts caught by the outage were retried", retried > 0)
 
+        case .longOutage:
+            try await runLongOutage(trial, &verdict)
+
         case .hungReceiver:
             let hung = try await WebhookReceiver.start()
             defer { hung.stop() }
@@ -150,12 +158,25 @@ enum Scenario: String, CaseIterable, Sendable {
             try trial.startAlertd()
             verdict.events = try await trial.drive(events: min(options.events, 600), rate: 60)
             verdict.faults = ["a receiver that accepts and never answers (timeout 3 s)"]
-            _ = try await trial.settle(timeout: .seconds(120))
             let hungFilter = "alert_channel = 'webhook' AND recipients[1] LIKE '%/sleep/%'"
+            _ = try await trial.settle(timeout: .seconds(120), where: "NOT (\(hungFilter))")
             try await trial.judge(&verdict, crashes: false, deliverable: "NOT (\(hungFilter))")
-            let hungRows = try await trial.owner.query("SELECT delivery_status, delivery_error FROM integration_alert_history WHERE \(hungFilter)")
+            // Its alerts fail after their timeouts until its circuit opens; the rest wait behind
+            // it, their attempts unspent, while one probe at a time finds it still silent.
+            let hungRows = try await trial.owner.query(
+                "SELECT delivery_status, delivery_error, next_attempt_at IS NULL AND metadata ? 'parked' AS waiting FROM integration_alert_history WHERE \(hungFilter)"
+            )
             let timedOut = try hungRows.filter { try $0.decode("delivery_status", as: String.self) == "failed" && ($0.decode("delivery_error", as: String?.self) ?? "").contains("Timeout") }
-            verdict.check("every alert to the silent receiver failed for good after its timeouts", !hungRows.isEmpty && timedOut.count == hungRows.count, "\(timedOut.count) of \(hungRows.count)")
+            let pending = try hungRows.filter { try $0.decode("delivery_status", as: String.self) == "pending" }
+            let waiting = try pending.filter { try $0.decode("waiting", as: Bool.self) }
+            verdict.notes.append("to the silent receiver: \(timedOut.count) failed after their timeouts, \(pending.count) pending (\(waiting.count) set aside behind its open circuits, the others a probe or a retry due), \((try? hung.requests().count) ?? 0) requests reached it")
+            verdict.check(
+                "every alert to the silent receiver failed after its timeouts or waits, most behind its open circuit",
+                !hungRows.isEmpty && timedOut.count + pending.count == hungRows.count && waiting.count * 2 > hungRows.count,
+                "\(timedOut.count) failed + \(pending.count) pending (\(waiting.count) set aside) of \(hungRows.count)"
+            )
+            let circuits: Int = try await trial.owner.query("SELECT count(*)::int AS n FROM alertd_destinations WHERE destination LIKE '%/sleep/%' AND circuit_opened_at IS NOT NULL")[0].decode("n")
+            verdict.check("the silent receiver's two URLs have their circuits open", circuits == 2, "\(circuits)")
             let latencies = try await webhookLatencies(trial, where: "NOT (\(hungFilter))")
             let p99 = percentile(latencies, 0.99)
             verdict.notes.append(String(format: "other webhooks meanwhile: p50 %.0f ms, p99 %.0f ms", percentile(latencies, 0.5) * 1000, p99 * 1000))

@@ -152,6 +152,14 @@ final class Trial: @unchecked Sendable {
         try await options.postfix?.stop()
     }
 
+    /// Takes the receivers down for a long outage: the webhook receiver replaced on its port by
+    /// one that answers every request `status` (up and failing, counting what reaches it), the
+    /// SMTP server stopped. Returns the failing receiver; `restartReceivers` brings both back.
+    func failReceivers(answering status: Int) async throws -> WebhookReceiver {
+        try await killReceivers()
+        return try await Self.retrying { try await WebhookReceiver.start(port: self.receiverPort, status: status) }
+    }
+
     func restartReceivers() async throws {
         receivers.append(try await Self.retrying { try await WebhookReceiver.start(port: self.receiverPort) })
         if let postfix = options.postfix {

@@ -10,6 +10,8 @@ How it answers is chosen by the request path:
   /sleep/<seconds>/<name>     waits, then answers 200
   anything else               200
 A "retry_after" query parameter adds that Retry-After header to every answer that is not 2xx.
+With --status CODE every request, whatever its path, gets CODE: a receiver that is up and failing
+(an outage that still answers, so that what reaches it can be counted).
 
 With --cert and --key it serves https instead of http.
 
@@ -78,7 +80,9 @@ class Handler(BaseHTTPRequestHandler):
                     "signature_valid": signature_valid(self.server.secret, {k.lower(): v for k, v in self.headers.items()}, body),
                 }) + "\n")
         status = 200
-        if len(parts) >= 2 and parts[0] == "codes":
+        if self.server.status:
+            status = self.server.status
+        elif len(parts) >= 2 and parts[0] == "codes":
             codes = [int(c) for c in parts[1].split(",")]
             status = codes[min(n, len(codes)) - 1]
         elif len(parts) >= 2 and parts[0] == "sleep":
@@ -114,6 +118,7 @@ def main():
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--log", required=True, help="file to append requests to (/dev/stdout in a container)")
     parser.add_argument("--secret", default=None, help="whsec_ secret to verify signatures with")
+    parser.add_argument("--status", type=int, default=None, help="answer every request with this status")
     parser.add_argument("--cert", help="serve https with this certificate")
     parser.add_argument("--key", help="the certificate's key")
     args = parser.parse_args()
@@ -124,6 +129,7 @@ def main():
     server.daemon_threads = True
     server.log_path = args.log
     server.secret = args.secret
+    server.status = args.status
     if args.cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(args.cert, args.key)

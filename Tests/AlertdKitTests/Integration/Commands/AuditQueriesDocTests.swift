@@ -39,6 +39,10 @@ import Testing
                     "INSERT INTO integration_alert_incidents (integration_config_id, endpoint_name, kind, severity, expected_at, watch_from) VALUES ($1, 'payroll', 'overdue', 'failure', now() - interval '90 minutes', now() - interval '90 minutes')",
                     [integration]
                 )
+                // A disabled URL, with an alert waiting for it.
+                try await connection.query(
+                    "INSERT INTO alertd_destinations (destination, channel, state, disabled_at, disabled_reason, disabled_by) VALUES ('https://hooks.example.com/x', 'webhook', 'disabled', now(), 'the receiver answered 410 Gone: HTTP 410', 'a')"
+                )
             }
             for block in blocks {
                 let result = try await TestProcess.run("/usr/bin/psql", ["--no-psqlrc", "-v", "ON_ERROR_STOP=1", "--dbname", database.url, "-c", block])
@@ -54,6 +58,11 @@ import Testing
             }
             #expect(try replayed.decode("delivery_status", as: String.self) == "pending")
             #expect(try replayed.decode("by", as: String.self) == "jane@support")
+            let enabled = try await database.withConnection { connection in
+                try await connection.query("SELECT state, enabled_by FROM alertd_destinations WHERE destination = 'https://hooks.example.com/x'")[0]
+            }
+            #expect(try enabled.decode("state", as: String.self) == "healthy")
+            #expect(try enabled.decode("enabled_by", as: String.self) == "jane@support")
         }
     }
 }
