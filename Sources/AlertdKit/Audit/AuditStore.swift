@@ -78,7 +78,30 @@ public struct AuditStore: Sendable {
             """,
             [id]
         )
-        return (Self.record(alert), attempts.map(Self.record))
+        return (Self.record(alert) + (try await destination(of: id)), attempts.map(Self.record))
+    }
+
+    /// The state of an alert's destination (destination health, migration 20251130): for a
+    /// webhook its URL's, for an email waiting behind the relay's circuit the relay's. Empty
+    /// without the migration, or when alertd has not met the destination yet.
+    func destination(of id: UUID) async throws -> Record {
+        let present = try await connection.query("SELECT to_regclass('public.alertd_destinations') IS NOT NULL AS present")[0].decode("present", as: Bool.self)
+        guard present else { return [] }
+        return try await connection.query(
+            """
+            SELECT d.destination, d.state AS destination_state,
+                   CASE WHEN d.circuit_opened_at IS NULL THEN 'closed' ELSE 'open' END AS destination_circuit,
+                   d.failing_since AS destination_failing_since, d.next_probe_at AS destination_next_probe_at,
+                   d.last_error AS destination_last_error, d.disabled_at AS destination_disabled_at,
+                   d.disabled_reason AS destination_disabled_reason
+              FROM integration_alert_history a
+              JOIN alertd_destinations d
+                ON d.destination = coalesce(a.metadata -> 'parked' ->> 'destination',
+                                            CASE a.alert_channel WHEN 'webhook' THEN a.recipients[1] END)
+             WHERE a.id = $1
+            """,
+            [id]
+        ).first.map(Self.record) ?? []
     }
 
     /// Queues final failures (failed or bounced) again, due now, with `extraAttempts` more

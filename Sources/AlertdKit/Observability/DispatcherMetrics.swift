@@ -140,6 +140,9 @@ public final class DispatcherMetrics: @unchecked Sendable {
         destinationsDisabled = Counter(label: "alertd_destinations_disabled_total", factory: factory)
         disabledUnnotified = Counter(label: "alertd_disabled_destinations_unnotified_total", factory: factory)
         expiredAlerts = Counter(label: "alertd_alerts_expired_total", factory: factory)
+        for gauge in destinations.values { gauge.record(0) }
+        circuitsOpen.record(0)
+        alertsWaiting.record(0)
         inFlight.record(0)
         publishReadiness(readiness)
     }

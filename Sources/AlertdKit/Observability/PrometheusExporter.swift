@@ -92,6 +92,14 @@ enum MetricCatalogue {
         "alertd_endpoints_overdue": ("Endpoints overdue now, in the whole database: their scheduled run did not start (open incidents of kind overdue).", nil),
         "alertd_runs_stuck": ("Endpoints with a run stuck now, in the whole database: still running far longer than usual (open incidents of kind stuck).", nil),
         "alertd_silent_failures_total": ("Overdue endpoints and stuck runs this instance found, by kind (incidents it opened; their alerts are one per channel).", nil),
+        "alertd_destinations": ("Destinations (webhook URLs, the SMTP relay) by state, in the whole database: healthy, failing or disabled.", nil),
+        "alertd_circuits_open": ("Destinations whose circuit is open now, in the whole database: their alerts wait while one probe at a time is sent.", nil),
+        "alertd_alerts_waiting_for_destination": ("Alerts waiting behind an open circuit, in the whole database.", nil),
+        "alertd_circuit_opens_total": ("Circuits this instance opened, by channel (webhook: a URL; email: the relay).", nil),
+        "alertd_circuit_probes_total": ("Probes of open circuits this instance sent, by result: reached (the circuit closed) or failed.", nil),
+        "alertd_destinations_disabled_total": ("Webhook URLs this instance disabled: a 410 Gone, or failing too long without a success.", nil),
+        "alertd_disabled_destinations_unnotified_total": ("Webhook URLs this instance disabled with an integration that had no email address to tell.", nil),
+        "alertd_alerts_expired_total": ("Waiting alerts this instance failed for waiting longer than ALERTD_ALERT_MAX_AGE.", nil),
     ]
 
     /// The metric's name with its HELP text.

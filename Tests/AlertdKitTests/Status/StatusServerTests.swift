@@ -89,7 +89,7 @@ import Glibc
                 }
             }
         }
-        #expect(documented == 23)
+        #expect(documented == 31)
     }
 
     @Test func readinessNamesWhatIsMissing() {

@@ -57,6 +57,9 @@ import Testing
             #expect(shown.status == 0)
             #expect(shown.standardOutput.contains("delivery_status") && shown.standardOutput.contains("failed"))
             #expect(shown.standardOutput.contains("OUTCOME") && shown.standardOutput.contains("410"))
+            // Its URL's state: the 410 disabled it.
+            let destinationLine = shown.standardOutput.split(separator: "\n").first { $0.hasPrefix("destination_state") }
+            #expect(destinationLine?.hasSuffix("disabled") == true, "\(shown.standardOutput)")
             let shownJSON = try #require(try JSONSerialization.jsonObject(with: Data(try await alertd("show", failed.postgresText, "--json").standardOutput.utf8)) as? [String: Any])
             #expect((shownJSON["attempts"] as? [[String: Any]])?.count == 1)
             let missing = try await alertd("show", UUID().uuidString)

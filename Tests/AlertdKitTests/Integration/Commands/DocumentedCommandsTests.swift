@@ -169,6 +169,10 @@ import Testing
                 "UPDATE integration_alert_history SET delivery_status = 'failed', delivery_error = 'HTTP 410 Gone: the endpoint is gone', attempt_count = 1 WHERE id = $1",
                 [fixture.failedAlert]
             )
+            // The URL operations.md enables again.
+            try await connection.query(
+                "INSERT INTO alertd_destinations (destination, channel, state, disabled_at, disabled_reason, disabled_by) VALUES ('https://hooks.example.com/alerts', 'webhook', 'disabled', now(), 'the receiver answered 410 Gone: HTTP 410', 'docs')"
+            )
         }
         return fixture
     }
