@@ -94,6 +94,32 @@ import Testing
         }
     }
 
+    @Test func aDisabledWebhookURLsEmailSaysWhichWhySinceWhenAndHowToEnableIt() async throws {
+        let templates = try await AlertTemplates.load(from: Self.directory)
+        var notice = ClaimedAlert(
+            id: UUID(), type: .webhookDisabled, channel: .email, origin: .destination, recipients: ["ops@example.com"], attempt: 1, maxAttempts: 10,
+            createdAt: nil, integration: Self.alert().integration, sync: nil
+        )
+        notice.disabledDestination = .init(
+            url: "https://hooks.example.com/a?x=1&y='2'", reason: "the receiver answered 410 Gone: HTTP 410: <gone>",
+            disabledAt: Date(timeIntervalSince1970: 1_763_900_000), failingSince: Date(timeIntervalSince1970: 1_763_800_000),
+            lastError: "HTTP 410: <gone>", undelivered: 2
+        )
+        let rendered = templates.renderMessage(AlertContext(alert: notice, linkBase: nil))
+        #expect(rendered.subject == "[alertd] Webhook disabled: Paycom")
+        #expect(rendered.text.contains("  https://hooks.example.com/a?x=1&y='2'\n"))
+        #expect(rendered.text.contains("Why:         the receiver answered 410 Gone: HTTP 410: <gone>"))
+        #expect(rendered.text.contains("Disabled:    2025-11-23T12:13:20Z"))
+        #expect(rendered.text.contains("Failing since: 2025-11-22T08:26:40Z"))
+        #expect(rendered.text.contains("Not delivered: 2 alerts to this URL"))
+        #expect(rendered.text.contains(#"alertd endpoints enable 'https://hooks.example.com/a?x=1&y='\''2'\'''"#), "\(rendered.text)")
+        #expect(rendered.text.contains("alertd replay --failed --since 2025-11-22T08:26:40Z"))
+        #expect(rendered.html.contains("https://hooks.example.com/a?x=1&amp;y="), "\(rendered.html)")
+        #expect(!rendered.html.contains("<gone>"))
+        notice.disabledDestination = .init(url: "https://hooks.example.com/b", reason: "r", disabledAt: Date(), failingSince: nil, lastError: nil, undelivered: 1)
+        #expect(templates.renderMessage(AlertContext(alert: notice, linkBase: nil)).text.contains("Not delivered: 1 alert to this URL"))
+    }
+
     @Test func aFailureSaysWhatHappened() async throws {
         let templates = try await AlertTemplates.load(from: Self.directory)
         let rendered = templates.renderMessage(AlertContext(alert: Self.alert(), linkBase: "https://etl.example.com/"))
