@@ -142,7 +142,7 @@ final class DestinationHealth: Service, @unchecked Sendable {
                             ])
                         }
                         if sweep.released > 0 { self.wake.signal() }
-                        self.metrics.setDestinations(try await store.state())
+                        self.metrics.setDestinations(try await store.state(relay: self.relay))
                     }
                 } catch where Task.isCancelled {
                     return

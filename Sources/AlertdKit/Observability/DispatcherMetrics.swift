@@ -26,12 +26,15 @@ public final class DispatcherMetrics: @unchecked Sendable {
         public var stopping: Bool
         /// Why the SMTP server refused alertd's login in the last session, until one logs in.
         public var smtpLoginRefused: String?
+        /// Why email waits: the SMTP relay's circuit is open (destination health).
+        public var relayUnavailable: String?
 
         public var problems: [String] {
             var problems: [String] = []
             if stopping { problems.append("alertd is stopping") }
             if let databaseError { problems.append("the database: \(databaseError)") }
             if let smtpLoginRefused { problems.append("email: \(smtpLoginRefused)") }
+            if let relayUnavailable, smtpLoginRefused == nil { problems.append("email: \(relayUnavailable)") }
             if !listening { problems.append("LISTEN alertd is not active (connecting or reconnecting)") }
             return problems
         }
@@ -209,8 +212,10 @@ public final class DispatcherMetrics: @unchecked Sendable {
         if stuck > 0 { silentFailuresOpened["stuck"]?.increment(by: stuck) }
     }
 
-    /// Destinations by state, open circuits, and the alerts waiting for one (the table's).
+    /// Destinations by state, open circuits, and the alerts waiting for one (the table's); and
+    /// whether the relay's circuit is open, which /readyz says.
     public func setDestinations(_ state: DestinationStore.State) {
+        updateReadiness { $0.relayUnavailable = state.relay.map { "the SMTP relay is unavailable (\($0)); email alerts wait behind its circuit, one probe at a time" } }
         for (name, gauge) in destinations { gauge.record(state.byState[name] ?? 0) }
         circuitsOpen.record(state.openCircuits)
         alertsWaiting.record(state.waiting)

@@ -322,9 +322,12 @@ public struct DestinationStore: Sendable {
         public var byState: [String: Int] = ["healthy": 0, "failing": 0, "disabled": 0]
         public var openCircuits = 0
         public var waiting = 0
+        /// When the relay's circuit is open: since when and its last error, in words.
+        public var relay: String?
     }
 
-    public func state() async throws -> State {
+    /// The figures of `State`; with `relay`, whether that relay's circuit is open.
+    public func state(relay: String? = nil) async throws -> State {
         let rows = try await connection.query(
             """
             SELECT d.state, count(*)::integer AS n, count(*) FILTER (WHERE d.circuit_opened_at IS NOT NULL)::integer AS open,
@@ -341,6 +344,12 @@ public struct DestinationStore: Sendable {
             guard let name = try row.decode("state", as: String?.self) else { continue }
             state.byState[name] = try row.decode("n")
             state.openCircuits += try row.decode("open", as: Int.self)
+        }
+        if let relay, let row = try await connection.query(
+            "SELECT failing_since, last_error FROM alertd_destinations WHERE destination = $1 AND circuit_opened_at IS NOT NULL", [relay]
+        ).first {
+            let since = try row.decode("failing_since", as: Date?.self).map { "failing since \(AuditFormat.utc($0))" } ?? "failing"
+            state.relay = "\(relay), \(since): \(try row.decode("last_error", as: String?.self) ?? "no error recorded")"
         }
         return state
     }
