@@ -147,6 +147,13 @@ public struct DestinationStore: Sendable {
         "regexp_replace(btrim(\(column)), '^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@', '\\1[redacted]@')"
     }
 
+    /// What lets a waiting alert (`a`) go: due again when it was due before it was set aside (at
+    /// once, if that was later), its `parked` note removed.
+    static let released = """
+        next_attempt_at = least(coalesce((a.metadata -> 'parked' ->> 'due_at')::timestamptz, now()), now()),
+                     metadata = a.metadata - 'parked'
+        """
+
     /// $1–$8 the observations; $9 ALERTD_CIRCUIT_FAILURES (NULL: off), $10 and $13
     /// ALERTD_DESTINATION_DISABLE_AFTER in seconds (NULL: off) and as written, $11 and $12 the
     /// first and the longest wait between probes, $14 this instance.
@@ -223,8 +230,7 @@ public struct DestinationStore: Sendable {
                     d.failing_since, d.last_error, w.state AS was, w.circuit_opened_at AS circuit_was, w.disabling
         ), released AS (
           UPDATE integration_alert_history a
-             SET next_attempt_at = least(coalesce((a.metadata -> 'parked' ->> 'due_at')::timestamptz, now()), now()),
-                 metadata = a.metadata - 'parked'
+             SET \(released)
            WHERE a.delivery_status = 'pending' AND a.next_attempt_at IS NULL AND a.metadata ? 'parked'
              AND a.metadata -> 'parked' ->> 'destination' IN (
                    SELECT destination FROM updated WHERE circuit_was IS NOT NULL AND circuit_opened_at IS NULL)
@@ -302,8 +308,7 @@ public struct DestinationStore: Sendable {
               RETURNING a.id
             ), released AS (
               UPDATE integration_alert_history a
-                 SET next_attempt_at = least(coalesce((a.metadata -> 'parked' ->> 'due_at')::timestamptz, now()), now()),
-                     metadata = a.metadata - 'parked'
+                 SET \(Self.released)
                 FROM waiting w
                WHERE a.id = w.id AND NOT w.too_old AND NOT w.circuit_open
               RETURNING a.id
@@ -389,8 +394,7 @@ public struct DestinationStore: Sendable {
           RETURNING destination, disabled_at, disabled_reason
         ), released AS (
           UPDATE integration_alert_history a
-             SET next_attempt_at = least(coalesce((a.metadata -> 'parked' ->> 'due_at')::timestamptz, now()), now()),
-                 metadata = a.metadata - 'parked'
+             SET \(released)
            WHERE a.delivery_status = 'pending' AND a.next_attempt_at IS NULL AND a.metadata ? 'parked'
              AND a.metadata -> 'parked' ->> 'destination' IN (SELECT destination FROM enabled)
           RETURNING a.id
