@@ -102,7 +102,7 @@ public struct AlertDelivery: Sendable {
     /// longer than ALERTD_ALERT_MAX_AGE.
     func notSent(_ message: ClaimedAlert) -> String? {
         if let target = message.target, let since = target.disabledAt {
-            return "Not sent: its webhook URL was disabled \(AuditFormat.utc(since)) (\(target.disabledReason ?? "no reason recorded")). Enable it again with `alertd endpoints enable <url>` once the receiver is fixed, then `alertd replay` this alert."
+            return "Not sent: its webhook URL was disabled \(AlertContext.timestamp(since)) (\(target.disabledReason ?? "no reason recorded")). Enable it again with `alertd endpoints enable <url>` once the receiver is fixed, then `alertd replay` this alert."
         }
         if message.expired {
             return "Not sent: it waited longer than ALERTD_ALERT_MAX_AGE (\(maxAge.settingText)) for its destination\(message.target.map { " (\(Self.shown($0.key)))" } ?? ""); `alertd replay` sends it again."

@@ -92,7 +92,12 @@ final class DestinationHealth: Service, @unchecked Sendable {
                 }
             }
             let probes = worth.filter(\.probe)
-            metrics.destinationsChanged(report, probes: probes.filter { $0.signal == .reached }.count, failed: probes.filter { $0.signal != .reached }.count)
+            let disabled = report.changes.filter(\.disabled)
+            metrics.destinationsChanged(
+                circuitsOpened: report.changes.filter(\.circuitOpened).map(\.channel), disabled: disabled.count,
+                unnotified: disabled.filter { $0.notified < max($0.integrations, 1) }.count,
+                probesReached: probes.filter { $0.signal == .reached }.count, probesFailed: probes.filter { $0.signal != .reached }.count
+            )
             log(report)
             if report.released > 0 || report.notices > 0 { wake.signal() }
         } catch {

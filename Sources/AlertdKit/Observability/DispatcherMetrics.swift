@@ -212,9 +212,20 @@ public final class DispatcherMetrics: @unchecked Sendable {
         if stuck > 0 { silentFailuresOpened["stuck"]?.increment(by: stuck) }
     }
 
+    /// Destination health's figures, as last read from the database.
+    public struct DestinationState: Sendable, Equatable {
+        public var byState: [String: Int] = ["healthy": 0, "failing": 0, "disabled": 0]
+        public var openCircuits = 0
+        public var waiting = 0
+        /// When the relay's circuit is open: which, since when and its last error, in words.
+        public var relay: String?
+
+        public init() {}
+    }
+
     /// Destinations by state, open circuits, and the alerts waiting for one (the table's); and
     /// whether the relay's circuit is open, which /readyz says.
-    public func setDestinations(_ state: DestinationStore.State) {
+    public func setDestinations(_ state: DestinationState) {
         updateReadiness { $0.relayUnavailable = state.relay.map { "the SMTP relay is unavailable (\($0)); email alerts wait behind its circuit, one probe at a time" } }
         for (name, gauge) in destinations { gauge.record(state.byState[name] ?? 0) }
         circuitsOpen.record(state.openCircuits)
@@ -223,16 +234,12 @@ public final class DispatcherMetrics: @unchecked Sendable {
 
     /// What this instance's outcomes changed: circuits opened, probes, URLs disabled (and those
     /// whose integrations had no address to tell).
-    public func destinationsChanged(_ report: DestinationStore.Report, probes reached: Int, failed: Int) {
-        for change in report.changes {
-            if change.circuitOpened { circuitOpens[change.channel]?.increment() }
-            if change.disabled {
-                destinationsDisabled.increment()
-                if change.notified < max(change.integrations, 1) { disabledUnnotified.increment() }
-            }
-        }
-        if reached > 0 { probes["reached"]?.increment(by: reached) }
-        if failed > 0 { probes["failed"]?.increment(by: failed) }
+    public func destinationsChanged(circuitsOpened: [Channel], disabled: Int, unnotified: Int, probesReached: Int, probesFailed: Int) {
+        for channel in circuitsOpened { circuitOpens[channel]?.increment() }
+        if disabled > 0 { destinationsDisabled.increment(by: disabled) }
+        if unnotified > 0 { disabledUnnotified.increment(by: unnotified) }
+        if probesReached > 0 { probes["reached"]?.increment(by: probesReached) }
+        if probesFailed > 0 { probes["failed"]?.increment(by: probesFailed) }
     }
 
     /// Waiting alerts this instance failed for waiting longer than ALERTD_ALERT_MAX_AGE.

@@ -322,17 +322,9 @@ public struct DestinationStore: Sendable {
         return sweep
     }
 
-    /// Destinations by state, open circuits, and the alerts waiting for one: what /metrics shows.
-    public struct State: Sendable, Equatable {
-        public var byState: [String: Int] = ["healthy": 0, "failing": 0, "disabled": 0]
-        public var openCircuits = 0
-        public var waiting = 0
-        /// When the relay's circuit is open: since when and its last error, in words.
-        public var relay: String?
-    }
-
-    /// The figures of `State`; with `relay`, whether that relay's circuit is open.
-    public func state(relay: String? = nil) async throws -> State {
+    /// Destinations by state, open circuits, and the alerts waiting for one: what /metrics shows;
+    /// with `relay`, whether that relay's circuit is open (what /readyz says).
+    public func state(relay: String? = nil) async throws -> DispatcherMetrics.DestinationState {
         let rows = try await connection.query(
             """
             SELECT d.state, count(*)::integer AS n, count(*) FILTER (WHERE d.circuit_opened_at IS NOT NULL)::integer AS open,
@@ -343,7 +335,7 @@ public struct DestinationStore: Sendable {
              GROUP BY d.state
             """
         )
-        var state = State()
+        var state = DispatcherMetrics.DestinationState()
         for row in rows {
             state.waiting = try row.decode("waiting")
             guard let name = try row.decode("state", as: String?.self) else { continue }
@@ -353,7 +345,7 @@ public struct DestinationStore: Sendable {
         if let relay, let row = try await connection.query(
             "SELECT failing_since, last_error FROM alertd_destinations WHERE destination = $1 AND circuit_opened_at IS NOT NULL", [relay]
         ).first {
-            let since = try row.decode("failing_since", as: Date?.self).map { "failing since \(AuditFormat.utc($0))" } ?? "failing"
+            let since = try row.decode("failing_since", as: Date?.self).map { "failing since \(AlertContext.timestamp($0))" } ?? "failing"
             state.relay = "\(relay), \(since): \(try row.decode("last_error", as: String?.self) ?? "no error recorded")"
         }
         return state
@@ -378,7 +370,7 @@ public struct DestinationStore: Sendable {
         """
 
     public func list(state: String? = nil) async throws -> [AuditStore.Record] {
-        try await connection.query(Self.listSQL, [state]).map(AuditStore.record)
+        try await connection.query(Self.listSQL, [state]).map { row in row.columns.map { ($0, row[$0]) } }
     }
 
     /// The SQL of `alertd endpoints enable` (and of docs/audit-queries.md): the destination is

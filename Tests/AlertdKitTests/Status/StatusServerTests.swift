@@ -101,11 +101,11 @@ import Glibc
         metrics.setListening(true)
         #expect(metrics.respond(to: "/readyz") == StatusServer.Response(status: 200, body: "ready\n"))
         // The relay's circuit open: email waits, and readiness says so until it closes.
-        var destinations = DestinationStore.State()
-        destinations.relay = "smtp://mail.example.com:587, failing since 2026-11-27 10:00:00 UTC: Connection refused"
+        var destinations = DispatcherMetrics.DestinationState()
+        destinations.relay = "smtp://mail.example.com:587, failing since 2026-11-27T10:00:00Z: Connection refused"
         metrics.setDestinations(destinations)
-        #expect(metrics.respond(to: "/readyz").body == "not ready: email: the SMTP relay is unavailable (smtp://mail.example.com:587, failing since 2026-11-27 10:00:00 UTC: Connection refused); email alerts wait behind its circuit, one probe at a time\n")
-        metrics.setDestinations(DestinationStore.State())
+        #expect(metrics.respond(to: "/readyz").body == "not ready: email: the SMTP relay is unavailable (smtp://mail.example.com:587, failing since 2026-11-27T10:00:00Z: Connection refused); email alerts wait behind its circuit, one probe at a time\n")
+        metrics.setDestinations(DispatcherMetrics.DestinationState())
         #expect(metrics.respond(to: "/readyz").status == 200)
         metrics.setListening(false)
         #expect(metrics.respond(to: "/readyz").body == "not ready: LISTEN alertd is not active (connecting or reconnecting)\n")
