@@ -35,10 +35,13 @@ final class OutcomeRecorder: Service {
         await withGracefulShutdownHandler {
             while let batch = await outcomes.next(max: Self.batchLimit) {
                 await record(batch)
-                await health?.record(batch)
                 inFlight.finished(batch.map(\.alertID))
                 metrics.setInFlight(inFlight.count)
                 wake.signal()
+                // After the alerts are free: one recorded for a retry may be due again at once,
+                // and a claim that meets it while it still counts as in flight leaves it alone
+                // until its lease ends.
+                await health?.record(batch)
             }
         } onGracefulShutdown: {
             outcomes.close()
