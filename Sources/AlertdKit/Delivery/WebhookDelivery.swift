@@ -14,18 +14,28 @@ struct WebhookDelivery: Sendable {
         guard let url = alert.recipients.first, !url.isEmpty else {
             return DeliveryReport(decision: .failed(reason: "The alert has no webhook URL."), subject: subject)
         }
+        let format: WebhookFormat
+        switch WebhookFormat.detect(url) {
+        case .retired(let reason):
+            return DeliveryReport(decision: .failed(reason: reason), subject: subject)
+        case .format(let detected):
+            format = alert.webhookFormat ?? detected
+        }
         let body: Data
         do {
-            body = try templates.renderWebhookBody(context)
+            body = format == .standard ? try templates.renderWebhookBody(context) : try templates.renderChat(format, context)
         } catch {
             return DeliveryReport(decision: .failed(reason: "\(error)"), subject: subject)
         }
-        let response = await client.send(WebhookRequest(url: url, body: body, headers: headers(alert, body: body, startedAt: startedAt)))
+        // A chat service gets its message alone: the Standard Webhooks headers and signature
+        // are for receivers that verify them.
+        let headers = format == .standard ? headers(alert, body: body, startedAt: startedAt) : [("Content-Type", "application/json")]
+        let response = await client.send(WebhookRequest(url: url, body: body, headers: headers))
         var status: Int?
         if case .answered(let code, _, _) = response { status = code }
         return DeliveryReport(
-            decision: response.decision(), httpStatus: status, subject: subject, message: String(decoding: body, as: UTF8.self),
-            signal: response.signal()
+            decision: response.decision(format: format), httpStatus: status, subject: subject, message: String(decoding: body, as: UTF8.self),
+            signal: response.signal(format: format)
         )
     }
 

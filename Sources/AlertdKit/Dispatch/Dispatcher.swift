@@ -23,6 +23,7 @@ final class Dispatcher: Service {
     private let delivery: AlertDelivery
     private let claims: SharedConnection
     private let health: DestinationHealth
+    private let formats: WebhookFormats
     private let inFlight: InFlightAlerts
     private let outcomes: OutcomeQueue
     private let wake: WakeSignal
@@ -44,6 +45,7 @@ final class Dispatcher: Service {
         self.delivery = delivery
         self.claims = claims
         self.health = health
+        formats = WebhookFormats(logger: logger)
         self.inFlight = inFlight
         self.outcomes = outcomes
         self.wake = wake
@@ -113,6 +115,7 @@ final class Dispatcher: Service {
             let channels = inFlight.sendingEmail ? configuration.channels.filter { $0 != .email } : configuration.channels
             do {
                 try await health.check(store.connection)
+                try await formats.refresh(store.connection)
                 let saturated = inFlight.saturatedDestinations(limit: perHost)
                 if searchesOtherWork { wake.clearNotified() }
                 let claimed = channels.isEmpty ? [] : try await store.claim(
@@ -124,7 +127,7 @@ final class Dispatcher: Service {
                     try await idle(planner: &planner, store: store)
                     continue
                 }
-                let (admitted, excess) = inFlight.admit(claimed, perDestination: perHost)
+                let (admitted, excess) = inFlight.admit(formats.apply(claimed), perDestination: perHost)
                 start(admitted, group: &group)
                 metrics.setInFlight(inFlight.count)
                 planner.claimed(claimed.count, limit: limit, saturated: saturated, excess: excess.compactMap(\.destination))

@@ -19,13 +19,25 @@ public struct TestNotification: Sendable {
         public let channel: Channel
         public let target: String
         public let outcome: AttemptOutcome
+        /// For a webhook to a chat service: its format, and what it was sent (`line` shows it).
+        public var format: WebhookFormat?
 
         public var line: String {
             var text = "\(channel.rawValue) \(target): \(outcome.result.rawValue)"
             if let status = outcome.httpStatus { text += " (HTTP \(status))" }
             if let reply = outcome.smtpReply, outcome.error?.contains(reply) != true { text += " (\(reply))" }
             if let error = outcome.error { text += ": \(error)" }
+            if let format, format != .standard, let message = outcome.message {
+                text += "\nThe \(format.rawValue) message:\n" + Self.pretty(message)
+            }
             return text
+        }
+
+        static func pretty(_ json: String) -> String {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)),
+                  let data = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            else { return json }
+            return String(decoding: data, as: UTF8.self)
         }
 
         public var succeeded: Bool { outcome.result == .sent && outcome.error == nil }
@@ -40,7 +52,9 @@ public struct TestNotification: Sendable {
             guard !exists.isEmpty else {
                 throw AlertdError(.configuration, "There is no integration \(integration.postgresText).")
             }
-            let alerts = try await store.createTestAlerts(integration: integration, channels: Channel.allCases, lease: configuration.lease)
+            let formats = WebhookFormats(logger: logger)
+            try await formats.refresh(connection)
+            let alerts = formats.apply(try await store.createTestAlerts(integration: integration, channels: Channel.allCases, lease: configuration.lease))
             guard !alerts.isEmpty else {
                 throw AlertdError(.configuration, "Integration \(integration.postgresText) has neither alert_emails nor alert_webhook_url: there is nothing to test.")
             }
@@ -74,7 +88,11 @@ public struct TestNotification: Sendable {
     private func results(_ alerts: [ClaimedAlert], _ outcomes: [AttemptOutcome]) -> [Result] {
         alerts.compactMap { alert in
             outcomes.first { $0.alertID == alert.id }.map {
-                Result(channel: alert.channel, target: alert.recipients.joined(separator: ", "), outcome: $0)
+                var result = Result(channel: alert.channel, target: alert.recipients.joined(separator: ", "), outcome: $0)
+                if alert.channel == .webhook, let url = alert.recipients.first, case .format(let detected) = WebhookFormat.detect(url) {
+                    result.format = alert.webhookFormat ?? detected
+                }
+                return result
             }
         }
     }

@@ -53,6 +53,9 @@ public struct ClaimedAlert: Sendable, Equatable {
     public var groupKey: String?
     /// The other alerts this one carries in its message, when it leads a group (`AlertGroups`).
     public var grouped: [ClaimedAlert] = []
+    /// The webhook format its integration names (`configuration_metadata -> 'alertd' ->>
+    /// 'webhook_format'`); nil: the URL decides (`WebhookFormat.detect`).
+    public var webhookFormat: WebhookFormat?
     /// Where it goes as `alertd_destinations` knows it; nil without destination health (a
     /// schema before 20251130, a test notification to an address given on the command line).
     public var target: Target?

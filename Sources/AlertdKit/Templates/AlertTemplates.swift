@@ -10,6 +10,7 @@ public struct AlertTemplates: Sendable {
     public static let variable = "ALERTD_TEMPLATES_DIR"
     public static let types = ["failure", "warning", "success", "recovery", "reminder", "overdue", "resumed", "stuck", "stuck_ended", "webhook_disabled", "test"]
     public static let required = types.flatMap { ["\($0).subject", "\($0).text", "\($0).html"] } + ["webhook.json"]
+        + WebhookFormat.allCases.filter { $0 != .standard }.map { "\($0.rawValue).json" }
 
     let library: MustacheLibrary
     public let directory: URL
@@ -98,6 +99,24 @@ public struct AlertTemplates: Sendable {
             _ = try JSONSerialization.jsonObject(with: body)
         } catch {
             throw AlertdError(.configuration, "The webhook.json template produced text that is not JSON.")
+        }
+        return body
+    }
+
+    /// Renders a chat service's message (`<format>.json`, through Mustache, with the values of
+    /// `ChatMessage`), checked to be JSON.
+    public func renderChat(_ format: WebhookFormat, _ context: AlertContext) throws -> Data {
+        let message = ChatMessage(context, subject: renderSubject(context))
+        var values = context.values
+        switch format {
+        case .slack: values["slack"] = message.slackValues
+        case .standard: return try renderWebhookBody(context)
+        }
+        let body = Data(render("\(format.rawValue).json", values).utf8)
+        do {
+            _ = try JSONSerialization.jsonObject(with: body)
+        } catch {
+            throw AlertdError(.configuration, "The \(format.rawValue).json template produced text that is not JSON.")
         }
         return body
     }

@@ -43,6 +43,27 @@ extension WebhookResponse {
         }
     }
 
+    /// The decision for a message in `format`: a chat service's answers are read by its own
+    /// documentation (Slack: 200 `ok`; 403 `action_prohibited`, 404 `no_service`, 410
+    /// `channel_is_archived` say the webhook posts nowhere any more: final, and the URL disabled).
+    public func decision(format: WebhookFormat, now: Date = Date()) -> DeliveryDecision {
+        if format == .slack, case .answered(let status, _, let body) = self, Self.slackGone.contains(status) {
+            return .failed(reason: "HTTP \(status)\(body.isEmpty ? "" : ": \(body)") (Slack says this webhook posts nowhere any more: its channel was archived or deleted, or its app removed; create a new incoming webhook)")
+        }
+        return decision(now: now)
+    }
+
+    /// What the answer says of the receiver's health, for a message in `format`.
+    public func signal(format: WebhookFormat, now: Date = Date()) -> DestinationSignal? {
+        if format == .slack, case .answered(let status, _, let body) = self, Self.slackGone.contains(status) {
+            return .gone(reason: body.isEmpty ? "HTTP \(status)" : "HTTP \(status): \(body.prefix(500))")
+        }
+        return signal(now: now)
+    }
+
+    /// Slack's answers that say the webhook is gone for good.
+    static let slackGone: Set<Int> = [403, 404, 410]
+
     /// What the answer says of the receiver's health; nil when alertd did not try (a URL it
     /// refuses says nothing of the receiver).
     public func signal(now: Date = Date()) -> DestinationSignal? {

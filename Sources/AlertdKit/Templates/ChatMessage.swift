@@ -1,0 +1,112 @@
+import Foundation
+
+/// What a chat message says of an alert, before any service's layout: one headline, the facts
+/// as named fields, the error, the other endpoints of a grouped message, the link, a footer.
+/// Each service's values (`slackValues`) are cut to its documented limits, with a marker, and
+/// escaped by its rules; its stock template (`templates/<format>.json.mustache`) lays them out.
+struct ChatMessage {
+    let title: String
+    let headline: String
+    let fields: [(name: String, value: String)]
+    let error: String?
+    /// The other endpoints a grouped message carries, one line each.
+    let others: [String]
+    let link: String?
+    let footer: String
+
+    init(_ context: AlertContext, subject: String) {
+        let alert = context.alert
+        let integration = alert.integration.map { $0.name ?? $0.type } ?? "alertd"
+        let endpoint = alert.endpoint ?? "its endpoint"
+        title = subject
+        switch context.templateType {
+        case "test": headline = "A test notification from alertd: messages from this integration's alerts will arrive here."
+        case "warning": headline = "The \(endpoint) sync of \(integration) partly failed."
+        case "success": headline = "The \(endpoint) sync of \(integration) succeeded."
+        case "recovery": headline = "The \(endpoint) sync of \(integration) recovered after \(AlertContext.duration(context.failingSeconds ?? 0))\(alert.incident?.failedRuns.map { " and \($0) failed run\($0 == 1 ? "" : "s")" } ?? "")."
+        case "reminder": headline = "The \(endpoint) sync of \(integration) is still failing, for \(AlertContext.duration(context.failingSeconds ?? 0)) now."
+        case "overdue": headline = "The \(endpoint) sync of \(integration) did not start\(context.overdue?.expectedAt.map { ": it was due \($0)" } ?? "")."
+        case "resumed": headline = "The \(endpoint) sync of \(integration) is running again."
+        case "stuck": headline = "The \(endpoint) sync of \(integration) looks stuck: running for \(AlertContext.duration(context.stuck?.runningSeconds ?? 0))."
+        case "stuck_ended": headline = "The stuck \(endpoint) sync of \(integration) ended\(alert.sync.map { ": \($0.status)" } ?? "")."
+        default: headline = "The \(endpoint) sync of \(integration) failed."
+        }
+        var fields: [(String, String)] = []
+        if let value = alert.integration {
+            fields.append(("Integration", "\(value.name ?? value.type) (\(value.type), \(value.environment))"))
+        }
+        if let endpoint = alert.endpoint { fields.append(("Endpoint", endpoint)) }
+        if let sync = alert.sync {
+            fields.append(("Status", sync.status))
+            fields.append(("Records", "\(sync.recordsSynced) synced, \(sync.recordsFailed) failed"))
+            fields.append(("Started", AlertContext.timestamp(sync.startedAt)))
+        }
+        if let retry = context.retry { fields.append(("Retry", "\(retry.number) of \(retry.max) at \(retry.nextAt)")) }
+        if let incident = alert.incident, context.templateType != "test" {
+            fields.append(("Failing since", AlertContext.timestamp(incident.openedAt)))
+        }
+        self.fields = fields
+        error = context.errorMessage ?? context.incidentError
+        others = context.group.dropFirst().map { "\($0.endpoint): \($0.status), \($0.recordsFailed) failed" }
+        link = context.link
+        footer = "alertd · alert \(alert.id.postgresText) · attempt \(alert.attempt)"
+    }
+
+    // MARK: Slack
+
+    /// Slack's documented limits (Block Kit): a header's text 150 characters, a section's text
+    /// 3,000, a field's 2,000, at most 10 fields, 50 blocks (this layout has at most 7).
+    static let slackHeaderLimit = 150
+    static let slackTextLimit = 3000
+    static let slackFieldLimit = 2000
+    static let slackFieldCount = 10
+
+    /// The values `templates/slack.json.mustache` lays out: mrkdwn escaped (`&`, `<`, `>`, so no
+    /// text becomes a link, a mention or a channel), each cut to its limit with a marker.
+    var slackValues: [String: Any] {
+        let fields = self.fields.prefix(Self.slackFieldCount).enumerated().map { index, field in
+            ["text": Self.cut("*\(field.name)*\n\(Self.slackEscaped(field.value))", Self.slackFieldLimit), "last": index == min(self.fields.count, Self.slackFieldCount) - 1] as [String: Any]
+        }
+        var values: [String: Any] = [
+            "text": Self.cut(Self.slackEscaped(title), Self.slackTextLimit),
+            "header": Self.cut(title, Self.slackHeaderLimit),
+            "headline": Self.cut(Self.slackEscaped(headline), Self.slackTextLimit),
+            "fields": fields,
+            "has_fields": !fields.isEmpty,
+            "footer": Self.cut(Self.slackEscaped(footer), Self.slackTextLimit),
+        ]
+        if let error, !error.isEmpty {
+            // In a code block, whose fence a tenant's text must not close.
+            let fenced = Self.slackEscaped(error).replacingOccurrences(of: "```", with: "`\u{200B}``")
+            values["error"] = "```" + Self.cut(fenced, Self.slackTextLimit - 6) + "```"
+        }
+        if !others.isEmpty {
+            values["others"] = Self.cut("*Also failing:*\n" + others.map { "• " + Self.slackEscaped($0) }.joined(separator: "\n"), Self.slackTextLimit)
+        }
+        if let link { values["link"] = link }
+        return values
+    }
+
+    /// Slack's escaping for message text: `&`, `<` and `>` only.
+    static func slackEscaped(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+    }
+
+    /// `text` cut to `limit` characters (UTF-16 code units, as the services count them), the
+    /// last of them a marker that says it was cut; never inside a character, nor inside an
+    /// escape such as `&amp;`.
+    static func cut(_ text: String, _ limit: Int) -> String {
+        guard text.utf16.count > limit else { return text }
+        let marker = " …[cut]"
+        var kept = ""
+        var used = 0
+        for character in text {
+            let size = character.utf16.count
+            if used + size > limit - marker.utf16.count { break }
+            kept.append(character)
+            used += size
+        }
+        if let amp = kept.lastIndex(of: "&"), !kept[amp...].contains(";") { kept = String(kept[..<amp]) }
+        return kept + marker
+    }
+}

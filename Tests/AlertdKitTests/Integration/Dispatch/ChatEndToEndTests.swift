@@ -1,0 +1,77 @@
+import AlertdKit
+import AlertdPostgres
+import AlertdTestSupport
+import Foundation
+import Testing
+
+/// Chat formats through `alertd run` and `alertd --test-notification`, against a receiver that
+/// checks each request by the service's documented rules and answers as the service does.
+@Suite struct ChatEndToEndTests {
+    /// An integration whose webhook URL is `url`, named `format` in its settings.
+    static func integration(_ connection: PostgresConnection, url: String, format: String) async throws -> UUID {
+        let rows = PlatformRows(connection)
+        let integration = try await rows.integration(tenant: try await rows.tenant(), name: "Paycom <@channel> & co", webhook: url)
+        try await connection.query(
+            "UPDATE integration_configs SET configuration_metadata = jsonb_build_object('alertd', jsonb_build_object('webhook_format', $2::text)) WHERE id = $1",
+            [integration, format]
+        )
+        return integration
+    }
+
+    @Test func aSlackCompatibleURLGetsASlackMessageSlackWouldAccept() async throws {
+        let slack = try await ChatReceiver.start(service: "slack")
+        defer { slack.stop() }
+        try await TestPostgres.withDatabase { database in
+            let (live, archived) = try await database.withConnection { connection in
+                let live = try await Self.integration(connection, url: slack.url("/services/T000/B000/live"), format: "mattermost")
+                let archived = try await Self.integration(connection, url: slack.url("/services/archived/B001/gone"), format: "slack")
+                for integration in [live, archived] {
+                    let run = try await PlatformRows(connection).syncRun(integration: integration)
+                    try await connection.query("UPDATE integration_sync_history SET status = 'failed', error_message = '<!everyone> token ``` expired & gone' WHERE id = $1", [run])
+                }
+                return (live, archived)
+            }
+            let alertd = try AlertdProcess.start(environment: DispatcherEndToEndTests.environment(database, ["ALERTD_LINK_BASE_URL": "https://etl.example.com"]))
+            let requests = try await slack.waitForRequests(2)
+            for request in requests {
+                #expect(request.problems.isEmpty, "Slack would refuse it: \(request.problems)")
+                #expect(request.headers["webhook-signature"] == nil && request.headers["content-type"] == "application/json")
+            }
+            let body = try #require(requests.first { $0.path.contains("/live") }?.body)
+            #expect(body.contains("The employees sync of Paycom &lt;@channel&gt; &amp; co failed."))
+            #expect(body.contains("&lt;!everyone&gt; token"))
+            try await DispatcherEndToEndTests.waitUntil(.seconds(30)) {
+                try await database.withConnection { connection in
+                    try await connection.query("SELECT count(*)::int AS n FROM integration_alert_history WHERE delivery_status <> 'pending'")[0].decode("n", as: Int.self) == 2
+                }
+            }
+            let outcomes = try await database.withConnection { connection in
+                try await connection.query("SELECT integration_config_id, delivery_status, delivery_error FROM integration_alert_history")
+            }
+            for row in outcomes {
+                let integration: UUID = try row.decode("integration_config_id")
+                let status: String = try row.decode("delivery_status")
+                if integration == live { #expect(status == "sent") }
+                if integration == archived {
+                    #expect(status == "failed")
+                    #expect(try row.decode("delivery_error", as: String?.self)?.contains("channel_is_archived") == true)
+                }
+            }
+            let disabled: String = try await database.withConnection { connection in
+                try await connection.query("SELECT state FROM alertd_destinations WHERE destination = $1", [slack.url("/services/archived/B001/gone")])[0].decode("state")
+            }
+            #expect(disabled == "disabled", "Slack's channel_is_archived disables the URL")
+            await alertd.stopExpectingExitZero()
+
+            // The test notification shows what arrived.
+            let test = try await TestProcess.alertd(["--test-notification", "--integration", live.postgresText], environment: [
+                "ALERTD_DATABASE_URL": database.alertdURL, "ALERTD_WEBHOOK_ALLOW": "127.0.0.1",
+                "ALERTD_TEMPLATES_DIR": TestPostgres.packageRoot.appending(path: "templates").path,
+            ])
+            #expect(test.status == 0, "\(test.allOutput)")
+            #expect(test.standardOutput.contains("The slack message:"))
+            #expect(test.standardOutput.contains("A test notification from alertd"))
+            #expect(try slack.requests().last?.problems.isEmpty == true)
+        }
+    }
+}
