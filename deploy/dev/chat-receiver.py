@@ -13,6 +13,17 @@ the way the service documents it, and answers the way the service does.
                     /services/revoked/... 404 "no_service", /services/prohibited/... 403
                     "action_prohibited", /services/limited/... 429 with Retry-After: 1 (then ok).
 
+  --service discord Discord webhooks (discord.com/developers/docs/resources/webhook, the message
+                    and embed limits): POST, Content-Type application/json, "content" or
+                    "embeds"; content at most 2,000 characters; at most 10 embeds, each a title of
+                    at most 256, a description of 4,096, at most 25 fields of name 256 and value
+                    1,024 (neither empty), a footer of 2,048, a colour 0 to 0xFFFFFF, and 6,000 in
+                    all; no text that would ping (@everyone, @here, <@...>) unless
+                    allowed_mentions says {"parse": []}, and none at all of @everyone or @here.
+                    Answers 204, or 400 {"code": 50035, "message": "Invalid Form Body"}. Paths:
+                    /api/webhooks/unknown/... 404 {"code": 10015, "message": "Unknown Webhook"},
+                    /api/webhooks/limited/... 429 {"retry_after": 0.5, ...} once (then 204).
+
 Listens on 127.0.0.1 (a free port unless --port), prints "listening on <port>" first, and appends
 each request to --log as a JSON line: time, method, path, headers, body, and "problems" (the
 service's rules the request broke; empty when it would be accepted).
@@ -123,6 +134,71 @@ def slack_problems(headers, body):
     return problems
 
 
+def discord_problems(headers, body):
+    if headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return ["Content-Type is not application/json"]
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return ["the body is not JSON"]
+    if not isinstance(payload, dict):
+        return ["the body is not a JSON object"]
+    problems = []
+    content = payload.get("content", "")
+    embeds = payload.get("embeds", [])
+    if not content and not embeds:
+        problems.append("neither content nor embeds")
+    if not isinstance(content, str) or len(content) > 2000:
+        problems.append("content is not a string of at most 2000 characters")
+    if not isinstance(embeds, list) or len(embeds) > 10:
+        return problems + ["embeds is not a list of at most 10"]
+    texts = [content] if isinstance(content, str) else []
+    total = 0
+    for index, embed in enumerate(embeds):
+        where = f"embeds[{index}]"
+        for key, limit in (("title", 256), ("description", 4096)):
+            value = embed.get(key, "")
+            if not isinstance(value, str) or len(value) > limit:
+                problems.append(f"{where}.{key}: not a string of at most {limit} characters")
+            else:
+                total += len(value)
+                texts.append(value)
+        color = embed.get("color", 0)
+        if not isinstance(color, int) or not 0 <= color <= 0xFFFFFF:
+            problems.append(f"{where}.color: not 0 to 0xFFFFFF")
+        if "url" in embed and not re.match(r"^https?://", str(embed["url"])):
+            problems.append(f"{where}.url: not an http(s) URL")
+        fields = embed.get("fields", [])
+        if not isinstance(fields, list) or len(fields) > 25:
+            problems.append(f"{where}.fields: not a list of at most 25")
+            fields = []
+        for n, field in enumerate(fields):
+            name, value = field.get("name"), field.get("value")
+            if not isinstance(name, str) or not name or len(name) > 256:
+                problems.append(f"{where}.fields[{n}].name: empty or longer than 256")
+            if not isinstance(value, str) or not value or len(value) > 1024:
+                problems.append(f"{where}.fields[{n}].value: empty or longer than 1024")
+            if isinstance(name, str) and isinstance(value, str):
+                total += len(name) + len(value)
+                texts += [name, value]
+        footer = (embed.get("footer") or {}).get("text", "")
+        if not isinstance(footer, str) or len(footer) > 2048:
+            problems.append(f"{where}.footer.text: longer than 2048")
+        else:
+            total += len(footer)
+            texts.append(footer)
+    if total > 6000:
+        problems.append(f"the embeds hold {total} characters, more than 6000")
+    allowed = payload.get("allowed_mentions")
+    silenced = isinstance(allowed, dict) and allowed.get("parse") == [] and not allowed.get("users") and not allowed.get("roles")
+    for text in texts:
+        if "@everyone" in text or "@here" in text:
+            problems.append("a text holds @everyone or @here")
+        if not silenced and re.search(r"<@[!&]?[0-9]+>", text):
+            problems.append("a text mentions a user or role, and allowed_mentions does not silence it")
+    return problems
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -137,22 +213,10 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
         headers = {k.lower(): v for k, v in self.headers.items()}
-        problems = slack_problems(headers, body)
-        status, reply, extra = 200, "ok", {}
-        if self.path.startswith("/services/archived/"):
-            status, reply = 410, "channel_is_archived"
-        elif self.path.startswith("/services/revoked/"):
-            status, reply = 404, "no_service"
-        elif self.path.startswith("/services/prohibited/"):
-            status, reply = 403, "action_prohibited"
-        elif problems:
-            status, reply = 400, "invalid_blocks" if any(p.startswith("blocks") for p in problems) else "invalid_payload"
-        elif self.path.startswith("/services/limited/"):
-            with lock:
-                first = self.path not in limited
-                limited.add(self.path)
-            if first:
-                status, reply, extra = 429, "rate_limited", {"Retry-After": "1"}
+        if self.server.service == "discord":
+            status, reply, extra, problems = self.discord(headers, body)
+        else:
+            status, reply, extra, problems = self.slack(headers, body)
         with lock:
             with open(self.server.log_path, "a", encoding="utf-8") as log:
                 log.write(json.dumps({
@@ -163,10 +227,42 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         for name, value in extra.items():
             self.send_header(name, value)
-        self.send_header("Content-Type", "text/html")
+        if data:
+            self.send_header("Content-Type", "application/json" if self.server.service == "discord" else "text/html")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def limited_once(self):
+        with lock:
+            first = self.path not in limited
+            limited.add(self.path)
+        return first
+
+    def discord(self, headers, body):
+        problems = discord_problems(headers, body)
+        if self.path.startswith("/api/webhooks/unknown/"):
+            return 404, json.dumps({"message": "Unknown Webhook", "code": 10015}), {}, problems
+        if problems:
+            return 400, json.dumps({"message": "Invalid Form Body", "code": 50035}), {}, problems
+        if self.path.startswith("/api/webhooks/limited/") and self.limited_once():
+            return 429, json.dumps({"message": "You are being rate limited.", "retry_after": 0.5, "global": False}), {"Retry-After": "1"}, problems
+        return 204, "", {}, problems
+
+    def slack(self, headers, body):
+        problems = slack_problems(headers, body)
+        status, reply, extra = 200, "ok", {}
+        if self.path.startswith("/services/archived/"):
+            status, reply = 410, "channel_is_archived"
+        elif self.path.startswith("/services/revoked/"):
+            status, reply = 404, "no_service"
+        elif self.path.startswith("/services/prohibited/"):
+            status, reply = 403, "action_prohibited"
+        elif problems:
+            status, reply = 400, "invalid_blocks" if any(p.startswith("blocks") for p in problems) else "invalid_payload"
+        elif self.path.startswith("/services/limited/") and self.limited_once():
+            status, reply, extra = 429, "rate_limited", {"Retry-After": "1"}
+        return status, reply, extra, problems
 
 
 class Server(ThreadingHTTPServer):
@@ -178,7 +274,7 @@ class Server(ThreadingHTTPServer):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--service", choices=["slack"], required=True)
+    parser.add_argument("--service", choices=["slack", "discord"], required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--log", required=True)
     args = parser.parse_args()
@@ -186,6 +282,7 @@ def main():
     server = Server(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     server.log_path = args.log
+    server.service = args.service
     print(f"listening on {server.server_address[1]}", flush=True)
     server.serve_forever()
 

@@ -46,9 +46,14 @@ final class DestinationHealth: Service, @unchecked Sendable {
         self.logger = logger
     }
 
+    /// Whether a circuit may be open or a destination disabled: true until a sweep finds none, and
+    /// again as soon as a report (this instance's) or a sweep (any instance's, within
+    /// `sweepInterval`) finds one. While false, claims skip the open circuits' look-ups.
+    private var unhealthy = true
+
     /// What a claim needs, once the schema is known to have destination health; nil before.
     var claim: AlertStore.DestinationClaim? {
-        lock.withLock { present == true } ? AlertStore.DestinationClaim(relay: relay, maxAge: settings.maxAge) : nil
+        lock.withLock { present == true ? AlertStore.DestinationClaim(relay: relay, maxAge: settings.maxAge, circuits: unhealthy) : nil }
     }
 
     /// Finds out whether the schema has destination health; says so once when it does not.
@@ -89,6 +94,7 @@ final class DestinationHealth: Service, @unchecked Sendable {
             lock.withLock {
                 for change in report.changes {
                     if change.state == "healthy" { healthyWritten[change.destination] = now } else { healthyWritten[change.destination] = nil }
+                    if change.circuitOpen || change.state == "disabled" { unhealthy = true }
                 }
             }
             let probes = worth.filter(\.probe)
@@ -147,7 +153,9 @@ final class DestinationHealth: Service, @unchecked Sendable {
                             ])
                         }
                         if sweep.released > 0 { self.wake.signal() }
-                        self.metrics.setDestinations(try await store.state(relay: self.relay))
+                        let state = try await store.state(relay: self.relay)
+                        self.lock.withLock { self.unhealthy = state.openCircuits > 0 || (state.byState["disabled"] ?? 0) > 0 }
+                        self.metrics.setDestinations(state)
                     }
                 } catch where Task.isCancelled {
                     return

@@ -10,6 +10,8 @@ public enum WebhookFormat: String, Sendable, CaseIterable {
     /// Slack incoming webhooks (`hooks.slack.com`), and Slack-compatible ones (Mattermost,
     /// Rocket.Chat) by the override.
     case slack
+    /// Discord's webhooks (`discord.com/api/webhooks/...`, also `discordapp.com`).
+    case discord
 
     /// What a URL calls for.
     public enum Detection: Sendable, Equatable {
@@ -18,12 +20,17 @@ public enum WebhookFormat: String, Sendable, CaseIterable {
         case retired(String)
     }
 
-    /// The format `url` calls for: Slack's incoming webhooks by their host; Microsoft's retired
+    /// The format `url` calls for: Slack's incoming webhooks by their host, Discord's by host and
+    /// path; Microsoft's retired
     /// Office 365 connector URLs refused with the reason; every other URL the standard JSON.
     public static func detect(_ url: String) -> Detection {
         guard let components = URLComponents(string: url), let host = components.host?.lowercased() else { return .format(.standard) }
         let path = components.path.lowercased()
         if host == "hooks.slack.com" { return .format(.slack) }
+        if ["discord.com", "discordapp.com", "ptb.discord.com", "canary.discord.com"].contains(host),
+           path.hasPrefix("/api/webhooks/") || path.range(of: #"^/api/v[0-9]+/webhooks/"#, options: .regularExpression) != nil {
+            return .format(.discord)
+        }
         if (host.hasSuffix(".webhook.office.com") && path.hasPrefix("/webhookb2/")) || (host == "outlook.office.com" && path.hasPrefix("/webhook/")) {
             return .retired(
                 "This is a Microsoft Teams Office 365 connector URL: Microsoft retired those connectors, and they no longer deliver messages. In Teams, create a webhook with the Workflows app (\"Post to a channel when a webhook request is received\") and put its URL in the integration's alert_webhook_url."

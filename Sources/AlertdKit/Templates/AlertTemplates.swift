@@ -110,6 +110,7 @@ public struct AlertTemplates: Sendable {
         var values = context.values
         switch format {
         case .slack: values["slack"] = message.slackValues
+        case .discord: values["discord"] = message.discordValues(templateType: context.templateType)
         case .standard: return try renderWebhookBody(context)
         }
         let body = Data(render("\(format.rawValue).json", values).utf8)

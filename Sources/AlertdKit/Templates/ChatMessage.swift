@@ -52,6 +52,88 @@ struct ChatMessage {
         footer = "alertd · alert \(alert.id.postgresText) · attempt \(alert.attempt)"
     }
 
+    // MARK: Discord
+
+    /// Discord's documented limits: content 2,000 characters; an embed's title 256, description
+    /// 4,096, a field's name 256 and value 1,024, at most 25 fields, its footer 2,048; 6,000 in
+    /// all the embeds of a message.
+    static let discordContentLimit = 2000
+    static let discordTitleLimit = 256
+    static let discordDescriptionLimit = 4096
+    static let discordFieldNameLimit = 256
+    static let discordFieldValueLimit = 1024
+    static let discordFooterLimit = 2048
+    static let discordEmbedTotal = 6000
+
+    /// The embed's colour by what happened: red a failure, amber a warning, orange what is still
+    /// wrong, green what went right, blue a test.
+    static func discordColor(_ templateType: String) -> Int {
+        switch templateType {
+        case "failure": 0xD93025
+        case "warning": 0xF29900
+        case "reminder", "overdue", "stuck": 0xE37400
+        case "test": 0x1A73E8
+        default: 0x1E8E3E
+        }
+    }
+
+    /// The values `templates/discord.json.mustache` lays out: markdown escaped and mentions
+    /// broken (no text can ping `@everyone`, `@here`, a user or a role; the message also says
+    /// `allowed_mentions: {"parse": []}`), each cut to its limit with a marker, the embed within
+    /// 6,000 characters in all.
+    func discordValues(templateType: String) -> [String: Any] {
+        let title = Self.cut(Self.discordEscaped(self.title), Self.discordTitleLimit)
+        let footer = Self.cut(Self.discordEscaped(self.footer), Self.discordFooterLimit)
+        // Discord refuses an empty field: an empty value (a nameless endpoint, say) shows as a dash.
+        var fields: [(name: String, value: String)] = self.fields.prefix(25).map {
+            (Self.cut(Self.discordEscaped($0.name), Self.discordFieldNameLimit), $0.value.isEmpty ? "—" : Self.cut(Self.discordEscaped($0.value), Self.discordFieldValueLimit))
+        }
+        var description = Self.discordEscaped(headline)
+        if let error, !error.isEmpty {
+            description += "\n```\n" + Self.cut(Self.discordMentionsBroken(error).replacingOccurrences(of: "```", with: "`\u{200B}``"), 1800) + "\n```"
+        }
+        if !others.isEmpty { description += "\n**Also failing:**\n" + others.map { "• " + Self.discordEscaped($0) }.joined(separator: "\n") }
+        // Whatever the embed's parts leave of the 6,000 goes to the description.
+        var used = title.utf16.count + footer.utf16.count + fields.reduce(0) { $0 + $1.name.utf16.count + $1.value.utf16.count }
+        while used > Self.discordEmbedTotal - 200, !fields.isEmpty {
+            let last = fields.removeLast()
+            used -= last.name.utf16.count + last.value.utf16.count
+        }
+        description = Self.cut(description, min(Self.discordDescriptionLimit, Self.discordEmbedTotal - used))
+        var values: [String: Any] = [
+            "content": Self.cut(Self.discordEscaped(self.title), Self.discordContentLimit),
+            "title": title,
+            "description": description,
+            "color": Self.discordColor(templateType),
+            "fields": fields.enumerated().map { index, field in
+                ["name": field.name, "value": field.value, "last": index == fields.count - 1] as [String: Any]
+            },
+            "footer": footer,
+        ]
+        if let link { values["link"] = link }
+        return values
+    }
+
+    /// Discord's markdown escaped with backslashes (`\ * _ ~ ` | [ ]` anywhere, so no text is
+    /// bold, struck, spoilered or a masked link; `> # -` at a line's start, so none is a quote, a
+    /// heading or a list), and mentions broken.
+    static func discordEscaped(_ text: String) -> String {
+        var escaped = ""
+        var lineStart = true
+        for character in text {
+            if "\\*_~`|[]".contains(character) || (lineStart && ">#-".contains(character)) { escaped.append("\\") }
+            escaped.append(character)
+            lineStart = character.isNewline || (lineStart && character == " ")
+        }
+        return discordMentionsBroken(escaped)
+    }
+
+    /// `@everyone`, `@here`, `<@user>`, `<@&role>` and `<#channel>` made inert: a zero-width
+    /// space after each `@` and `<`.
+    static func discordMentionsBroken(_ text: String) -> String {
+        text.replacingOccurrences(of: "@", with: "@\u{200B}").replacingOccurrences(of: "<", with: "<\u{200B}")
+    }
+
     // MARK: Slack
 
     /// Slack's documented limits (Block Kit): a header's text 150 characters, a section's text

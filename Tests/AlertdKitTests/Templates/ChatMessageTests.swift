@@ -88,6 +88,55 @@ import Testing
         }
     }
 
+    @Test func discordURLsAndAnswers() {
+        #expect(WebhookFormat.detect("https://discord.com/api/webhooks/123/abc") == .format(.discord))
+        #expect(WebhookFormat.detect("https://discordapp.com/api/webhooks/123/abc") == .format(.discord))
+        #expect(WebhookFormat.detect("https://canary.discord.com/api/v10/webhooks/123/abc") == .format(.discord))
+        #expect(WebhookFormat.detect("https://discord.com/channels/123") == .format(.standard))
+        #expect(WebhookFormat.named("discord") == .discord)
+        let unknown = WebhookResponse.answered(status: 404, retryAfter: nil, body: #"{"message": "Unknown Webhook", "code": 10015}"#)
+        #expect(unknown.signal(format: .discord) == .gone(reason: #"HTTP 404: {"message": "Unknown Webhook", "code": 10015}"#))
+        guard case .failed(let reason) = unknown.decision(format: .discord) else { Issue.record("404 is not final"); return }
+        #expect(reason.contains("Discord says this webhook does not exist any more"))
+        let limited = WebhookResponse.answered(status: 429, retryAfter: "1", body: #"{"message": "You are being rate limited.", "retry_after": 64.57, "global": false}"#)
+        #expect(limited.decision(format: .discord) == .retry(reason: #"HTTP 429: {"message": "You are being rate limited.", "retry_after": 64.57, "global": false}"#, notBefore: .milliseconds(64_570)))
+        #expect(limited.signal(format: .discord)?.retryAfter == .milliseconds(64_570))
+        #expect(WebhookResponse.answered(status: 204, retryAfter: nil, body: "").decision(format: .discord) == .delivered)
+    }
+
+    /// Every Discord message alertd renders keeps Discord's documented limits, has no empty field,
+    /// and can ping nobody.
+    @Test func everyDiscordMessageKeepsDiscordsLimitsAndPingsNobody() async throws {
+        let templates = try await AlertTemplates.load(from: AlertTemplatesTests.directory)
+        var alerts = try AlertTemplatesTests.everyShapeOfAlert()
+        alerts.append(ClaimedAlert.test(channel: .webhook, recipients: ["https://discord.com/api/webhooks/1/x"]))
+        alerts.append(AlertTemplatesTests.alert(error: "@everyone <@&123> @here ``` <#9>", name: "@here <@456>"))
+        for alert in alerts {
+            let body = try templates.renderChat(.discord, AlertContext(alert: alert, linkBase: "https://app.example.com/"))
+            let message = try #require(try JSONSerialization.jsonObject(with: body) as? [String: Any])
+            #expect((message["allowed_mentions"] as? [String: Any])?["parse"] as? [Any] != nil)
+            let content = try #require(message["content"] as? String)
+            #expect(!content.isEmpty && content.count <= 2000)
+            let embed = try #require((message["embeds"] as? [[String: Any]])?.first)
+            let title = try #require(embed["title"] as? String), description = try #require(embed["description"] as? String)
+            let footer = try #require((embed["footer"] as? [String: Any])?["text"] as? String)
+            let fields = try #require(embed["fields"] as? [[String: Any]])
+            #expect(title.count <= 256 && description.count <= 4096 && footer.count <= 2048 && fields.count <= 25)
+            var total = title.count + description.count + footer.count
+            var texts = [content, title, description, footer]
+            for field in fields {
+                let name = field["name"] as? String ?? "", value = field["value"] as? String ?? ""
+                #expect(!name.isEmpty && name.count <= 256 && !value.isEmpty && value.count <= 1024, "\(alert.type): field \(name)")
+                total += name.count + value.count
+                texts += [name, value]
+            }
+            #expect(total <= 6000, "\(alert.type): \(total) characters in the embed")
+            for text in texts {
+                #expect(!text.contains("@everyone") && !text.contains("@here") && text.range(of: #"<@[!&]?[0-9]+>"#, options: .regularExpression) == nil)
+            }
+        }
+    }
+
     @Test func aSlackMessageSaysWhatHappenedAndLinksTheRun() async throws {
         let templates = try await AlertTemplates.load(from: AlertTemplatesTests.directory)
         let body = try templates.renderChat(.slack, AlertContext(alert: AlertTemplatesTests.alert(), linkBase: "https://etl.example.com/"))

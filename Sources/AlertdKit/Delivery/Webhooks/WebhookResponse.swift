@@ -46,23 +46,48 @@ extension WebhookResponse {
     /// The decision for a message in `format`: a chat service's answers are read by its own
     /// documentation (Slack: 200 `ok`; 403 `action_prohibited`, 404 `no_service`, 410
     /// `channel_is_archived` say the webhook posts nowhere any more: final, and the URL disabled).
+    /// Discord: 204 delivered; 404 `Unknown Webhook` and 401 `Invalid Webhook Token` final, and the
+    /// URL disabled; 429 retried after the body's `retry_after` (seconds) when it asks longer than
+    /// `Retry-After`.
     public func decision(format: WebhookFormat, now: Date = Date()) -> DeliveryDecision {
-        if format == .slack, case .answered(let status, _, let body) = self, Self.slackGone.contains(status) {
-            return .failed(reason: "HTTP \(status)\(body.isEmpty ? "" : ": \(body)") (Slack says this webhook posts nowhere any more: its channel was archived or deleted, or its app removed; create a new incoming webhook)")
+        if case .answered(let status, _, let body) = self, let gone = Self.gone(format, status) {
+            return .failed(reason: "HTTP \(status)\(body.isEmpty ? "" : ": \(body.prefix(500))") (\(gone))")
+        }
+        if format == .discord, case .answered(429, let retryAfter, let body) = self, let wait = Self.discordRetryAfter(body) {
+            return .retry(reason: "HTTP 429: \(body.prefix(500))", notBefore: max(wait, retryAfter.flatMap { Self.parseRetryAfter($0, now: now) } ?? .zero))
         }
         return decision(now: now)
     }
 
     /// What the answer says of the receiver's health, for a message in `format`.
     public func signal(format: WebhookFormat, now: Date = Date()) -> DestinationSignal? {
-        if format == .slack, case .answered(let status, _, let body) = self, Self.slackGone.contains(status) {
+        if case .answered(let status, _, let body) = self, Self.gone(format, status) != nil {
             return .gone(reason: body.isEmpty ? "HTTP \(status)" : "HTTP \(status): \(body.prefix(500))")
+        }
+        if format == .discord, case .answered(429, let retryAfter, let body) = self, let wait = Self.discordRetryAfter(body) {
+            return .unavailable(reason: "HTTP 429: \(body.prefix(500))", httpStatus: 429, retryAfter: max(wait, retryAfter.flatMap { Self.parseRetryAfter($0, now: now) } ?? .zero))
         }
         return signal(now: now)
     }
 
-    /// Slack's answers that say the webhook is gone for good.
-    static let slackGone: Set<Int> = [403, 404, 410]
+    /// Why a chat service's answer means its webhook is gone for good; nil when it does not.
+    static func gone(_ format: WebhookFormat, _ status: Int) -> String? {
+        switch (format, status) {
+        case (.slack, 403), (.slack, 404), (.slack, 410):
+            "Slack says this webhook posts nowhere any more: its channel was archived or deleted, or its app removed; create a new incoming webhook"
+        case (.discord, 401), (.discord, 404):
+            "Discord says this webhook does not exist any more: it was deleted, or its token is wrong; create a new one in the channel's Integrations"
+        default: nil
+        }
+    }
+
+    /// Discord's `retry_after` (seconds, in the JSON body of a 429), within `retryAfterBounds`.
+    static func discordRetryAfter(_ body: String) -> Duration? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any],
+              let seconds = (object["retry_after"] as? NSNumber)?.doubleValue, seconds >= 0 else { return nil }
+        let wait = Duration.milliseconds(Int64((seconds * 1000).rounded(.up)))
+        return min(max(wait, retryAfterBounds.lowerBound), retryAfterBounds.upperBound)
+    }
 
     /// What the answer says of the receiver's health; nil when alertd did not try (a URL it
     /// refuses says nothing of the receiver).

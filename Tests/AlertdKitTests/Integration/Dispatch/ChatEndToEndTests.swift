@@ -74,4 +74,43 @@ import Testing
             #expect(try slack.requests().last?.problems.isEmpty == true)
         }
     }
+
+    @Test func aDiscordWebhookGetsAnEmbedDiscordWouldAcceptAndItsRateLimitIsHonoured() async throws {
+        let discord = try await ChatReceiver.start(service: "discord")
+        defer { discord.stop() }
+        try await TestPostgres.withDatabase { database in
+            let paths = ["/api/webhooks/1/live", "/api/webhooks/limited/2/busy", "/api/webhooks/unknown/3/deleted"]
+            try await database.withConnection { connection in
+                for path in paths {
+                    let integration = try await Self.integration(connection, url: discord.url(path), format: "discord")
+                    let run = try await PlatformRows(connection).syncRun(integration: integration)
+                    try await connection.query("UPDATE integration_sync_history SET status = 'failed', error_message = '@everyone <@&42> token expired' WHERE id = $1", [run])
+                }
+            }
+            let alertd = try AlertdProcess.start(environment: DispatcherEndToEndTests.environment(database))
+            // One each, and the rate-limited one again after Discord's retry_after.
+            let requests = try await discord.waitForRequests(4)
+            for request in requests {
+                #expect(request.problems.isEmpty, "Discord would refuse it: \(request.problems)")
+            }
+            let limited = requests.filter { $0.path.contains("/limited/") }.map(\.time)
+            #expect(limited.count == 2 && limited[1] - limited[0] >= 0.5, "retried after retry_after: \(limited)")
+            try await DispatcherEndToEndTests.waitUntil(.seconds(30)) {
+                try await database.withConnection { connection in
+                    try await connection.query("SELECT count(*)::int AS n FROM integration_alert_history WHERE delivery_status <> 'pending'")[0].decode("n", as: Int.self) == 3
+                }
+            }
+            let statuses = try await database.withConnection { connection in
+                try await connection.query("SELECT recipients[1] AS url, delivery_status FROM integration_alert_history").reduce(into: [String: String]()) {
+                    $0[try $1.decode("url")] = try $1.decode("delivery_status")
+                }
+            }
+            #expect(statuses == [discord.url(paths[0]): "sent", discord.url(paths[1]): "sent", discord.url(paths[2]): "failed"])
+            let state: String = try await database.withConnection { connection in
+                try await connection.query("SELECT state FROM alertd_destinations WHERE destination = $1", [discord.url(paths[2])])[0].decode("state")
+            }
+            #expect(state == "disabled", "Discord's Unknown Webhook disables the URL")
+            await alertd.stopExpectingExitZero()
+        }
+    }
 }
