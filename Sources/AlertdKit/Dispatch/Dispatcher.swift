@@ -115,7 +115,7 @@ final class Dispatcher: Service {
             let channels = inFlight.sendingEmail ? configuration.channels.filter { $0 != .email } : configuration.channels
             do {
                 try await health.check(store.connection)
-                try await formats.refresh(store.connection)
+                await formats.refresh(store.connection)
                 let saturated = inFlight.saturatedDestinations(limit: perHost)
                 if searchesOtherWork { wake.clearNotified() }
                 let claimed = channels.isEmpty ? [] : try await store.claim(

@@ -53,7 +53,7 @@ public struct TestNotification: Sendable {
                 throw AlertdError(.configuration, "There is no integration \(integration.postgresText).")
             }
             let formats = WebhookFormats(logger: logger)
-            try await formats.refresh(connection)
+            await formats.refresh(connection)
             let alerts = formats.apply(try await store.createTestAlerts(integration: integration, channels: Channel.allCases, lease: configuration.lease))
             guard !alerts.isEmpty else {
                 throw AlertdError(.configuration, "Integration \(integration.postgresText) has neither alert_emails nor alert_webhook_url: there is nothing to test.")

@@ -19,8 +19,10 @@ final class WebhookFormats: @unchecked Sendable {
     }
 
     /// Reads the formats again if they are older than `refreshInterval`. A schema without
-    /// `alertd_integration_settings()` (before 20251129) names none.
-    func refresh(_ connection: PostgresConnection, now: ContinuousClock.Instant = .now) async throws {
+    /// `alertd_integration_settings()` (before 20251129) names none. A read that fails keeps the
+    /// formats read before, says so, and is tried again after the interval: it never holds up a
+    /// claim.
+    func refresh(_ connection: PostgresConnection, now: ContinuousClock.Instant = .now) async {
         guard lock.withLock({ readAt.map { now - $0 >= Self.refreshInterval } ?? true }) else { return }
         var read: [UUID: WebhookFormat] = [:]
         do {
@@ -41,6 +43,10 @@ final class WebhookFormats: @unchecked Sendable {
             }
         } catch let error as PostgresError where error.sqlState == "42883" {
             // undefined_function: the schema is older than 20251129; no integration names one.
+        } catch {
+            logger.warning("could not read the integrations' webhook formats; keeping those read before", metadata: ["error": "\(error)"])
+            lock.withLock { readAt = now }
+            return
         }
         lock.withLock {
             formats = read
