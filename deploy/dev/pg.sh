@@ -78,7 +78,7 @@ start() {
     cat >>"$dir/data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$dir/socket'
-max_connections = 300
+max_connections = 600
 fsync = on
 shared_buffers = 128MB
 log_min_messages = warning

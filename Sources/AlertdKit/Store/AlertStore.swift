@@ -106,7 +106,10 @@ public struct AlertStore: Sendable {
         NULL::timestamptz AS disabled_failing_since, NULL::text AS disabled_last_error, NULL::integer AS disabled_undelivered
         """
 
-    static let claimSQL = """
+    /// The claim of due alerts, oldest due first, each claimed alert's row read with `health`'s
+    /// columns.
+    static func plainClaim(health: String) -> String {
+        """
         WITH due AS (
         \(dueAlerts(extra: ""))
         ), claimed AS (
@@ -119,36 +122,21 @@ public struct AlertStore: Sendable {
            WHERE a.id = due.id
           RETURNING a.*
         )
-        \(claimedColumns(health: noHealthColumns))
+        \(claimedColumns(health: health))
           FROM claimed c
           LEFT JOIN integration_configs i ON i.id = c.integration_config_id
           LEFT JOIN integration_sync_history h ON h.id = c.sync_history_id
           \(incidentJoins)
          ORDER BY c.next_attempt_at
         """
+    }
+
+    /// The claim on a schema without destination health (before 20251130).
+    static let claimSQL = plainClaim(health: noHealthColumns)
 
     /// The claim when no circuit is open and no destination disabled: the plain claim, with the
     /// columns of destination health each alert's outcome needs.
-    static let claimAllHealthySQL = """
-        WITH due AS (
-        \(dueAlerts(extra: ""))
-        ), claimed AS (
-          UPDATE integration_alert_history a
-             SET locked_by = $2,
-                 locked_until = now() + make_interval(secs => $4),
-                 attempt_count = a.attempt_count + 1,
-                 last_attempt_at = now()
-            FROM due
-           WHERE a.id = due.id
-          RETURNING a.*
-        )
-        \(claimedColumns(health: healthColumns(probe: "false", disabledAt: "NULL::timestamptz", disabledReason: "NULL::text")))
-          FROM claimed c
-          LEFT JOIN integration_configs i ON i.id = c.integration_config_id
-          LEFT JOIN integration_sync_history h ON h.id = c.sync_history_id
-          \(incidentJoins)
-         ORDER BY c.next_attempt_at
-        """
+    static let claimAllHealthySQL = plainClaim(health: healthColumns(probe: "false", disabledAt: "NULL::timestamptz", disabledReason: "NULL::text"))
 
     /// Destination health's columns of claimed alert `c`: its destination, whether it is the
     /// probe, its destination's disabling, whether it waited too long ($7), its probes, and what
