@@ -76,6 +76,7 @@ import Testing
         #expect(WebhookResponse.answered(status: 400, retryAfter: nil, body: "bad").signal() == .refused(reason: "HTTP 400: bad", httpStatus: 400))
         #expect(WebhookResponse.transportFailed(reason: "Connection refused", timedOut: false).signal() == .unavailable(reason: "Connection refused", httpStatus: nil, retryAfter: nil))
         #expect(WebhookResponse.refused(reason: "internal address").signal() == nil, "a URL alertd refuses says nothing of the receiver")
+        #expect(WebhookResponse.transportFailed(reason: "cancelled: alertd is shutting down", timedOut: false).signal() == nil)
     }
 
     @Test func aBatchIsFoldedPerDestinationCountingFailuresSinceItsLastSuccess() {

@@ -316,6 +316,9 @@ public final class WebhookClient: Service, Sendable {
             alertd_curl_easy_getinfo_long(easy, CURLINFO_NUM_CONNECTS, &connected)
             if let refusal = transfer.capture.refusal, status == 0, connected == 0 || code == CURLE_COULDNT_CONNECT {
                 response = .refused(reason: refusal)
+            } else if code == CURLE_URL_MALFORMAT || code == CURLE_UNSUPPORTED_PROTOCOL {
+                // A URL libcurl cannot use never will: final, and nothing said of a receiver.
+                response = .refused(reason: "The webhook URL cannot be used: \(String(cString: curl_easy_strerror(code))).")
             } else if code != CURLE_OK {
                 response = .transportFailed(reason: String(cString: curl_easy_strerror(code)), timedOut: code == CURLE_OPERATION_TIMEDOUT)
             } else {

@@ -96,7 +96,8 @@ extension WebhookResponse {
         case .refused:
             return nil
         case .transportFailed(let reason, _):
-            return .unavailable(reason: reason, httpStatus: nil, retryAfter: nil)
+            // A transfer alertd cut short at shutdown says nothing of the receiver.
+            return reason.contains("alertd is shutting down") ? nil : .unavailable(reason: reason, httpStatus: nil, retryAfter: nil)
         case .answered(let status, let retryAfter, let body):
             let summary = body.isEmpty ? "HTTP \(status)" : "HTTP \(status): \(body.prefix(500))"
             switch status {
