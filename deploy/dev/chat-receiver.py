@@ -24,12 +24,44 @@ the way the service documents it, and answers the way the service does.
                     /api/webhooks/unknown/... 404 {"code": 10015, "message": "Unknown Webhook"},
                     /api/webhooks/limited/... 429 {"retry_after": 0.5, ...} once (then 204).
 
+  --service teams   Microsoft Teams through a Workflows webhook ("Post to a channel when a
+                    webhook request is received"; learn.microsoft.com, Adaptive Cards reference):
+                    POST, Content-Type application/json, {"type": "message", "attachments": [one
+                    attachment of contentType application/vnd.microsoft.card.adaptive]}; its
+                    content an AdaptiveCard of version 1.0 to 1.5 (what Teams renders) that
+                    validates against Microsoft's Adaptive Card JSON schema of that version
+                    (fetched by deploy/dev/install-deps.sh; ALERTD_ADAPTIVE_CARD_SCHEMAS names
+                    another folder); the message at most 28 KB. Answers 202 with no body, as
+                    Power Automate does, even for a card the workflow will fail to post (that
+                    failure shows only in the workflow's run history: hence the checks here),
+                    and 400 {"error": {"code": "InvalidRequestContent", ...}} for a body that is
+                    not JSON. Paths: /workflows/deleted/... 404 {"error": {"code":
+                    "WorkflowNotFound", ...}}, /workflows/limited/... 429 with Retry-After: 1 once.
+
+  --service google_chat
+                    Google Chat incoming webhooks (developers.google.com/workspace/chat: the
+                    Message and Card v2 references): POST, Content-Type application/json, a
+                    Message with "text" or "cardsV2"; at most 32,000 bytes; text at most 4,096
+                    characters, never a mention of everyone (<users/all>); each card a cardId, a
+                    header with a title, sections of 1 to 100 widgets, each widget one of
+                    textParagraph, decoratedText, buttonList, divider; card texts use only the
+                    HTML Google Chat reads (<b> <i> <u> <s> <br> <font color> <a href>), so a
+                    bare < or & is a problem; a button's link http(s). Answers 200 with the
+                    created Message, or 400 {"error": {"code": 400, "status":
+                    "INVALID_ARGUMENT", ...}}. Paths: /v1/spaces/deleted/... 404 NOT_FOUND,
+                    /v1/spaces/limited/... 429 RESOURCE_EXHAUSTED once (no Retry-After, as
+                    Google's quota errors come).
+
 Listens on 127.0.0.1 (a free port unless --port), prints "listening on <port>" first, and appends
 each request to --log as a JSON line: time, method, path, headers, body, and "problems" (the
 service's rules the request broke; empty when it would be accepted).
+
+With --check FILE..., checks each file as a request's body by the service's rules instead, prints
+one JSON line per file ({"file": ..., "problems": [...]}) and exits.
 """
 import argparse
 import json
+import os
 import re
 import signal
 import socket
@@ -70,16 +102,23 @@ def text_object(where, obj, limit, kinds=("plain_text", "mrkdwn")):
     return problems
 
 
-def slack_problems(headers, body):
+def json_body(headers, body):
+    """The body as a JSON object, or the problem that stops the checks."""
     if headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        return ["Content-Type is not application/json"]
+        return None, ["Content-Type is not application/json"]
     try:
         payload = json.loads(body)
     except ValueError:
-        return ["the body is not JSON"]
+        return None, ["the body is not JSON"]
     if not isinstance(payload, dict):
-        return ["the body is not a JSON object"]
-    problems = []
+        return None, ["the body is not a JSON object"]
+    return payload, []
+
+
+def slack_problems(headers, body):
+    payload, problems = json_body(headers, body)
+    if payload is None:
+        return problems
     if not payload.get("text") and not payload.get("blocks"):
         problems.append("neither text nor blocks")
     if "text" in payload:
@@ -135,15 +174,9 @@ def slack_problems(headers, body):
 
 
 def discord_problems(headers, body):
-    if headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        return ["Content-Type is not application/json"]
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return ["the body is not JSON"]
-    if not isinstance(payload, dict):
-        return ["the body is not a JSON object"]
-    problems = []
+    payload, problems = json_body(headers, body)
+    if payload is None:
+        return problems
     content = payload.get("content", "")
     embeds = payload.get("embeds", [])
     if not content and not embeds:
@@ -199,6 +232,150 @@ def discord_problems(headers, body):
     return problems
 
 
+SCHEMAS = os.environ.get("ALERTD_ADAPTIVE_CARD_SCHEMAS") or os.path.join(
+    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "alertd", "adaptive-card-schemas")
+validators = {}
+
+
+def card_validator(version):
+    """Microsoft's Adaptive Card schema of `version`, as a validator; exits when it is missing (a
+    check that cannot run must not pass)."""
+    if version not in validators:
+        import jsonschema
+        path = os.path.join(SCHEMAS, f"schema-{version}.json")
+        try:
+            with open(path, encoding="utf-8") as f:
+                schema = json.load(f)
+        except OSError:
+            sys.exit(f"chat-receiver: no Adaptive Card schema at {path}: run deploy/dev/install-deps.sh")
+        validators[version] = jsonschema.Draft6Validator(schema)
+    return validators[version]
+
+
+def teams_problems(headers, body):
+    payload, problems = json_body(headers, body)
+    if payload is None:
+        return problems
+    if len(body) > 28 * 1024:
+        problems.append(f"the message is {len(body)} bytes, more than Teams' 28 KB")
+    if payload.get("type") != "message":
+        problems.append('type is not "message"')
+    attachments = payload.get("attachments")
+    if not isinstance(attachments, list) or len(attachments) != 1:
+        return problems + ["attachments is not a list of one card (the workflow posts attachments[0])"]
+    attachment = attachments[0]
+    if not isinstance(attachment, dict) or attachment.get("contentType") != "application/vnd.microsoft.card.adaptive":
+        return problems + ["attachments[0].contentType is not application/vnd.microsoft.card.adaptive"]
+    card = attachment.get("content")
+    if not isinstance(card, dict) or card.get("type") != "AdaptiveCard":
+        return problems + ["attachments[0].content is not an AdaptiveCard"]
+    version = card.get("version")
+    if version not in ("1.0", "1.1", "1.2", "1.3", "1.4", "1.5"):
+        return problems + [f"version {version!r} is not one Teams renders (1.0 to 1.5)"]
+    for error in card_validator(version).iter_errors(card):
+        # The schema wraps the card in anyOf: the reasons are in the error's context.
+        for reason in error.context or [error]:
+            where = "/".join(str(p) for p in reason.absolute_path) or "(card)"
+            problems.append(f"schema {version}: {where}: {reason.validator}: {reason.message[-200:]}")
+    texts = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("type") == "TextBlock":
+                texts.append(node.get("text", ""))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+    walk(card.get("body", []))
+    for text in texts:
+        if not isinstance(text, str) or not text:
+            problems.append("an empty TextBlock")
+    return problems
+
+
+GOOGLE_TAGS = re.compile(r'</?(b|i|u|s|br)>|<font color="#[0-9a-fA-F]{6}">|</font>|<a href="https?://[^"<>]*">|</a>')
+GOOGLE_ENTITY = re.compile(r"&(amp|lt|gt|quot|#[0-9]+);")
+
+
+def google_text_problems(where, text):
+    if not isinstance(text, str) or not text:
+        return [f"{where}: empty or not a string"]
+    rest = GOOGLE_TAGS.sub("", text)
+    problems = []
+    if "<" in rest or ">" in rest:
+        problems.append(f"{where}: < or > that is not one of the HTML tags Google Chat reads")
+    if "&" in GOOGLE_ENTITY.sub("", rest):
+        problems.append(f"{where}: a bare &")
+    return problems
+
+
+def google_chat_problems(headers, body):
+    payload, problems = json_body(headers, body)
+    if payload is None:
+        return problems
+    if len(body) > 32000:
+        problems.append(f"the message is {len(body)} bytes, more than 32,000")
+    text, cards = payload.get("text"), payload.get("cardsV2")
+    if not text and not cards:
+        problems.append("neither text nor cardsV2")
+    if text is not None:
+        if not isinstance(text, str) or len(text) > 4096:
+            problems.append("text is not a string of at most 4,096 characters")
+        elif "<users/all>" in text:
+            problems.append("text mentions everyone (<users/all>)")
+    if cards is None:
+        return problems
+    if not isinstance(cards, list) or not cards:
+        return problems + ["cardsV2 is not a list of cards"]
+    for index, entry in enumerate(cards):
+        where = f"cardsV2[{index}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("card"), dict):
+            problems.append(f"{where}: no card")
+            continue
+        if len(cards) > 1 and not entry.get("cardId"):
+            problems.append(f"{where}: no cardId in a message of several cards")
+        card = entry["card"]
+        header = card.get("header")
+        if header is not None:
+            if not isinstance(header, dict) or not isinstance(header.get("title"), str) or not header["title"]:
+                problems.append(f"{where}.header: no title")
+        sections = card.get("sections")
+        if not isinstance(sections, list) or not sections:
+            problems.append(f"{where}.sections: not a list of sections")
+            continue
+        for s, section in enumerate(sections):
+            widgets = section.get("widgets") if isinstance(section, dict) else None
+            if not isinstance(widgets, list) or not 1 <= len(widgets) <= 100:
+                problems.append(f"{where}.sections[{s}].widgets: not 1 to 100 widgets")
+                continue
+            for w, widget in enumerate(widgets):
+                at = f"{where}.sections[{s}].widgets[{w}]"
+                kinds = [k for k in ("textParagraph", "decoratedText", "buttonList", "divider") if isinstance(widget, dict) and k in widget]
+                if len(kinds) != 1 or len(widget) != 1:
+                    problems.append(f"{at}: not exactly one known widget")
+                    continue
+                kind = kinds[0]
+                if kind in ("textParagraph", "decoratedText"):
+                    problems += google_text_problems(f"{at}.{kind}.text", widget[kind].get("text"))
+                    if kind == "decoratedText" and "topLabel" in widget[kind]:
+                        problems += google_text_problems(f"{at}.{kind}.topLabel", widget[kind]["topLabel"])
+                elif kind == "buttonList":
+                    buttons = widget[kind].get("buttons")
+                    if not isinstance(buttons, list) or not buttons:
+                        problems.append(f"{at}: no buttons")
+                        continue
+                    for b, button in enumerate(buttons):
+                        url = ((button.get("onClick") or {}).get("openLink") or {}).get("url", "")
+                        if not button.get("text") or not re.match(r"^https?://", str(url)):
+                            problems.append(f"{at}.buttons[{b}]: no text, or no http(s) link")
+    return problems
+
+
+CHECKS = {"slack": slack_problems, "discord": discord_problems, "teams": teams_problems, "google_chat": google_chat_problems}
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -213,10 +390,7 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
         headers = {k.lower(): v for k, v in self.headers.items()}
-        if self.server.service == "discord":
-            status, reply, extra, problems = self.discord(headers, body)
-        else:
-            status, reply, extra, problems = self.slack(headers, body)
+        status, reply, extra, problems = getattr(self, self.server.service)(headers, body)
         with lock:
             with open(self.server.log_path, "a", encoding="utf-8") as log:
                 log.write(json.dumps({
@@ -228,7 +402,7 @@ class Handler(BaseHTTPRequestHandler):
         for name, value in extra.items():
             self.send_header(name, value)
         if data:
-            self.send_header("Content-Type", "application/json" if self.server.service == "discord" else "text/html")
+            self.send_header("Content-Type", "text/html" if self.server.service == "slack" else "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -248,6 +422,27 @@ class Handler(BaseHTTPRequestHandler):
         if self.path.startswith("/api/webhooks/limited/") and self.limited_once():
             return 429, json.dumps({"message": "You are being rate limited.", "retry_after": 0.5, "global": False}), {"Retry-After": "1"}, problems
         return 204, "", {}, problems
+
+    def teams(self, headers, body):
+        problems = teams_problems(headers, body)
+        if "/workflows/deleted/" in self.path:
+            return 404, json.dumps({"error": {"code": "WorkflowNotFound", "message": "The workflow could not be found."}}), {}, problems
+        if "the body is not JSON" in problems:
+            return 400, json.dumps({"error": {"code": "InvalidRequestContent", "message": "The request content is not valid JSON."}}), {}, problems
+        if "/workflows/limited/" in self.path and self.limited_once():
+            return 429, json.dumps({"error": {"code": "WorkflowTriggerRateLimited", "message": "Rate limit is exceeded."}}), {"Retry-After": "1"}, problems
+        return 202, "", {}, problems
+
+    def google_chat(self, headers, body):
+        problems = google_chat_problems(headers, body)
+        if self.path.startswith("/v1/spaces/deleted/"):
+            return 404, json.dumps({"error": {"code": 404, "message": "Requested entity was not found.", "status": "NOT_FOUND"}}), {}, problems
+        if problems:
+            return 400, json.dumps({"error": {"code": 400, "message": "Invalid JSON payload received. " + problems[0], "status": "INVALID_ARGUMENT"}}), {}, problems
+        if self.path.startswith("/v1/spaces/limited/") and self.limited_once():
+            return 429, json.dumps({"error": {"code": 429, "message": "Resource has been exhausted (e.g. check quota).", "status": "RESOURCE_EXHAUSTED"}}), {}, problems
+        space = self.path.split("/")[3] if self.path.count("/") >= 4 else "space"
+        return 200, json.dumps({"name": f"spaces/{space}/messages/{int(time.time() * 1000)}", "sender": {"type": "BOT"}}), {}, problems
 
     def slack(self, headers, body):
         problems = slack_problems(headers, body)
@@ -274,10 +469,21 @@ class Server(ThreadingHTTPServer):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--service", choices=["slack", "discord"], required=True)
+    parser.add_argument("--service", choices=sorted(CHECKS), required=True)
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--log", required=True)
+    parser.add_argument("--log")
+    parser.add_argument("--check", nargs="+", metavar="FILE")
     args = parser.parse_args()
+    if args.check:
+        for path in args.check:
+            with open(path, "rb") as f:
+                body = f.read()
+            print(json.dumps({"file": path, "problems": CHECKS[args.service]({"content-type": "application/json"}, body)}), flush=True)
+        return
+    if not args.log:
+        parser.error("--log is needed to serve")
+    if args.service == "teams":
+        card_validator("1.4")
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
     server = Server(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True

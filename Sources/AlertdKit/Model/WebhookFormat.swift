@@ -12,6 +12,11 @@ public enum WebhookFormat: String, Sendable, CaseIterable {
     case slack
     /// Discord's webhooks (`discord.com/api/webhooks/...`, also `discordapp.com`).
     case discord
+    /// Microsoft Teams through a Workflows (Power Automate) webhook: an Adaptive Card in a
+    /// `message`'s `attachments`.
+    case teams
+    /// Google Chat's incoming webhooks (`chat.googleapis.com/v1/spaces/.../messages`): a card.
+    case googleChat = "google_chat"
 
     /// What a URL calls for.
     public enum Detection: Sendable, Equatable {
@@ -20,9 +25,10 @@ public enum WebhookFormat: String, Sendable, CaseIterable {
         case retired(String)
     }
 
-    /// The format `url` calls for: Slack's incoming webhooks by their host, Discord's by host and
-    /// path; Microsoft's retired
-    /// Office 365 connector URLs refused with the reason; every other URL the standard JSON.
+    /// The format `url` calls for: Slack's incoming webhooks by their host; Discord's, Google
+    /// Chat's and Teams' Workflows (`*.logic.azure.com/workflows/...`,
+    /// `*.api.powerplatform.com/.../workflows/...`) by host and path; Microsoft's retired Office
+    /// 365 connector URLs refused with the reason; every other URL the standard JSON.
     public static func detect(_ url: String) -> Detection {
         guard let components = URLComponents(string: url), let host = components.host?.lowercased() else { return .format(.standard) }
         let path = components.path.lowercased()
@@ -30,6 +36,13 @@ public enum WebhookFormat: String, Sendable, CaseIterable {
         if ["discord.com", "discordapp.com", "ptb.discord.com", "canary.discord.com"].contains(host),
            path.hasPrefix("/api/webhooks/") || path.range(of: #"^/api/v[0-9]+/webhooks/"#, options: .regularExpression) != nil {
             return .format(.discord)
+        }
+        if host == "chat.googleapis.com", path.range(of: #"^/v1/spaces/[^/]+/messages$"#, options: .regularExpression) != nil {
+            return .format(.googleChat)
+        }
+        if (host.hasSuffix(".logic.azure.com") && path.contains("/workflows/") && path.contains("/triggers/"))
+            || (host.hasSuffix(".api.powerplatform.com") && path.contains("/workflows/")) {
+            return .format(.teams)
         }
         if (host.hasSuffix(".webhook.office.com") && path.hasPrefix("/webhookb2/")) || (host == "outlook.office.com" && path.hasPrefix("/webhook/")) {
             return .retired(
@@ -45,6 +58,8 @@ public enum WebhookFormat: String, Sendable, CaseIterable {
         guard let name = name?.trimmingCharacters(in: .whitespaces).lowercased(), !name.isEmpty else { return nil }
         switch name {
         case "mattermost", "rocketchat", "rocket.chat": return .slack
+        case "msteams", "microsoft_teams", "microsoft-teams", "workflows": return .teams
+        case "googlechat", "google-chat", "gchat": return .googleChat
         default: return WebhookFormat(rawValue: name)
         }
     }

@@ -104,16 +104,26 @@ public struct AlertTemplates: Sendable {
     }
 
     /// Renders a chat service's message (`<format>.json`, through Mustache, with the values of
-    /// `ChatMessage`), checked to be JSON.
+    /// `ChatMessage`), checked to be JSON. A service that limits a message's bytes (Teams, Google
+    /// Chat) gets it rendered again with its long parts shorter until it fits.
     public func renderChat(_ format: WebhookFormat, _ context: AlertContext) throws -> Data {
         let message = ChatMessage(context, subject: renderSubject(context))
-        var values = context.values
-        switch format {
-        case .slack: values["slack"] = message.slackValues
-        case .discord: values["discord"] = message.discordValues(templateType: context.templateType)
-        case .standard: return try renderWebhookBody(context)
+        let type = context.templateType
+        let base = context.values
+        var body = Data()
+        for scale in [1, 0.5, 0.25, 0.1, 0] {
+            var values = base
+            let limit: Int
+            switch format {
+            case .standard: return try renderWebhookBody(context)
+            case .slack: values["slack"] = message.slackValues; limit = .max
+            case .discord: values["discord"] = message.discordValues(templateType: type); limit = .max
+            case .teams: values["teams"] = message.teamsValues(templateType: type, scale: scale); limit = ChatMessage.teamsMessageBytes
+            case .googleChat: values["google_chat"] = message.googleChatValues(templateType: type, scale: scale); limit = ChatMessage.googleChatMessageBytes
+            }
+            body = Data(render("\(format.rawValue).json", values).utf8)
+            if body.count <= limit { break }
         }
-        let body = Data(render("\(format.rawValue).json", values).utf8)
         do {
             _ = try JSONSerialization.jsonObject(with: body)
         } catch {

@@ -42,8 +42,21 @@ struct ChatMessage {
             fields.append(("Started", AlertContext.timestamp(sync.startedAt)))
         }
         if let retry = context.retry { fields.append(("Retry", "\(retry.number) of \(retry.max) at \(retry.nextAt)")) }
+        if let overdue = context.overdue {
+            fields.append(("Schedule", overdue.frequency))
+            fields.append(("Grace", AlertContext.duration(overdue.graceSeconds)))
+        }
+        if let stuck = context.stuck {
+            fields.append(("Stuck after", AlertContext.duration(stuck.afterSeconds)))
+            if let typical = stuck.typicalSeconds { fields.append(("Usually", AlertContext.duration(typical))) }
+        }
         if let incident = alert.incident, context.templateType != "test" {
-            fields.append(("Failing since", AlertContext.timestamp(incident.openedAt)))
+            let label = switch incident.kind {
+            case .overdue: "Overdue since"
+            case .stuck: "Stuck since"
+            default: "Failing since"
+            }
+            fields.append((label, AlertContext.timestamp(incident.openedAt)))
         }
         self.fields = fields
         error = context.errorMessage ?? context.incidentError
@@ -174,9 +187,108 @@ struct ChatMessage {
         text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
     }
 
+    // MARK: Microsoft Teams
+
+    /// A Teams message is at most 28 KB (the Adaptive Card and its envelope); `AlertTemplates`
+    /// renders again with smaller parts (`scale`) while it is longer.
+    static let teamsMessageBytes = 28_000
+
+    /// The card's title colour (an Adaptive Card `color`) by what happened.
+    static func teamsColor(_ templateType: String) -> String {
+        switch templateType {
+        case "failure": "Attention"
+        case "warning", "reminder", "overdue", "stuck": "Warning"
+        case "test": "Accent"
+        default: "Good"
+        }
+    }
+
+    /// The values `templates/teams.json.mustache` lays out in an Adaptive Card: every text
+    /// markdown-escaped (Adaptive Cards read `**`, `_`, `[..](..)` and lists), the long ones cut
+    /// to `scale` of their usual limits with a marker.
+    func teamsValues(templateType: String, scale: Double = 1) -> [String: Any] {
+        func limit(_ base: Int) -> Int { max(40, Int(Double(base) * scale)) }
+        let facts = fields.map { field -> [String: Any] in
+            ["title": Self.cut(Self.teamsEscaped(field.name), 100), "value": field.value.isEmpty ? "—" : Self.cut(Self.teamsEscaped(field.value), limit(1000))]
+        }
+        var values: [String: Any] = [
+            "title": Self.cut(Self.teamsEscaped(title), 250),
+            "color": Self.teamsColor(templateType),
+            "headline": Self.cut(Self.teamsEscaped(headline), limit(1000)),
+            "facts": facts.enumerated().map { index, fact in fact.merging(["last": index == facts.count - 1]) { $1 } },
+            "has_facts": !facts.isEmpty,
+            "footer": Self.cut(Self.teamsEscaped(footer), 500),
+        ]
+        if let error, !error.isEmpty { values["error"] = Self.cut(Self.teamsEscaped(error), limit(8000)) }
+        if !others.isEmpty {
+            values["others"] = Self.cut("**Also failing:**\n\n" + others.map { "- " + Self.teamsEscaped($0) }.joined(separator: "\n"), limit(4000))
+        }
+        if let link { values["link"] = link }
+        return values
+    }
+
+    /// Adaptive Cards' markdown escaped with backslashes (CommonMark's rule): `\ * _ ~ ` [ ]`
+    /// anywhere (so no text is bold, italic, code or a link), and what would start a list, a
+    /// quote or a heading at a line's start.
+    static func teamsEscaped(_ text: String) -> String {
+        var escaped = ""
+        var lineStart = true
+        for character in text {
+            if "\\*_~`[]".contains(character) || (lineStart && "->#+".contains(character)) { escaped.append("\\") }
+            escaped.append(character)
+            lineStart = character.isNewline || (lineStart && character == " ")
+        }
+        // "1. " starts a numbered list: the dot after a line's leading digits is escaped.
+        return escaped.replacingOccurrences(of: #"(?m)^(\s*[0-9]+)\."#, with: #"$1\\."#, options: .regularExpression)
+    }
+
+    // MARK: Google Chat
+
+    /// Google Chat's documented limit: a message, text and cards, at most 32,000 bytes.
+    static let googleChatMessageBytes = 32_000
+
+    /// The colour of the sentence that says what happened, by what happened.
+    static func googleChatColor(_ templateType: String) -> String {
+        switch templateType {
+        case "failure": "#d93025"
+        case "warning", "reminder", "overdue", "stuck": "#e37400"
+        case "test": "#1a73e8"
+        default: "#1e8e3e"
+        }
+    }
+
+    /// The values `templates/google_chat.json.mustache` lays out in a card: the card's texts
+    /// HTML-escaped (Google Chat reads a few HTML tags in them), line breaks as `<br>`, the long
+    /// ones cut to `scale` of their usual limits with a marker. The message has no `text` (which
+    /// would repeat the card above it, and reads `<users/all>` as a mention): the card's header
+    /// is what a notification shows.
+    func googleChatValues(templateType: String, scale: Double = 1) -> [String: Any] {
+        func limit(_ base: Int) -> Int { max(40, Int(Double(base) * scale)) }
+        let widgets = fields.map { field -> [String: Any] in
+            ["label": Self.cut(Self.googleChatHTML(field.name), 100), "value": field.value.isEmpty ? "—" : Self.cut(Self.googleChatHTML(field.value), limit(1000))]
+        }
+        var values: [String: Any] = [
+            "title": Self.cut(title, 250),
+            "color": Self.googleChatColor(templateType),
+            "headline": Self.cut(Self.googleChatHTML(headline), limit(1000)),
+            "fields": widgets.enumerated().map { index, widget in widget.merging(["last": index == widgets.count - 1]) { $1 } },
+            "has_fields": !widgets.isEmpty,
+            "footer": Self.cut(Self.googleChatHTML(footer), 500),
+        ]
+        if let error, !error.isEmpty { values["error"] = Self.cut(Self.googleChatHTML(error), limit(8000)) }
+        if !others.isEmpty { values["others"] = Self.cut(others.map { "• " + Self.googleChatHTML($0) }.joined(separator: "<br>"), limit(4000)) }
+        if let link { values["link"] = link }
+        return values
+    }
+
+    /// Text for a Google Chat card: `&`, `<`, `>` as entities, line breaks as `<br>`.
+    static func googleChatHTML(_ text: String) -> String {
+        slackEscaped(text).replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\n", with: "<br>")
+    }
+
     /// `text` cut to `limit` characters (UTF-16 code units, as the services count them), the
     /// last of them a marker that says it was cut; never inside a character, nor inside an
-    /// escape such as `&amp;`.
+    /// escape such as `&amp;` or a `<br>`.
     static func cut(_ text: String, _ limit: Int) -> String {
         guard text.utf16.count > limit else { return text }
         let marker = " …[cut]"
@@ -189,6 +301,9 @@ struct ChatMessage {
             used += size
         }
         if let amp = kept.lastIndex(of: "&"), !kept[amp...].contains(";") { kept = String(kept[..<amp]) }
+        if let open = kept.lastIndex(of: "<"), "<br>".hasPrefix(kept[open...]) {
+            kept = String(kept[..<open])
+        }
         return kept + marker
     }
 }

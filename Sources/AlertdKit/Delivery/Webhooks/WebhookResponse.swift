@@ -48,7 +48,9 @@ extension WebhookResponse {
     /// `channel_is_archived` say the webhook posts nowhere any more: final, and the URL disabled).
     /// Discord: 204 delivered; 404 `Unknown Webhook` and 401 `Invalid Webhook Token` final, and the
     /// URL disabled; 429 retried after the body's `retry_after` (seconds) when it asks longer than
-    /// `Retry-After`.
+    /// `Retry-After`. Teams' Workflows: 202 delivered (accepted: the workflow posts the card
+    /// after), 404 (no such workflow) final and the URL disabled. Google Chat: 200 delivered, 404
+    /// (no such space or webhook) final and the URL disabled. 429 and 5xx are retried for all.
     public func decision(format: WebhookFormat, now: Date = Date()) -> DeliveryDecision {
         if case .answered(let status, _, let body) = self, let gone = Self.gone(format, status) {
             return .failed(reason: "HTTP \(status)\(body.isEmpty ? "" : ": \(body.prefix(500))") (\(gone))")
@@ -77,6 +79,10 @@ extension WebhookResponse {
             "Slack says this webhook posts nowhere any more: its channel was archived or deleted, or its app removed; create a new incoming webhook"
         case (.discord, 401), (.discord, 404):
             "Discord says this webhook does not exist any more: it was deleted, or its token is wrong; create a new one in the channel's Integrations"
+        case (.teams, 404):
+            "Power Automate says this workflow does not exist any more: it was deleted, or its URL changed; create a new one with Teams' Workflows app"
+        case (.googleChat, 404):
+            "Google Chat says this space or webhook does not exist any more; register a new incoming webhook in the space"
         default: nil
         }
     }

@@ -113,4 +113,52 @@ import Testing
             await alertd.stopExpectingExitZero()
         }
     }
+
+    /// Teams' Workflows and Google Chat: one live URL, one the service says is gone, one it
+    /// rate-limits once; every message as the service documents it (Teams' card checked against
+    /// Microsoft's Adaptive Card schema).
+    @Test(arguments: [
+        ("teams", ["/workflows/1/triggers/manual/paths/invoke", "/workflows/limited/2/triggers/manual/paths/invoke", "/workflows/deleted/3/triggers/manual/paths/invoke"]),
+        ("google_chat", ["/v1/spaces/AAAA1/messages", "/v1/spaces/limited/messages", "/v1/spaces/deleted/messages"]),
+    ])
+    func aWorkflowsOrGoogleChatWebhookGetsItsCardAndItsAnswersAreUnderstood(service: String, paths: [String]) async throws {
+        let receiver = try await ChatReceiver.start(service: service)
+        defer { receiver.stop() }
+        try await TestPostgres.withDatabase { database in
+            try await database.withConnection { connection in
+                for path in paths {
+                    let integration = try await Self.integration(connection, url: receiver.url(path), format: service)
+                    let run = try await PlatformRows(connection).syncRun(integration: integration)
+                    try await connection.query("UPDATE integration_sync_history SET status = 'failed', error_message = '<users/all> **token** expired & [gone](http://x)' WHERE id = $1", [run])
+                }
+            }
+            let alertd = try AlertdProcess.start(environment: DispatcherEndToEndTests.environment(database, ["ALERTD_LINK_BASE_URL": "https://etl.example.com"]))
+            // One each, and the rate-limited one again.
+            let requests = try await receiver.waitForRequests(4)
+            for request in requests {
+                #expect(request.problems.isEmpty, "\(service) would refuse it: \(request.problems)")
+                #expect(request.headers["webhook-signature"] == nil && request.headers["content-type"] == "application/json")
+            }
+            try await DispatcherEndToEndTests.waitUntil(.seconds(30)) {
+                try await database.withConnection { connection in
+                    try await connection.query("SELECT count(*)::int AS n FROM integration_alert_history WHERE delivery_status <> 'pending'")[0].decode("n", as: Int.self) == 3
+                }
+            }
+            let rows = try await database.withConnection { connection in
+                try await connection.query("SELECT recipients[1] AS url, delivery_status, delivery_error FROM integration_alert_history")
+            }
+            var statuses: [String: String] = [:]
+            for row in rows {
+                let url: String = try row.decode("url")
+                statuses[url] = try row.decode("delivery_status")
+                if url.contains("/deleted/") { #expect(try row.decode("delivery_error", as: String?.self)?.contains("does not exist any more") == true) }
+            }
+            #expect(statuses == [receiver.url(paths[0]): "sent", receiver.url(paths[1]): "sent", receiver.url(paths[2]): "failed"])
+            let state: String = try await database.withConnection { connection in
+                try await connection.query("SELECT state FROM alertd_destinations WHERE destination = $1", [receiver.url(paths[2])])[0].decode("state")
+            }
+            #expect(state == "disabled", "the service's 404 disables the URL")
+            await alertd.stopExpectingExitZero()
+        }
+    }
 }
