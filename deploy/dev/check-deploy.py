@@ -7,7 +7,9 @@
   stage installs a Debian package for every library the installed binary links against
   directly; a non-root USER, a HEALTHCHECK, and the files the build copies exist.
 - deploy/compose/compose.yaml: parses; every service has an image or build; what they depend on
-  and mount exists; alertd's variables are real settings.
+  and mount exists; alertd's variables are real settings; Prometheus scrapes alertd where its
+  ALERTD_HTTP_ADDRESS serves and loads deploy/monitoring/alertd-rules.yml, and Grafana is
+  provisioned with that Prometheus and deploy/monitoring/alertd-dashboard.json.
 - deploy/kubernetes/alertd-sidecar.yaml: parses; the alertd container has liveness, readiness
   and startup probes on the port its ALERTD_HTTP_ADDRESS names, runs as the image's non-root
   user with a read-only root file system, and sets only real settings.
@@ -17,6 +19,7 @@ The real settings are the variables docs/configuration.md documents (a test keep
 complete). Exits 1 naming every problem found.
 """
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -134,7 +137,7 @@ def check_compose(settings):
     directory = os.path.join(ROOT, "deploy", "compose")
     document = yaml.safe_load(open(os.path.join(directory, "compose.yaml"), encoding="utf-8"))
     services = document.get("services") or {}
-    for needed in ["db", "alertd", "mail", "receiver"]:
+    for needed in ["db", "alertd", "mail", "receiver", "prometheus", "grafana"]:
         if needed not in services:
             problem(where, f"no service {needed}")
     for name, service in services.items():
@@ -158,6 +161,60 @@ def check_compose(settings):
     alertd = services.get("alertd") or {}
     if "healthcheck" not in alertd:
         problem(where, "the alertd service has no healthcheck")
+    check_compose_monitoring(where, directory, services)
+
+
+def mounts(service):
+    """A service's bind mounts: the path inside the container -> the file on the host."""
+    found = {}
+    for volume in service.get("volumes") or []:
+        parts = volume.split(":")
+        if len(parts) >= 2 and parts[0].startswith((".", "/")):
+            found[parts[1]] = parts[0]
+    return found
+
+
+def check_compose_monitoring(where, directory, services):
+    for needed in ["prometheus", "grafana"]:
+        if needed not in services:
+            problem(where, f"no service {needed} (deploy/monitoring's rules and dashboard)")
+            return
+    environment = services["alertd"].get("environment") or {}
+    port = str(environment.get("ALERTD_HTTP_ADDRESS", "")).rsplit(":", 1)[-1]
+    prometheus = mounts(services["prometheus"])
+    config_path = prometheus.get("/etc/prometheus/prometheus.yml")
+    if config_path is None:
+        problem(where, "prometheus: no configuration mounted at /etc/prometheus/prometheus.yml")
+        return
+    config = yaml.safe_load(open(os.path.join(directory, config_path), encoding="utf-8"))
+    targets = [t for job in config.get("scrape_configs") or [] if job.get("job_name") == "alertd"
+               for static in job.get("static_configs") or [] for t in static.get("targets") or []]
+    if f"alertd:{port}" not in targets:
+        problem(where, f"prometheus: no job \"alertd\" scraping alertd:{port}, where ALERTD_HTTP_ADDRESS serves")
+    for rules in config.get("rule_files") or []:
+        source = prometheus.get(rules)
+        if source is None or os.path.normpath(os.path.join(directory, source)) != os.path.join(ROOT, "deploy", "monitoring", "alertd-rules.yml"):
+            problem(where, f"prometheus: the rule file {rules} is not deploy/monitoring/alertd-rules.yml mounted")
+    if not config.get("rule_files"):
+        problem(where, "prometheus: no rule_files")
+    grafana = mounts(services["grafana"])
+    provisioned = {inside: os.path.normpath(os.path.join(directory, source)) for inside, source in grafana.items()}
+    datasources = [p for inside, p in provisioned.items() if inside.startswith("/etc/grafana/provisioning/datasources/")]
+    providers = [p for inside, p in provisioned.items() if inside.startswith("/etc/grafana/provisioning/dashboards/")]
+    if not any(d.get("type") == "prometheus" and d.get("url") == "http://prometheus:9090"
+               for path in datasources for d in (yaml.safe_load(open(path, encoding="utf-8")) or {}).get("datasources") or []):
+        problem(where, "grafana: no Prometheus data source at http://prometheus:9090 provisioned")
+    folders = [p.get("options", {}).get("path") for path in providers for p in (yaml.safe_load(open(path, encoding="utf-8")) or {}).get("providers") or []]
+    dashboard = os.path.join(ROOT, "deploy", "monitoring", "alertd-dashboard.json")
+    if not any(inside.startswith(f"{folder}/") and source == dashboard for folder in folders if folder for inside, source in provisioned.items()):
+        problem(where, "grafana: deploy/monitoring/alertd-dashboard.json is not mounted in a provisioned dashboards folder")
+
+    document = json.load(open(dashboard, encoding="utf-8"))
+    variables = {v.get("name"): v.get("type") for v in (document.get("templating") or {}).get("list") or []}
+    if variables.get("datasource") != "datasource" or variables.get("instance") != "query":
+        problem("deploy/monitoring/alertd-dashboard.json", "no datasource variable or no instance variable")
+    if (document.get("schemaVersion") or 0) < 36:
+        problem("deploy/monitoring/alertd-dashboard.json", "a schemaVersion older than Grafana 9's")
 
 
 def check_kubernetes(settings, image_user):

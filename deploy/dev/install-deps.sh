@@ -11,6 +11,7 @@ packages=(
   postfix sasl2-bin libsasl2-modules openssl
   ca-certificates
   python3-yaml python3-jsonschema binutils systemd nodejs jq curl unzip
+  prometheus
 )
 
 missing=()

@@ -32,6 +32,10 @@ swift build --build-tests
 echo "test.sh: layers (no cycle between AlertdKit's folders)"
 python3 deploy/dev/check-layers.py >/dev/null || python3 deploy/dev/check-layers.py
 
+echo "test.sh: monitoring rules (promtool: the rules load, and their unit tests pass)"
+promtool check rules deploy/monitoring/alertd-rules.yml
+promtool test rules deploy/monitoring/alertd-rules.test.yml
+
 echo "test.sh: testing"
 # The suite takes a minute or two. A test binary that crashes can leave `swift test` waiting on
 # it (helper processes it started keep its output open): after 20 minutes, fail instead.
