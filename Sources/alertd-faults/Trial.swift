@@ -483,6 +483,7 @@ final class Trial: @unchecked Sendable {
     }
 
     /// Runs `body` until it succeeds, for two minutes at most: the database may be restarting.
+    @discardableResult
     static func persevering<T>(_ body: () async throws -> T) async throws -> T {
         let deadline = ContinuousClock.now + .seconds(120)
         while true {
