@@ -80,13 +80,20 @@ def utf16_length(text):
     return len(text.encode("utf-16-le")) // 2
 
 
-def mrkdwn_problems(where, text):
+def escaping_problems(where, text, reads, tags=None, entity=ENTITY):
+    """A text's < > and & that are neither markup the service reads (`tags`) nor an entity: what
+    an unescaped tenant's text would put there."""
+    rest = tags.sub("", text) if tags else text
     problems = []
-    if "<" in text or ">" in text:
-        problems.append(f"{where}: unescaped < or > in mrkdwn text (Slack reads them as links or mentions)")
-    if "&" in ENTITY.sub("", text):
-        problems.append(f"{where}: unescaped & in mrkdwn text")
+    if "<" in rest or ">" in rest:
+        problems.append(f"{where}: unescaped < or > ({reads})")
+    if "&" in entity.sub("", rest):
+        problems.append(f"{where}: unescaped &")
     return problems
+
+
+def mrkdwn_problems(where, text):
+    return escaping_problems(where, text, "Slack reads them in mrkdwn as links or mentions")
 
 
 def text_object(where, obj, limit, kinds=("plain_text", "mrkdwn")):
@@ -302,13 +309,7 @@ GOOGLE_ENTITY = re.compile(r"&(amp|lt|gt|quot|#[0-9]+);")
 def google_text_problems(where, text):
     if not isinstance(text, str) or not text:
         return [f"{where}: empty or not a string"]
-    rest = GOOGLE_TAGS.sub("", text)
-    problems = []
-    if "<" in rest or ">" in rest:
-        problems.append(f"{where}: < or > that is not one of the HTML tags Google Chat reads")
-    if "&" in GOOGLE_ENTITY.sub("", rest):
-        problems.append(f"{where}: a bare &")
-    return problems
+    return escaping_problems(where, text, "Google Chat reads only <b> <i> <u> <s> <br> <font color> <a href>", GOOGLE_TAGS, GOOGLE_ENTITY)
 
 
 def google_chat_problems(headers, body):

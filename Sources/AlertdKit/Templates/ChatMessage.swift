@@ -5,6 +5,23 @@ import Foundation
 /// Each service's values (`slackValues`) are cut to its documented limits, with a marker, and
 /// escaped by its rules; its stock template (`templates/<format>.json.mustache`) lays them out.
 struct ChatMessage {
+    /// What happened, as the services colour it: red a failure, amber a warning, orange what is
+    /// still wrong (a reminder, an overdue endpoint, a stuck run), blue a test, green what went
+    /// right.
+    enum Tone {
+        case failure, warning, stillWrong, test, good
+
+        init(_ templateType: String) {
+            self = switch templateType {
+            case "failure": .failure
+            case "warning": .warning
+            case "reminder", "overdue", "stuck": .stillWrong
+            case "test": .test
+            default: .good
+            }
+        }
+    }
+
     let title: String
     let headline: String
     let fields: [(name: String, value: String)]
@@ -78,15 +95,14 @@ struct ChatMessage {
     static let discordFooterLimit = 2048
     static let discordEmbedTotal = 6000
 
-    /// The embed's colour by what happened: red a failure, amber a warning, orange what is still
-    /// wrong, green what went right, blue a test.
+    /// The embed's colour by what happened (`Tone`).
     static func discordColor(_ templateType: String) -> Int {
-        switch templateType {
-        case "failure": 0xD93025
-        case "warning": 0xF29900
-        case "reminder", "overdue", "stuck": 0xE37400
-        case "test": 0x1A73E8
-        default: 0x1E8E3E
+        switch Tone(templateType) {
+        case .failure: 0xD93025
+        case .warning: 0xF29900
+        case .stillWrong: 0xE37400
+        case .test: 0x1A73E8
+        case .good: 0x1E8E3E
         }
     }
 
@@ -193,13 +209,13 @@ struct ChatMessage {
     /// renders again with smaller parts (`scale`) while it is longer.
     static let teamsMessageBytes = 28_000
 
-    /// The card's title colour (an Adaptive Card `color`) by what happened.
+    /// The card's title colour (an Adaptive Card `color`) by what happened (`Tone`).
     static func teamsColor(_ templateType: String) -> String {
-        switch templateType {
-        case "failure": "Attention"
-        case "warning", "reminder", "overdue", "stuck": "Warning"
-        case "test": "Accent"
-        default: "Good"
+        switch Tone(templateType) {
+        case .failure: "Attention"
+        case .warning, .stillWrong: "Warning"
+        case .test: "Accent"
+        case .good: "Good"
         }
     }
 
@@ -207,22 +223,33 @@ struct ChatMessage {
     /// markdown-escaped (Adaptive Cards read `**`, `_`, `[..](..)` and lists), the long ones cut
     /// to `scale` of their usual limits with a marker.
     func teamsValues(templateType: String, scale: Double = 1) -> [String: Any] {
+        cardValues(color: Self.teamsColor(templateType), title: Self.teamsEscaped, text: Self.teamsEscaped, scale: scale) {
+            "**Also failing:**\n\n" + $0.map { "- " + Self.teamsEscaped($0) }.joined(separator: "\n")
+        }
+    }
+
+    /// The values of a card (Teams, Google Chat): the title, the colour, the sentence, the facts
+    /// as `fields` (each `name`, `value`, `last`), the error, the other endpoints (`others`
+    /// lays them out), the link and the footer; each text made safe by `text` (the title by
+    /// `title`), the long ones cut to `scale` of their usual limits with a marker.
+    private func cardValues(color: String, title: (String) -> String, text: (String) -> String, scale: Double, others layOut: ([String]) -> String) -> [String: Any] {
         func limit(_ base: Int) -> Int { max(40, Int(Double(base) * scale)) }
-        let facts = fields.map { field -> [String: Any] in
-            ["title": Self.cut(Self.teamsEscaped(field.name), 100), "value": field.value.isEmpty ? "—" : Self.cut(Self.teamsEscaped(field.value), limit(1000))]
+        let fields = self.fields.enumerated().map { index, field -> [String: Any] in
+            [
+                "name": Self.cut(text(field.name), 100), "value": field.value.isEmpty ? "—" : Self.cut(text(field.value), limit(1000)),
+                "last": index == self.fields.count - 1,
+            ]
         }
         var values: [String: Any] = [
-            "title": Self.cut(Self.teamsEscaped(title), 250),
-            "color": Self.teamsColor(templateType),
-            "headline": Self.cut(Self.teamsEscaped(headline), limit(1000)),
-            "facts": facts.enumerated().map { index, fact in fact.merging(["last": index == facts.count - 1]) { $1 } },
-            "has_facts": !facts.isEmpty,
-            "footer": Self.cut(Self.teamsEscaped(footer), 500),
+            "title": Self.cut(title(self.title), 250),
+            "color": color,
+            "headline": Self.cut(text(headline), limit(1000)),
+            "fields": fields,
+            "has_fields": !fields.isEmpty,
+            "footer": Self.cut(text(footer), 500),
         ]
-        if let error, !error.isEmpty { values["error"] = Self.cut(Self.teamsEscaped(error), limit(8000)) }
-        if !others.isEmpty {
-            values["others"] = Self.cut("**Also failing:**\n\n" + others.map { "- " + Self.teamsEscaped($0) }.joined(separator: "\n"), limit(4000))
-        }
+        if let error, !error.isEmpty { values["error"] = Self.cut(text(error), limit(8000)) }
+        if !others.isEmpty { values["others"] = Self.cut(layOut(others), limit(4000)) }
         if let link { values["link"] = link }
         return values
     }
@@ -247,38 +274,25 @@ struct ChatMessage {
     /// Google Chat's documented limit: a message, text and cards, at most 32,000 bytes.
     static let googleChatMessageBytes = 32_000
 
-    /// The colour of the sentence that says what happened, by what happened.
+    /// The colour of the sentence that says what happened (`Tone`).
     static func googleChatColor(_ templateType: String) -> String {
-        switch templateType {
-        case "failure": "#d93025"
-        case "warning", "reminder", "overdue", "stuck": "#e37400"
-        case "test": "#1a73e8"
-        default: "#1e8e3e"
+        switch Tone(templateType) {
+        case .failure: "#d93025"
+        case .warning, .stillWrong: "#e37400"
+        case .test: "#1a73e8"
+        case .good: "#1e8e3e"
         }
     }
 
     /// The values `templates/google_chat.json.mustache` lays out in a card: the card's texts
     /// HTML-escaped (Google Chat reads a few HTML tags in them), line breaks as `<br>`, the long
-    /// ones cut to `scale` of their usual limits with a marker. The message has no `text` (which
-    /// would repeat the card above it, and reads `<users/all>` as a mention): the card's header
-    /// is what a notification shows.
+    /// ones cut to `scale` of their usual limits with a marker; the header's title is plain text.
+    /// The message has no `text` (which would repeat the card above it, and reads `<users/all>`
+    /// as a mention): the card's header is what a notification shows.
     func googleChatValues(templateType: String, scale: Double = 1) -> [String: Any] {
-        func limit(_ base: Int) -> Int { max(40, Int(Double(base) * scale)) }
-        let widgets = fields.map { field -> [String: Any] in
-            ["label": Self.cut(Self.googleChatHTML(field.name), 100), "value": field.value.isEmpty ? "—" : Self.cut(Self.googleChatHTML(field.value), limit(1000))]
+        cardValues(color: Self.googleChatColor(templateType), title: { $0 }, text: Self.googleChatHTML, scale: scale) {
+            $0.map { "• " + Self.googleChatHTML($0) }.joined(separator: "<br>")
         }
-        var values: [String: Any] = [
-            "title": Self.cut(title, 250),
-            "color": Self.googleChatColor(templateType),
-            "headline": Self.cut(Self.googleChatHTML(headline), limit(1000)),
-            "fields": widgets.enumerated().map { index, widget in widget.merging(["last": index == widgets.count - 1]) { $1 } },
-            "has_fields": !widgets.isEmpty,
-            "footer": Self.cut(Self.googleChatHTML(footer), 500),
-        ]
-        if let error, !error.isEmpty { values["error"] = Self.cut(Self.googleChatHTML(error), limit(8000)) }
-        if !others.isEmpty { values["others"] = Self.cut(others.map { "• " + Self.googleChatHTML($0) }.joined(separator: "<br>"), limit(4000)) }
-        if let link { values["link"] = link }
-        return values
     }
 
     /// Text for a Google Chat card: `&`, `<`, `>` as entities, line breaks as `<br>`.
