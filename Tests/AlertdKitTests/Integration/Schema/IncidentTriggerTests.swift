@@ -160,20 +160,26 @@ import Testing
 
     /// Each alert's due time (seconds after the first alert's) and group, by endpoint, for the
     /// grouping tests.
-    static func schedule(_ connection: PostgresConnection, integration: UUID, channel: String = "webhook") async throws -> [String: (due: Double, group: String?, status: String)] {
+    /// Each alert of the integration by endpoint and type: when it is due, in seconds after the
+    /// integration's first alert was written (`due`) and after its own (`wait`: 0 is at once,
+    /// however long the writes took), its group and status.
+    static func schedule(_ connection: PostgresConnection, integration: UUID, channel: String = "webhook") async throws -> [String: (due: Double, wait: Double, group: String?, status: String)] {
         let rows = try await connection.query(
             """
             SELECT h.endpoint_name, a.alert_type, a.delivery_status, a.metadata ->> 'group' AS grp,
-                   extract(epoch FROM a.next_attempt_at - min(a.created_at) OVER ())::float8 AS due
+                   extract(epoch FROM a.next_attempt_at - min(a.created_at) OVER ())::float8 AS due,
+                   extract(epoch FROM a.next_attempt_at - a.created_at)::float8 AS wait
               FROM integration_alert_history a JOIN integration_sync_history h ON h.id = a.sync_history_id
              WHERE a.integration_config_id = $1 AND a.alert_channel = $2 AND a.delivery_status <> 'suppressed'
             """,
             [integration, channel]
         )
-        var schedule: [String: (due: Double, group: String?, status: String)] = [:]
+        var schedule: [String: (due: Double, wait: Double, group: String?, status: String)] = [:]
         for row in rows {
             let key = "\(try row.decode("endpoint_name", as: String.self))/\(try row.decode("alert_type", as: String.self))"
-            schedule[key] = (try row.decode("due", as: Double?.self) ?? -1, try row.decode("grp"), try row.decode("delivery_status"))
+            schedule[key] = (
+                try row.decode("due", as: Double?.self) ?? -1, try row.decode("wait", as: Double?.self) ?? -1, try row.decode("grp"), try row.decode("delivery_status")
+            )
         }
         return schedule
     }
@@ -220,7 +226,7 @@ import Testing
                 try await connection.query("UPDATE alertd_settings SET group_interval = interval '1 minute'")
                 let rows = PlatformRows(connection)
                 let tenant = try await rows.tenant()
-                func schedule(metadata: String?) async throws -> [String: (due: Double, group: String?, status: String)] {
+                func schedule(metadata: String?) async throws -> [String: (due: Double, wait: Double, group: String?, status: String)] {
                     let integration = try await rows.integration(tenant: tenant, type: "t\(UUID().uuidString.prefix(8))", webhook: "https://hooks.example.com/x")
                     if let metadata {
                         try await connection.query("UPDATE integration_configs SET configuration_metadata = $2::jsonb WHERE id = $1", [integration, metadata])
@@ -230,11 +236,11 @@ import Testing
                 }
                 // No grouping for this integration: both at once.
                 let off = try await schedule(metadata: #"{"alertd": {"group_interval_seconds": 0}}"#)
-                #expect(off["a/failure"]!.due < 1 && off["b/failure"]!.due < 1 && off["b/failure"]!.group == nil)
+                #expect(off["a/failure"]!.wait < 1 && off["b/failure"]!.wait < 1 && off["b/failure"]!.group == nil)
                 // A value that is not whole seconds is ignored: the default (a minute) applies and
                 // the writer's transaction is untouched.
                 let bad = try await schedule(metadata: #"{"alertd": {"group_interval_seconds": "soon", "group_wait_seconds": -3}}"#)
-                #expect(bad["a/failure"]!.due < 1 && bad["b/failure"]!.due > 59.9)
+                #expect(bad["a/failure"]!.wait < 1 && bad["b/failure"]!.due > 59.9)
                 // A group wait holds the first too, and the second joins it.
                 let waiting = try await schedule(metadata: #"{"alertd": {"group_wait_seconds": 30, "group_interval_seconds": "120"}}"#)
                 #expect(waiting["a/failure"]!.due > 29.9 && waiting["a/failure"]!.due < 42.1)
@@ -242,13 +248,13 @@ import Testing
                 // The defaults come from alertd_settings.
                 try await connection.query("UPDATE alertd_settings SET group_interval = interval '0'")
                 let none = try await schedule(metadata: nil)
-                #expect(none["b/failure"]!.due < 1)
+                #expect(none["b/failure"]!.wait < 1)
                 try await connection.query("UPDATE alertd_settings SET group_interval = interval '5 minutes'")
                 let five = try await schedule(metadata: nil)
                 #expect(five["b/failure"]!.due > 299.9 && five["b/failure"]!.due < 330.1)
                 // Incidents off: no grouping either, every failure at once.
                 let incidentsOff = try await schedule(metadata: #"{"alertd": {"incidents": "off"}}"#)
-                #expect(incidentsOff["b/failure"]!.due < 1)
+                #expect(incidentsOff["b/failure"]!.wait < 1)
             }
         }
     }
@@ -283,8 +289,8 @@ import Testing
             try await database.withConnection { connection in
                 let schedule = try await Self.schedule(connection, integration: integration).values
                 #expect(schedule.count == 6)
-                #expect(schedule.filter { $0.due < 1 }.count == 1)
-                let held = schedule.filter { $0.due >= 1 }
+                #expect(schedule.filter { $0.wait < 1 }.count == 1)
+                let held = schedule.filter { $0.wait >= 1 }
                 #expect(held.count == 5)
                 #expect(Set(held.map(\.due)).count == 1 && Set(held.map(\.group)).count == 1 && held.allSatisfy { $0.group != nil })
             }
