@@ -77,9 +77,10 @@ import Testing
             return Set(alerts.filter { $0["state"] as? String == "firing" }.compactMap { ($0["labels"] as? [String: Any])?["alertname"] as? String })
         }
 
+        /// Kills Prometheus without waiting for it (waiting would hold a thread of the
+        /// concurrency pool), as `ScriptedServer` stops its servers.
         func stop() {
-            process.terminate()
-            process.waitUntilExit()
+            kill(process.processIdentifier, SIGKILL)
             try? FileManager.default.removeItem(at: folder)
         }
     }
