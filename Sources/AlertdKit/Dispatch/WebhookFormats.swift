@@ -10,6 +10,8 @@ final class WebhookFormats: @unchecked Sendable {
     private let lock = NSLock()
     private var formats: [UUID: WebhookFormat] = [:]
     private var readAt: ContinuousClock.Instant?
+    /// The unknown names already logged, by integration: each is logged once, not at every read.
+    private var unknownLogged: [UUID: String] = [:]
     private let logger: Logger
 
     static let refreshInterval: Duration = .seconds(30)
@@ -34,7 +36,7 @@ final class WebhookFormats: @unchecked Sendable {
                 let integration: UUID = try row.decode("integration_config_id")
                 if let format = WebhookFormat.named(name) {
                     read[integration] = format
-                } else {
+                } else if lock.withLock({ unknownLogged.updateValue(name ?? "", forKey: integration) != (name ?? "") }) {
                     logger.warning("an integration names a webhook format alertd does not know; its URL decides", metadata: [
                         "integration": "\(integration)", "webhook_format": "\(name ?? "")",
                         "known": "\(WebhookFormat.allCases.map(\.rawValue).joined(separator: ", "))",

@@ -1,7 +1,9 @@
-import AlertdKit
+@testable import AlertdKit
 import AlertdPostgres
 import AlertdTestSupport
 import Foundation
+import Logging
+import Synchronization
 import Testing
 
 /// Chat formats through `alertd run` and `alertd --test-notification`, against a receiver that
@@ -159,6 +161,33 @@ import Testing
             }
             #expect(state == "disabled", "the service's 404 disables the URL")
             await alertd.stopExpectingExitZero()
+        }
+    }
+
+    /// An integration naming a format alertd does not know: its URL decides, and the warning is
+    /// written once, not at every read of the settings.
+    @Test func anUnknownFormatIsWarnedOfOnceAndTheURLDecides() async throws {
+        try await TestPostgres.withDatabase { database in
+            let integration = try await database.withConnection { connection in
+                try await Self.integration(connection, url: "https://hooks.slack.com/services/T/B/X", format: "carrier-pigeon")
+            }
+            let lines = Mutex<[String]>([])
+            let logger = Logger(label: "test") { _ in AlertdLogHandler(label: "test", format: .logfmt) { line in lines.withLock { $0.append(line) } } }
+            let formats = WebhookFormats(logger: logger)
+            let connection = try await PostgresConnection.connect(try PostgresConnectionString(database.alertdURL), logger: TestPostgres.logger)
+            let start = ContinuousClock.now
+            for read in 0..<3 {
+                await formats.refresh(connection, now: start + WebhookFormats.refreshInterval * read)
+            }
+            await connection.close()
+            let warnings = lines.withLock { $0 }.filter { $0.contains("does not know") }
+            #expect(warnings.count == 1, "\(lines.withLock { $0 })")
+            #expect(warnings.first?.contains("\(integration)") == true && warnings.first?.contains("carrier-pigeon") == true)
+            let alert = ClaimedAlert(
+                id: UUID(), type: .failure, channel: .webhook, origin: .trigger, recipients: ["https://hooks.slack.com/services/T/B/X"], attempt: 1, maxAttempts: 1,
+                createdAt: nil, integration: .init(id: integration, name: "x", type: "x", environment: "x", tenantID: UUID()), sync: nil
+            )
+            #expect(formats.apply([alert]).first?.webhookFormat == nil, "no format named: the URL decides")
         }
     }
 }
