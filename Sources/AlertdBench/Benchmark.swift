@@ -155,14 +155,20 @@ public struct Benchmark: Sendable {
 
         if options.phases.contains(.trigger) {
             progress.phase("\(options.triggerWriters) writers with and without the trigger")
-            let rates = try await triggerCost(database: database)
-            results.writesWithoutTrigger = rates[.without] ?? 0
-            results.writesWithTrigger = rates[.repeats] ?? 0
-            results.writesNewIncidents = rates[.newIncidents] ?? 0
-            results.writesWithTriggerNotifying = rates[.notifying] ?? 0
-            results.writesWithConstantInsert = rates[.constantInsert] ?? 0
-            results.successesWithoutTrigger = rates[.successesWithout] ?? 0
-            results.successesWithTrigger = rates[.successes] ?? 0
+            let rounds = try await triggerCost(database: database)
+            results.writesWithoutTrigger = rounds.medianRate(.without)
+            results.writesWithTrigger = rounds.medianRate(.repeats)
+            results.writesNewIncidents = rounds.medianRate(.newIncidents)
+            results.writesWithTriggerNotifying = rounds.medianRate(.notifying)
+            results.writesWithConstantInsert = rounds.medianRate(.constantInsert)
+            results.successesWithoutTrigger = rounds.medianRate(.successesWithout)
+            results.successesWithTrigger = rounds.medianRate(.successes)
+            results.triggerRatio = rounds.medianRatio(.repeats, to: .without)
+            results.notifyingTriggerRatio = rounds.medianRatio(.notifying, to: .without)
+            results.constantInsertRatio = rounds.medianRatio(.constantInsert, to: .without)
+            results.triggerAgainstFloorRatio = rounds.medianRatio(.repeats, to: .constantInsert)
+            results.newIncidentsAgainstFloorRatio = rounds.medianRatio(.newIncidents, to: .constantInsert)
+            results.successRatio = rounds.medianRatio(.successes, to: .successesWithout)
         }
 
         if options.phases.contains(.sweep) {
@@ -297,8 +303,8 @@ public struct Benchmark: Sendable {
         }
     }
 
-    /// Writers committing one status change per transaction, alertd not running, in rounds
-    /// taken in turn (three times each): failures without the trigger (disabled); failures each opening
+    /// Writers committing one status change per transaction, alertd not running, in cycles of
+    /// rounds taken in turn (five cycles): failures without the trigger (disabled); failures each opening
     /// an incident of its own; the same while a dispatcher waits (the bench's own session holds
     /// the waiting lock, as an idle alertd does, so every transaction notifies); the trigger's
     /// function replaced, in the bench's own cluster, by one that only inserts a constant alert
@@ -306,8 +312,10 @@ public struct Benchmark: Sendable {
     /// the writer's transaction); repeated failures of four endpoints whose incidents are open
     /// (the suppression storm: every alert recorded suppressed); and successful runs with and
     /// without the trigger (no incident open, alert_on_success off: the common case). Each
-    /// variant's rate is the median of its rounds.
-    private func triggerCost(database: BenchDatabase) async throws -> [TriggerVariant: Double] {
+    /// variant's rate is the median of its rounds; each ratio the median of the cycles' ratios,
+    /// its two rounds taken seconds apart (the shared machine's speed moves more between cycles
+    /// than within one).
+    private func triggerCost(database: BenchDatabase) async throws -> TriggerRounds {
         var rates: [TriggerVariant: [Double]] = [:]
         let waiting = AlertStore(connection: try await database.connect(), worker: "bench")
         func triggerFunction() async throws -> String {
@@ -359,12 +367,33 @@ public struct Benchmark: Sendable {
         }
         await waiting.connection.close()
         try await database.admin.execute("ALTER TABLE integration_sync_history ENABLE TRIGGER alertd_enqueue_on_status_change")
-        // The median round of each: one round slowed by the shared machine moves it least.
-        return rates.mapValues { $0.sorted()[$0.count / 2] }
+        return TriggerRounds(rates: rates)
     }
 
     /// Rounds of each variant of the trigger phase, taken in turn.
-    static let triggerRounds = 3
+    static let triggerRounds = 5
+
+    /// The trigger phase's rates, changes per second, each variant's in the order of the cycles.
+    struct TriggerRounds {
+        var rates: [TriggerVariant: [Double]]
+
+        /// The median round: one round slowed by the shared machine moves it least.
+        func medianRate(_ variant: TriggerVariant) -> Double {
+            Self.median(rates[variant] ?? [])
+        }
+
+        /// The median over the cycles of `variant`'s rate against `floor`'s in the same cycle.
+        func medianRatio(_ variant: TriggerVariant, to floor: TriggerVariant) -> Double {
+            let pairs = zip(rates[variant] ?? [], rates[floor] ?? [])
+            return Self.median(pairs.compactMap { $1 > 0 ? $0 / $1 : nil })
+        }
+
+        static func median(_ values: [Double]) -> Double {
+            let sorted = values.sorted()
+            guard !sorted.isEmpty else { return 0 }
+            return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        }
+    }
 
     /// How the trigger stands in one round of the trigger phase.
     enum TriggerVariant: CaseIterable {

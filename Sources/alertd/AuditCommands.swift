@@ -150,7 +150,12 @@ struct ReplayCommand: AsyncParsableCommand {
                 for id in ids where !replayed.contains(id) {
                     refused += 1
                     let status = statuses[id]
-                    printError(status == nil ? "alertd: no alert \(id.uuidString.lowercased())." : "alertd: \(id.uuidString.lowercased()) is \(status!); only failed, bounced or suppressed alerts are replayed.")
+                    let alert = id.uuidString.lowercased()
+                    switch status {
+                    case nil: printError("alertd: no alert \(alert).")
+                    case "suppressed": printError("alertd: \(alert) is a suppressed repeat of its own run's alert on the same channel; replay that alert instead (alertd history --sync-run <run>).")
+                    case let status?: printError("alertd: \(alert) is \(status); only failed, bounced or suppressed alerts are replayed.")
+                    }
                 }
                 if refused > 0 { throw ExitCode.failure }
             } else {

@@ -107,8 +107,8 @@ public struct AuditStore: Sendable {
     /// Queues final failures (failed or bounced) again, due now, with `extraAttempts` more
     /// attempts, and notes each replay in the alert's metadata (`replays`: when, by whom, what
     /// it was). Email recipients that bounced are tried again; those already delivered are not.
-    /// A suppressed alert (a repeat of an incident) is sent when named by its id.
-    /// Returns the alerts queued.
+    /// A suppressed alert (a repeat of an incident) is sent when named by its id, unless its own
+    /// run already has an alert of its type on its channel. Returns the alerts queued.
     public func replay(ids: [UUID]? = nil, failedSince since: Date? = nil, by who: String, extraAttempts: Int = 10) async throws -> [UUID] {
         let rows = try await connection.withTransaction { session in
             let rows = try session.query(
@@ -126,6 +126,14 @@ public struct AuditStore: Sendable {
                        locked_until = NULL
                  WHERE (delivery_status IN ('failed', 'bounced') OR ($1::uuid[] IS NOT NULL AND delivery_status = 'suppressed'))
                    AND ($1::uuid[] IS NULL OR id = ANY ($1::uuid[]))
+                   -- A suppressed repeat whose own run has an alert of its type on its channel
+                   -- (the run failed twice while its incident was open): that one is replayed.
+                   AND NOT (delivery_status = 'suppressed' AND origin = 'trigger' AND EXISTS (
+                         SELECT 1 FROM integration_alert_history twin
+                          WHERE twin.sync_history_id = integration_alert_history.sync_history_id
+                            AND twin.alert_type = integration_alert_history.alert_type
+                            AND twin.alert_channel = integration_alert_history.alert_channel
+                            AND twin.origin = 'trigger' AND twin.delivery_status <> 'suppressed'))
                    AND ($2::timestamptz IS NULL OR coalesce(last_attempt_at, created_at) >= $2)
                 RETURNING id
                 """,

@@ -227,6 +227,12 @@ public struct SchemaVerifier: Sendable {
                   WHERE conrelid = to_regclass('public.integration_alert_history') AND contype = 'c'
                     AND (pg_get_constraintdef(oid) LIKE '%''webhook_disabled''%' OR pg_get_constraintdef(oid) LIKE '%''destination''%'))
                 """),
+            // 20251201: a repeat recorded by one plain insert, left out of the once-per-run index.
+            function("alertd_alert_addresses(text[])"),
+            holds("idx_alert_history_trigger_once leaves suppressed repeats out", """
+                (SELECT pg_get_expr(x.indpred, x.indrelid) LIKE '%suppressed%' FROM pg_index x
+                  WHERE x.indexrelid = to_regclass('public.idx_alert_history_trigger_once'))
+                """),
         ]
         return checks
     }()

@@ -6,6 +6,40 @@ import Testing
 /// `alertd history`, `alertd show` and `alertd replay`, run as alertd's least-privilege role
 /// against alerts a real `alertd run` delivered.
 @Suite struct AuditCommandTests {
+    /// A run whose status changed to failed twice while its incident was open has a suppressed
+    /// row beside its own alert: that one is replayed, not the repeat (the trigger keeps one
+    /// alert per run, type and channel).
+    @Test func aRepeatOfItsOwnRunsAlertIsNotReplayed() async throws {
+        try await TestPostgres.withDatabase { database in
+            let (news, repeats) = try await database.withConnection { connection in
+                let rows = PlatformRows(connection)
+                let integration = try await rows.integration(tenant: try await rows.tenant(), webhook: "https://hooks.example.com/x")
+                let run = try await rows.syncRun(integration: integration, status: "failed")
+                try await rows.setStatus(of: run, to: "running")
+                try await rows.setStatus(of: run, to: "failed")
+                try await rows.syncRun(integration: integration, status: "failed")
+                let news: UUID = try await connection.query("SELECT id FROM integration_alert_history WHERE delivery_status = 'pending'")[0].decode("id")
+                let repeats = try await connection.query(
+                    "SELECT id FROM integration_alert_history WHERE delivery_status = 'suppressed' ORDER BY sync_history_id = $1 DESC", [run]
+                ).map { try $0.decode("id", as: UUID.self) }
+                return (news, repeats)
+            }
+            #expect(repeats.count == 2)
+            let own = try #require(repeats.first), another = try #require(repeats.last)
+            let refused = try await TestProcess.alertd(["replay", own.postgresText, "--database-url", database.alertdURL])
+            #expect(refused.status == 1)
+            #expect(refused.standardError.contains("is a suppressed repeat of its own run's alert on the same channel"), "\(refused.allOutput)")
+            let replayed = try await TestProcess.alertd(["replay", another.postgresText, "--database-url", database.alertdURL])
+            #expect(replayed.status == 0, "\(replayed.allOutput)")
+            let statuses = try await database.withConnection { connection in
+                try await connection.query("SELECT id, delivery_status FROM integration_alert_history").reduce(into: [UUID: String]()) {
+                    $0[try $1.decode("id")] = try $1.decode("delivery_status")
+                }
+            }
+            #expect(statuses == [news: "pending", own: "suppressed", another: "pending"])
+        }
+    }
+
     @Test func historyShowAndReplayFromATerminal() async throws {
         let receiver = try await WebhookReceiver.start()
         defer { receiver.stop() }

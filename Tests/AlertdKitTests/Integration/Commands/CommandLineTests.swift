@@ -39,7 +39,7 @@ import Testing
             let pending = try await alertd("status")
             #expect(pending.status == 0)
             #expect(Self.words(pending.standardOutput).contains("20251122_add_retry_and_alerts pending"))
-            #expect(pending.standardOutput.contains("8 pending"))
+            #expect(pending.standardOutput.contains("9 pending"))
 
             let notYet = try await alertd("verify")
             #expect(notYet.status == 1)
@@ -54,6 +54,7 @@ import Testing
             #expect(migrated.standardOutput.contains("Applying 20251127_alertd_incidents ..."))
             #expect(migrated.standardOutput.contains("Applying 20251129_alertd_silent_failures ..."))
             #expect(migrated.standardOutput.contains("Applying 20251130_alertd_destination_health ..."))
+            #expect(migrated.standardOutput.contains("Applying 20251201_alertd_cheaper_repeats ..."))
 
             let rerun = try await alertd("migrate")
             #expect(rerun.status == 0)
@@ -70,7 +71,7 @@ import Testing
 
             let newest = try await alertd("rollback")
             #expect(newest.status == 0)
-            #expect(newest.standardOutput.contains("Rolled back 20251130_alertd_destination_health"))
+            #expect(newest.standardOutput.contains("Rolled back 20251201_alertd_cheaper_repeats"))
 
             let everything = try await alertd("rollback", "--all")
             #expect(everything.status == 0)

@@ -19,6 +19,8 @@ import Testing
     static var silentRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251129_alertd_silent_failures.rollback.sql") }
     static var healthFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251130_alertd_destination_health.sql") }
     static var healthRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251130_alertd_destination_health.rollback.sql") }
+    static var repeatsFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251201_alertd_cheaper_repeats.sql") }
+    static var repeatsRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251201_alertd_cheaper_repeats.rollback.sql") }
     static var seedRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251122_add_retry_and_alerts.rollback.sql") }
     static var outboxRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251124_alertd_outbox.rollback.sql") }
     static var platformVersionFile: URL {
@@ -160,6 +162,51 @@ import Testing
         }
     }
 
+    @Test func cheaperRepeatsAppliedTwiceChangeNothingAndTheirRollbackUndoesThem() async throws {
+        try await TestPostgres.withDatabase(.platform) { database in
+            for file in [Self.seedFile, Self.outboxFile, Self.roleFile, Self.notifyFile, Self.incidentsFile, Self.groupsFile, Self.silentFile, Self.healthFile] {
+                try await database.applyWithPsql(file)
+            }
+            let before = try await database.schemaDump()
+            try await database.applyWithPsql(Self.repeatsFile)
+            let once = try await database.schemaDump()
+            #expect(once != before)
+            #expect(once.contains("alertd_alert_addresses"))
+            #expect(once.contains("<> 'suppressed'"))
+            try await database.applyWithPsql(Self.repeatsFile)
+            #expect(try await database.schemaDump() == once)
+            try await database.applyWithPsql(Self.repeatsRollbackFile)
+            #expect(try await database.schemaDump() == before)
+        }
+    }
+
+    /// A run whose status changes to failed twice while its incident is open keeps a suppressed
+    /// row for each time; the rollback keeps one, as the older unique index requires.
+    @Test func theCheaperRepeatsRollbackKeepsOneRepeatPerRunTypeAndChannel() async throws {
+        try await TestPostgres.withDatabase { database in
+            try await database.withConnection { connection in
+                let rows = PlatformRows(connection)
+                let integration = try await rows.integration(tenant: try await rows.tenant(), webhook: "https://hooks.example.com/x")
+                try await rows.syncRun(integration: integration, status: "failed")
+                let run = try await rows.syncRun(integration: integration, status: "failed")
+                for status in ["running", "failed"] {
+                    try await rows.setStatus(of: run, to: status)
+                }
+                func statuses() async throws -> [String] {
+                    try await connection.query(
+                        "SELECT delivery_status FROM integration_alert_history WHERE origin = 'trigger' ORDER BY created_at, delivery_status"
+                    ).map { try $0.decode("delivery_status", as: String.self) }
+                }
+                #expect(try await statuses() == ["pending", "suppressed", "suppressed"])
+                try await database.applyWithPsql(Self.repeatsRollbackFile)
+                #expect(try await statuses() == ["pending", "suppressed"])
+                try await rows.setStatus(of: run, to: "running")
+                try await rows.setStatus(of: run, to: "failed")
+                #expect(try await statuses() == ["pending", "suppressed"])
+            }
+        }
+    }
+
     @Test func theIncidentsRollbackKeepsTheirAlertsUnderTheOlderWords() async throws {
         try await TestPostgres.withDatabase { database in
             try await database.withConnection { connection in
@@ -187,6 +234,7 @@ import Testing
             try await database.applyWithPsql(Self.groupsFile)
             try await database.applyWithPsql(Self.silentFile)
             try await database.applyWithPsql(Self.healthFile)
+            try await database.applyWithPsql(Self.repeatsFile)
             return try await database.schemaDump()
         }
         try await TestPostgres.withDatabase(.platform) { database in
