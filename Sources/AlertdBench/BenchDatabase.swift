@@ -96,6 +96,42 @@ struct BenchDatabase: Sendable {
         }
     }
 
+    /// Sets the runs' status one per transaction, spread over `writers` connections as `finish`
+    /// does, and times it as a long-lived writer pays it: each connection is opened, and its first
+    /// `warmUp` changes committed, before the clock starts (a session's start, its first use of
+    /// the trigger's function, compiled once per session, and the custom plans PostgreSQL makes
+    /// of each of its statements' first five runs are not a transaction's cost). Returns the
+    /// changes timed and the seconds they took.
+    func finishTimed(_ runs: [UUID], status: String, writers: Int, warmUp: Int) async throws -> (changes: Int, seconds: Double) {
+        let shares = (0..<writers).map { writer in stride(from: writer, to: runs.count, by: writers).map { runs[$0] } }
+        var connections: [PostgresConnection] = []
+        do {
+            for _ in 0..<writers { connections.append(try await connect()) }
+            func commit(_ part: (PostgresConnection, [UUID]) -> [UUID]) async throws {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for (connection, share) in zip(connections, shares) {
+                        let mine = part(connection, share)
+                        group.addTask {
+                            for run in mine {
+                                try await connection.query("UPDATE integration_sync_history SET status = $1 WHERE id = ANY ($2::uuid[])", [status, [run]])
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+            try await commit { Array($1.prefix(warmUp)) }
+            let start = ContinuousClock.now
+            try await commit { Array($1.dropFirst(warmUp)) }
+            let seconds = (ContinuousClock.now - start).seconds
+            for connection in connections { await connection.close() }
+            return (shares.reduce(0) { $0 + max(0, $1.count - warmUp) }, seconds)
+        } catch {
+            for connection in connections { await connection.close() }
+            throw error
+        }
+    }
+
     /// Alerts of the runs recorded sent, and those ended any other way.
     func outcomes(of runs: [UUID]) async throws -> (sent: Int, other: Int) {
         let row = try await admin.query(

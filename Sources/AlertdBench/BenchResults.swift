@@ -85,6 +85,8 @@ public struct BenchResults: Sendable {
     /// The shipped trigger's cost against the least the outbox contract allows, measured in the
     /// same run: what the owners' target (≥ 0.85) applies to.
     public var triggerAgainstFloorRatio = 0.0
+    /// Each cycle's repeated failures against its constant insert, in the order measured.
+    public var triggerAgainstFloorCycles: [Double] = []
     /// Failures each opening an incident against the constant insert.
     public var newIncidentsAgainstFloorRatio = 0.0
     /// What the trigger costs a successful run that changes no incident.
@@ -115,6 +117,7 @@ public struct BenchResults: Sendable {
             "writes_per_s_with_constant_insert": writesWithConstantInsert.rounded(),
             "trigger_writer_throughput_ratio_constant_insert": round2(constantInsertRatio),
             "trigger_ratio_against_constant_insert": round2(triggerAgainstFloorRatio),
+            "trigger_ratio_against_constant_insert_cycles": triggerAgainstFloorCycles.map(round2),
             "writes_per_s_new_incidents": writesNewIncidents.rounded(),
             "new_incidents_ratio_against_constant_insert": round2(newIncidentsAgainstFloorRatio),
             "successes_per_s_with_trigger": successesWithTrigger.rounded(),

@@ -167,6 +167,7 @@ public struct Benchmark: Sendable {
             results.notifyingTriggerRatio = rounds.medianRatio(.notifying, to: .without)
             results.constantInsertRatio = rounds.medianRatio(.constantInsert, to: .without)
             results.triggerAgainstFloorRatio = rounds.medianRatio(.repeats, to: .constantInsert)
+            results.triggerAgainstFloorCycles = rounds.ratios(.repeats, to: .constantInsert)
             results.newIncidentsAgainstFloorRatio = rounds.medianRatio(.newIncidents, to: .constantInsert)
             results.successRatio = rounds.medianRatio(.successes, to: .successesWithout)
         }
@@ -304,7 +305,8 @@ public struct Benchmark: Sendable {
     }
 
     /// Writers committing one status change per transaction, alertd not running, in cycles of
-    /// rounds taken in turn (five cycles): failures without the trigger (disabled); failures each opening
+    /// rounds taken in turn (five cycles), each round timed once its writers are warm
+    /// (`finishTimed`): failures without the trigger (disabled); failures each opening
     /// an incident of its own; the same while a dispatcher waits (the bench's own session holds
     /// the waiting lock, as an idle alertd does, so every transaction notifies); the trigger's
     /// function replaced, in the bench's own cluster, by one that only inserts a constant alert
@@ -344,9 +346,8 @@ public struct Benchmark: Sendable {
                 count: variant == .repeats ? max(count, options.stormFailures / Self.triggerRounds) : count,
                 endpoints: variant == .repeats ? 4 : nil
             )
-            let start = ContinuousClock.now
-            try await database.finish(runs.map { [$0] }, status: variant.status, writers: options.triggerWriters)
-            let rate = Double(runs.count) / (ContinuousClock.now - start).seconds
+            let timed = try await database.finishTimed(runs, status: variant.status, writers: options.triggerWriters, warmUp: Self.triggerWarmUp)
+            let rate = Double(timed.changes) / timed.seconds
             rates[variant, default: []].append(rate)
             switch variant {
             case .notifying:
@@ -373,6 +374,9 @@ public struct Benchmark: Sendable {
     /// Rounds of each variant of the trigger phase, taken in turn.
     static let triggerRounds = 5
 
+    /// Changes each writer of the trigger phase commits before a round is timed.
+    static let triggerWarmUp = 10
+
     /// The trigger phase's rates, changes per second, each variant's in the order of the cycles.
     struct TriggerRounds {
         var rates: [TriggerVariant: [Double]]
@@ -382,10 +386,14 @@ public struct Benchmark: Sendable {
             Self.median(rates[variant] ?? [])
         }
 
+        /// Each cycle's rate of `variant` against `floor`'s.
+        func ratios(_ variant: TriggerVariant, to floor: TriggerVariant) -> [Double] {
+            zip(rates[variant] ?? [], rates[floor] ?? []).compactMap { $1 > 0 ? $0 / $1 : nil }
+        }
+
         /// The median over the cycles of `variant`'s rate against `floor`'s in the same cycle.
         func medianRatio(_ variant: TriggerVariant, to floor: TriggerVariant) -> Double {
-            let pairs = zip(rates[variant] ?? [], rates[floor] ?? [])
-            return Self.median(pairs.compactMap { $1 > 0 ? $0 / $1 : nil })
+            Self.median(ratios(variant, to: floor))
         }
 
         static func median(_ values: [Double]) -> Double {
