@@ -124,7 +124,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AlertdKitTests",
-            dependencies: ["AlertdKit", "AlertdPostgres", "AlertdSupport", "AlertdTestSupport", "CAlertdShims", "CCurl", "CESMTP"],
+            dependencies: ["AlertdKit", "AlertdBench", "AlertdPostgres", "AlertdSupport", "AlertdTestSupport", "CAlertdShims", "CCurl", "CESMTP"],
             exclude: ["Fixtures"]
         ),
     ],

@@ -107,10 +107,10 @@ struct BenchDatabase: Sendable {
         var connections: [PostgresConnection] = []
         do {
             for _ in 0..<writers { connections.append(try await connect()) }
-            func commit(_ part: (PostgresConnection, [UUID]) -> [UUID]) async throws {
+            func commit(_ part: ([UUID]) -> [UUID]) async throws {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for (connection, share) in zip(connections, shares) {
-                        let mine = part(connection, share)
+                        let mine = part(share)
                         group.addTask {
                             for run in mine {
                                 try await connection.query("UPDATE integration_sync_history SET status = $1 WHERE id = ANY ($2::uuid[])", [status, [run]])
@@ -120,9 +120,9 @@ struct BenchDatabase: Sendable {
                     try await group.waitForAll()
                 }
             }
-            try await commit { Array($1.prefix(warmUp)) }
+            try await commit { Array($0.prefix(warmUp)) }
             let start = ContinuousClock.now
-            try await commit { Array($1.dropFirst(warmUp)) }
+            try await commit { Array($0.dropFirst(warmUp)) }
             let seconds = (ContinuousClock.now - start).seconds
             for connection in connections { await connection.close() }
             return (shares.reduce(0) { $0 + max(0, $1.count - warmUp) }, seconds)
