@@ -30,9 +30,14 @@ public final class PostgresConnection: Sendable {
     /// Opens a connection on a new thread named `alertd-postgres`.
     public static func connect(_ connectionString: PostgresConnectionString, logger: Logger) async throws -> PostgresConnection {
         let worker = BlockingWorker(name: "alertd-postgres")
+        let flag = CancellationFlag()
         do {
-            let session = try await worker.run {
-                SessionBox(try PostgresSession.open(connectionString))
+            let session = try await withTaskCancellationHandler {
+                try await worker.run {
+                    SessionBox(try PostgresSession.open(connectionString, cancellation: flag, logger: logger))
+                }
+            } onCancel: {
+                flag.cancel()
             }
             let pid = try await worker.run { session.session?.backendPID ?? 0 }
             logger.debug("connected to PostgreSQL", metadata: [
@@ -58,7 +63,7 @@ public final class PostgresConnection: Sendable {
         while true {
             do {
                 return try await connect(connectionString, logger: logger)
-            } catch let error as PostgresError where error.code == .connectionFailed {
+            } catch let error as PostgresError where error.code == .connectionFailed && !Task.isCancelled {
                 attempt += 1
                 if attempt >= attempts { throw error }
                 let delay = backoff.delay(attempt: attempt)

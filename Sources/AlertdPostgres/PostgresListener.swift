@@ -25,6 +25,9 @@ public enum PostgresListenerEvent: Sendable, Equatable {
     /// The connection was lost; the listener is reconnecting with backoff.
     case disconnected
     case notification(PostgresNotification)
+    /// The connection's sessions are not its own (a pooler in transaction mode): notifications
+    /// never arrive there. The listener has stopped; the message names the cause and the fix.
+    case sessionNotOwn(String)
 }
 
 /// The events of a running ``PostgresListener``, in order.
@@ -50,12 +53,19 @@ public struct PostgresListenerEvents: AsyncSequence, Sendable {
 /// on a self-pipe, so it never blocks Swift's concurrency pool and stops as soon as it is told.
 /// When idle it checks the connection every `healthCheckInterval` with a `SELECT 1` that must
 /// answer within `healthCheckTimeout`; a connection cut without a close is noticed that way.
+/// Nothing it sends blocks inside libpq: connecting, LISTEN and the checks wait on the socket
+/// beside the self-pipe, each within its timeout, so a server or pooler that never answers
+/// cannot hold up a shutdown. After every LISTEN it checks that the session is its own
+/// (``PostgresSessionCheck``) and stops with `.sessionNotOwn` if it is not.
 public struct PostgresListener: Sendable {
     public var connectionString: PostgresConnectionString
     public var channels: [String]
     public var reconnectBackoff: Backoff
     public var healthCheckInterval: Duration
     public var healthCheckTimeout: Duration
+    /// After every LISTEN, how long a notification sent to itself from another connection may
+    /// take to arrive (``PostgresSessionCheck``); nil: no check.
+    public var sessionCheckTimeout: Duration?
     public var logger: Logger
 
     public init(
@@ -64,6 +74,7 @@ public struct PostgresListener: Sendable {
         reconnectBackoff: Backoff = .reconnect,
         healthCheckInterval: Duration = .seconds(30),
         healthCheckTimeout: Duration = .seconds(10),
+        sessionCheckTimeout: Duration? = PostgresSessionCheck.defaultTimeout,
         logger: Logger
     ) {
         self.connectionString = connectionString
@@ -71,6 +82,7 @@ public struct PostgresListener: Sendable {
         self.reconnectBackoff = reconnectBackoff
         self.healthCheckInterval = healthCheckInterval
         self.healthCheckTimeout = healthCheckTimeout
+        self.sessionCheckTimeout = sessionCheckTimeout
         self.logger = logger
     }
 
@@ -168,11 +180,20 @@ final class ListenLoop: @unchecked Sendable {
         defer { disconnect() }
         while !stopRequested() {
             guard connection != nil else {
-                if connectAndListen() {
+                switch connectAndListen() {
+                case .listening:
                     failedAttempts = 0
                     continuation.yield(.listening(reconnected: everListened))
                     everListened = true
                     continue
+                case .stop:
+                    return
+                case .notOwn(let message):
+                    logger.error("the database connection is not a session of its own; alertd run cannot work through it", metadata: [LogKey.error: "\(message)"])
+                    continuation.yield(.sessionNotOwn(message))
+                    return
+                case .failed:
+                    break
                 }
                 failedAttempts += 1
                 let delay = configuration.reconnectBackoff.delay(attempt: failedAttempts)
@@ -213,26 +234,62 @@ final class ListenLoop: @unchecked Sendable {
         return ready.events.isEmpty ? .timedOut : .readable
     }
 
-    private func connectAndListen() -> Bool {
-        let redactor = configuration.connectionString.redactor
-        let candidate = PostgresSession.connectBlocking(configuration.connectionString)
-        guard let candidate, PQstatus(candidate) == CONNECTION_OK else {
-            let reason = candidate.map { PostgresSession.errorMessage(of: $0) } ?? "out of memory"
-            PQfinish(candidate)
+    /// Waits on one socket beside the self-pipe.
+    private func wait(_ fd: Int32, _ events: Int16, _ timeout: Duration) -> SocketWaitResult {
+        let ready = poller.wait([(fd, events)], timeout: timeout)
+        if ready.woken { return .stopped }
+        return ready.events.isEmpty ? .timedOut : .ready
+    }
+
+    private func pass(_ notification: PostgresNotification) {
+        continuation.yield(.notification(notification))
+    }
+
+    private enum Connecting { case listening, failed, stop, notOwn(String) }
+
+    private func connectAndListen() -> Connecting {
+        let connectionString = configuration.connectionString
+        let redactor = connectionString.redactor
+        let candidate: OpaquePointer
+        switch PostgresConnector.connect(connectionString, wait: wait) {
+        case .stopped:
+            return .stop
+        case .failed(let reason):
             logger.warning("listener cannot connect to PostgreSQL", metadata: [LogKey.error: "\(redactor.redact(reason))"])
-            return false
+            return .failed
+        case .connected(let connection):
+            candidate = connection
         }
         // Notices (from LISTEN, say) are of no use here; keep them off stderr.
         PQsetNoticeProcessor(candidate, { _, _ in }, nil)
-        for channel in configuration.channels {
-            let result = PQexec(candidate, "LISTEN " + PostgresSession.quoteIdentifier(channel))
-            let ok = PQresultStatus(result) == PGRES_COMMAND_OK
-            PQclear(result)
-            guard ok else {
-                let reason = PostgresSession.errorMessage(of: candidate)
+        let listen = configuration.channels.map { "LISTEN " + PostgresSession.quoteIdentifier($0) }.joined(separator: "; ")
+        switch LibPQCommand.run(listen, on: candidate, timeout: configuration.healthCheckTimeout, wait: wait, pass: pass) {
+        case .stopped:
+            PQfinish(candidate)
+            return .stop
+        case .failed(let reason):
+            PQfinish(candidate)
+            logger.warning("listener cannot LISTEN", metadata: [
+                LogKey.channel: "\(configuration.channels.joined(separator: ","))", LogKey.error: "\(redactor.redact(reason))",
+            ])
+            return .failed
+        case .done:
+            break
+        }
+        if let timeout = configuration.sessionCheckTimeout {
+            let check = SessionCheck(connectionString: connectionString, timeout: timeout)
+            switch check.run(on: candidate, wait: wait, pass: pass) {
+            case nil:
                 PQfinish(candidate)
-                logger.warning("listener cannot LISTEN", metadata: [LogKey.channel: "\(channel)", LogKey.error: "\(redactor.redact(reason))"])
-                return false
+                return .stop
+            case .pooled(let evidence):
+                PQfinish(candidate)
+                return .notOwn(PostgresSessionVerdict.pooledMessage(connectionString, evidence: evidence))
+            case .unknown(let reason):
+                // Nothing proves the session shared: listen, and check again at the next connect.
+                logger.warning("cannot check that the LISTEN session is alertd's own", metadata: [LogKey.error: "\(reason)"])
+            case .own:
+                break
             }
         }
         connection = candidate
@@ -240,21 +297,13 @@ final class ListenLoop: @unchecked Sendable {
             LogKey.channel: "\(configuration.channels.joined(separator: ","))",
             LogKey.backendPID: "\(PQbackendPID(candidate))",
         ])
-        return true
+        return .listening
     }
 
     /// Reads what the server sent and passes on its notifications; false if the connection broke.
     private func consumeInput() -> Bool {
         guard let connection, PQconsumeInput(connection) == 1 else { return false }
-        while let notification = PQnotifies(connection) {
-            let event = PostgresNotification(
-                channel: String(cString: notification.pointee.relname),
-                payload: String(cString: notification.pointee.extra),
-                senderPID: notification.pointee.be_pid
-            )
-            PQfreemem(notification)
-            continuation.yield(.notification(event))
-        }
+        LibPQCommand.takeNotifications(from: connection, pass)
         return PQstatus(connection) == CONNECTION_OK
     }
 
@@ -263,28 +312,12 @@ final class ListenLoop: @unchecked Sendable {
     /// Sends `SELECT 1` and waits for its answer, passing on notifications that arrive meanwhile.
     private func healthCheck() -> Health {
         guard let connection else { return .failed("no connection") }
-        guard PQsendQuery(connection, "SELECT 1") == 1 else {
-            return .failed(PostgresSession.errorMessage(of: connection))
+        switch LibPQCommand.run("SELECT 1", on: connection, timeout: configuration.healthCheckTimeout, wait: wait, pass: pass) {
+        case .stopped: return .stop
+        case .done: return .healthy
+        case .failed(let reason):
+            return .failed(reason.hasPrefix("no answer") ? "no answer to a health check within \(configuration.healthCheckTimeout)" : reason)
         }
-        let deadline = ContinuousClock.now + configuration.healthCheckTimeout
-        while PQisBusy(connection) == 1 {
-            let remaining = deadline - ContinuousClock.now
-            guard remaining > .zero else {
-                return .failed("no answer to a health check within \(configuration.healthCheckTimeout)")
-            }
-            switch waitForInput(timeout: remaining) {
-            case .stop: return .stop
-            case .timedOut: continue
-            case .readable:
-                if !consumeInput() { return .failed("the server closed the connection") }
-            }
-        }
-        var healthy = true
-        while let result = PQgetResult(connection) {
-            if PQresultStatus(result) != PGRES_TUPLES_OK { healthy = false }
-            PQclear(result)
-        }
-        return healthy ? .healthy : .failed(PostgresSession.errorMessage(of: connection))
     }
 
     private func connectionLost(_ reason: String) {

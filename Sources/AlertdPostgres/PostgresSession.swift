@@ -1,6 +1,7 @@
 import AlertdSupport
 import CLibPQ
 import Foundation
+import Logging
 
 /// A libpq connection used synchronously, from one thread at a time.
 ///
@@ -22,6 +23,14 @@ public final class PostgresSession {
     var sessionSettings: String?
     /// Statements prepared on this connection, by their text.
     private var prepared: [String: String] = [:]
+    /// False once named statements were found not to stay on this session (a pooler in
+    /// transaction mode runs each on whichever server connection is free): every statement is
+    /// then sent unnamed, parsed each time.
+    private(set) var preparesStatements = true
+    /// Where the session says what it decided on its own (giving up prepared statements, say).
+    var logger: Logger?
+    /// Why the connection was given up without an answer, for the error that follows.
+    private var abandonedBecause: String?
 
     private init(connectionString: PostgresConnectionString) {
         self.connectionString = connectionString
@@ -32,9 +41,13 @@ public final class PostgresSession {
         if let connection { PQfinish(connection) }
     }
 
-    /// Opens a connection; blocks until the server accepts it or libpq gives up.
-    static func open(_ connectionString: PostgresConnectionString) throws(PostgresError) -> PostgresSession {
+    /// Opens a connection; blocks until the server accepts it, the connect timeout passes, or
+    /// `cancellation` is set.
+    static func open(_ connectionString: PostgresConnectionString, cancellation: CancellationFlag? = nil, logger: Logger? = nil) throws(PostgresError) -> PostgresSession {
         let session = PostgresSession(connectionString: connectionString)
+        session.logger = logger
+        session.cancellation = cancellation
+        defer { session.cancellation = nil }
         try session.connect()
         return session
     }
@@ -53,10 +66,15 @@ public final class PostgresSession {
             PQfinish(connection)
             self.connection = nil
         }
-        let connection = Self.connectBlocking(connectionString)
-        guard PQstatus(connection) == CONNECTION_OK else {
-            let reason = connection.map { Self.errorMessage(of: $0) } ?? "out of memory"
-            PQfinish(connection)
+        abandonedBecause = nil
+        let flag = cancellation
+        let connection: OpaquePointer
+        switch PostgresConnector.connect(connectionString, wait: PostgresConnector.slicedWait { flag?.isCancelled == true }) {
+        case .connected(let made):
+            connection = made
+        case .stopped:
+            throw PostgresError(.cancelled, "Connecting to PostgreSQL was abandoned: the caller stopped waiting.")
+        case .failed(let reason):
             throw PostgresError(
                 .connectionFailed,
                 "Cannot connect to PostgreSQL (\(connectionString.redactor.redact(connectionString.description))): \(connectionString.redactor.redact(reason))"
@@ -72,34 +90,21 @@ public final class PostgresSession {
             session.recordNotice(String(cString: message))
         }, context)
         cancelHandle.replace(with: PQgetCancel(connection))
-        // Timestamps without a time zone are read as UTC; keep the session's zone UTC to match.
-        _ = try execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'")
-        if let sessionSettings { _ = try execute(sessionSettings) }
-    }
-
-    /// Connects with the application name `alertd` unless the string names another, and a
-    /// 10-second connect timeout unless it or `PGCONNECT_TIMEOUT` sets one.
-    static func connectBlocking(_ connectionString: PostgresConnectionString) -> OpaquePointer? {
-        var keywords = ["fallback_application_name"]
-        var values = ["alertd"]
-        if ProcessInfo.processInfo.environment["PGCONNECT_TIMEOUT"] == nil {
-            // Listed before dbname, so that a connect_timeout in the string overrides it.
-            keywords.append("connect_timeout")
-            values.append("10")
-        }
-        keywords.append("dbname")
-        values.append(connectionString.conninfo)
-
-        let keywordPointers = keywords.map { strdup($0) } + [nil]
-        let valuePointers = values.map { strdup($0) } + [nil]
-        defer {
-            keywordPointers.forEach { free($0) }
-            valuePointers.forEach { free($0) }
-        }
-        return keywordPointers.map { UnsafePointer($0) }.withUnsafeBufferPointer { keywordBuffer in
-            valuePointers.map { UnsafePointer($0) }.withUnsafeBufferPointer { valueBuffer in
-                PQconnectdbParams(keywordBuffer.baseAddress, valueBuffer.baseAddress, 1)
-            }
+        do {
+            // Timestamps without a time zone are read as UTC; keep the session's zone UTC to match.
+            _ = try execute("SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'")
+            if let sessionSettings { _ = try execute(sessionSettings) }
+        } catch where error.code != .cancelled {
+            // A pooler accepts the login and fails the first statement when it cannot reach the
+            // server ("server login has been failing"): the connection was not made after all.
+            cancelHandle.replace(with: nil)
+            PQfinish(connection)
+            self.connection = nil
+            throw PostgresError(
+                .connectionFailed,
+                "Cannot connect to PostgreSQL (\(connectionString.redactor.redact(connectionString.description))): \(error.message)",
+                sqlState: error.sqlState
+            )
         }
     }
 
@@ -145,6 +150,7 @@ public final class PostgresSession {
     }
 
     private func preparedQuery(_ sql: String, _ parameters: [(any PostgresEncodable)?], mayPrepareAgain: Bool) throws(PostgresError) -> PostgresRows {
+        guard preparesStatements else { return try query(sql, parameters) }
         try ensureConnected()
         let name: String
         if let existing = prepared[sql] {
@@ -153,7 +159,11 @@ public final class PostgresSession {
             name = "alertd_\(prepared.count + 1)"
             let result = awaitResult(sent: PQsendPrepare(connection, name, sql, Int32(parameters.count), nil))
             defer { PQclear(result) }
-            _ = try rows(of: result)
+            do {
+                _ = try rows(of: result)
+            } catch where Self.statementsMixedUp(error) {
+                return try unnamedFromNowOn(sql, parameters, after: error)
+            }
             prepared[sql] = name
         }
         let sent = Self.withTexts(of: parameters) { count, values in
@@ -163,6 +173,8 @@ public final class PostgresSession {
         defer { PQclear(result) }
         do {
             return try rows(of: result)
+        } catch where Self.statementsMixedUp(error) {
+            return try unnamedFromNowOn(sql, parameters, after: error)
         } catch where error.sqlState == "0A000" && mayPrepareAgain && !inTransaction {
             // "cached plan must not change result type": a migration changed a table under the
             // statement. Prepared again, once.
@@ -170,6 +182,32 @@ public final class PostgresSession {
             prepared[sql] = nil
             return try preparedQuery(sql, parameters, mayPrepareAgain: false)
         }
+    }
+
+    /// A named statement that is missing (26000), already there (42P05) or has other
+    /// parameters (08P01 on a connection still up): the session's statements are not its own,
+    /// as behind a pooler in transaction mode. Never a sign that the database is down.
+    static func statementsMixedUp(_ error: PostgresError) -> Bool {
+        guard error.code == .queryFailed, let state = error.sqlState else { return false }
+        return state == "26000" || state == "42P05" || state == "08P01"
+    }
+
+    /// Gives up named statements for this session and runs `sql` unnamed: at once when no
+    /// transaction is open (the failed statement did nothing), or else by failing the
+    /// transaction, which its caller runs again.
+    private func unnamedFromNowOn(_ sql: String, _ parameters: [(any PostgresEncodable)?], after error: PostgresError) throws(PostgresError) -> PostgresRows {
+        preparesStatements = false
+        prepared = [:]
+        logger?.warning("prepared statements do not stay on this connection (a pooler in transaction mode?); sending every statement unnamed from now on", metadata: [
+            LogKey.error: "\(error)",
+            LogKey.backendPID: "\(backendPID)",
+        ])
+        guard !inTransaction else {
+            var retry = error
+            retry.message += " (named statements given up: the transaction can be run again)"
+            throw retry
+        }
+        return try query(sql, parameters)
     }
 
     /// Parameters in libpq's text form (NULL as a null pointer), valid during `body`.
@@ -203,12 +241,20 @@ public final class PostgresSession {
     private func awaitResult(sent: Int32) -> OpaquePointer? {
         guard sent == 1, let connection else { return nil }
         let socket = PQsocket(connection)
+        var firstCancelRequest: ContinuousClock.Instant?
         var lastCancelRequest: ContinuousClock.Instant?
         while PQisBusy(connection) == 1 {
-            if cancellation?.isCancelled == true,
-               lastCancelRequest.map({ ContinuousClock.now - $0 > .seconds(1) }) ?? true {
-                cancelHandle.requestCancel()
-                lastCancelRequest = ContinuousClock.now
+            if cancellation?.isCancelled == true {
+                let now = ContinuousClock.now
+                if let firstCancelRequest, now - firstCancelRequest > Self.abandonAfter {
+                    abandon("PostgreSQL did not answer within \(Self.abandonAfter.seconds) s of a cancel request; the connection was closed")
+                    return nil
+                }
+                if lastCancelRequest.map({ now - $0 > .seconds(1) }) ?? true {
+                    cancelHandle.requestCancel()
+                    firstCancelRequest = firstCancelRequest ?? now
+                    lastCancelRequest = now
+                }
             }
             var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
             let ready = poll(&descriptor, 1, cancellation == nil ? -1 : 50)
@@ -235,6 +281,21 @@ public final class PostgresSession {
             return failure
         }
         return last
+    }
+
+    /// How long a cancelled statement may go unanswered before its connection is given up: a
+    /// query queued in a pooler whose server is gone, a server that never answers, a half-open
+    /// TCP connection. Shutdown must not wait on any of them.
+    static let abandonAfter: Duration = .seconds(2)
+
+    /// Closes the connection without waiting for the server; the next call connects anew.
+    private func abandon(_ reason: String) {
+        cancelHandle.replace(with: nil)
+        if let connection { PQfinish(connection) }
+        connection = nil
+        prepared = [:]
+        abandonedBecause = reason
+        logger?.warning("abandoned a PostgreSQL connection", metadata: [LogKey.error: "\(reason)"])
     }
 
     private func rows(of result: OpaquePointer?) throws(PostgresError) -> PostgresRows {
@@ -285,11 +346,16 @@ public final class PostgresSession {
             hint: field(UInt8(ascii: "H")).map(redactor.redact)
         )
         if sqlState == "57014" { error.code = .cancelled }
-        if sqlState.hasPrefix("08") || sqlState == "57P01" { error.code = .connectionLost }
+        // A protocol error on a connection still up (a statement sent to another server
+        // connection by a pooler, say) is the statement's failure, not a lost connection.
+        if (sqlState.hasPrefix("08") && !isConnected) || sqlState == "57P01" { error.code = .connectionLost }
         return error
     }
 
     private func lostOrFailed() -> PostgresError {
+        if let abandonedBecause {
+            return PostgresError(.connectionLost, abandonedBecause)
+        }
         let reason = connection.map { Self.errorMessage(of: $0) } ?? "no connection"
         let code: PostgresError.Code = isConnected ? .queryFailed : .connectionLost
         return PostgresError(code, connectionString.redactor.redact(reason))
@@ -350,17 +416,52 @@ final class CancellationFlag: @unchecked Sendable {
 }
 
 /// Asks the server to cancel the statement a session is running. Used on the session's thread.
+///
+/// `PQcancel` opens a connection of its own and waits for the server to close it, with no
+/// timeout: a server that never answers (frozen, or behind a pooler that holds the request)
+/// would keep the session's thread there for good, and with it a shutdown. So each request is
+/// sent from a short-lived thread of its own, one at a time per connection, and the session
+/// goes on waiting, and gives the connection up when nothing answers (`abandonAfter`).
 final class CancelHandle {
-    private var cancel: OpaquePointer?
+    private var current: CancelRequest?
 
     func replace(with newValue: OpaquePointer?) {
-        if let cancel { PQfreeCancel(cancel) }
-        cancel = newValue
+        current = newValue.map(CancelRequest.init)
     }
 
     func requestCancel() {
-        guard let cancel else { return }
-        var buffer = [CChar](repeating: 0, count: 256)
-        _ = PQcancel(cancel, &buffer, Int32(buffer.count))
+        current?.send()
+    }
+}
+
+/// One connection's cancel key. It lives as long as the last thread that sends it.
+final class CancelRequest: @unchecked Sendable {
+    // Invariant: `pointer` is freed only in deinit; `sending` is read and written with `lock` held.
+    private let pointer: OpaquePointer
+    private let lock = NSLock()
+    private var sending = false
+
+    init(_ pointer: OpaquePointer) {
+        self.pointer = pointer
+    }
+
+    deinit {
+        PQfreeCancel(pointer)
+    }
+
+    func send() {
+        let start = lock.withLock {
+            guard !sending else { return false }
+            sending = true
+            return true
+        }
+        guard start else { return }
+        let thread = Thread { [self] in
+            BlockingWorker.nameCurrentThread("alertd-pg-cancel")
+            var buffer = [CChar](repeating: 0, count: 256)
+            _ = PQcancel(pointer, &buffer, Int32(buffer.count))
+            lock.withLock { sending = false }
+        }
+        thread.start()
     }
 }

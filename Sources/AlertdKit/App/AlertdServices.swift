@@ -25,6 +25,7 @@ public struct AlertdServices: Sendable {
     public static func build(configuration: AlertdConfiguration, templates: AlertTemplates, logger: Logger) -> AlertdServices {
         let metrics = DispatcherMetrics()
         let wake = WakeSignal()
+        let gate = SessionGate()
         let inFlight = InFlightAlerts()
         let outcomes = OutcomeQueue()
         let claims = SharedConnection(database: configuration.database, logger: logger) { connection in
@@ -65,10 +66,22 @@ public struct AlertdServices: Sendable {
         if configuration.httpAddress != nil {
             services.append(QueueReader(connection: records, instance: configuration.instance, metrics: metrics, logger: logger))
         }
-        services.append(NotificationListener(configuration: configuration, wake: wake, metrics: metrics, logger: logger))
-        services.append(Dispatcher(configuration: configuration, delivery: delivery, claims: claims, health: health, inFlight: inFlight, outcomes: outcomes, wake: wake, metrics: metrics, logger: logger))
+        let listener = NotificationListener(configuration: configuration, wake: wake, gate: gate, metrics: metrics, logger: logger)
+        services.append(listener)
+        services.append(Dispatcher(configuration: configuration, delivery: delivery, claims: claims, gate: gate, health: health, inFlight: inFlight, outcomes: outcomes, wake: wake, metrics: metrics, logger: logger))
 
-        var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        // Told first at shutdown (services stop in the reverse of their order).
+        services.append(ShutdownDeadline(bound: shutdownBound(grace: configuration.shutdownGrace), logger: logger))
+
+        // A listener that finds the session shared (a pooler in transaction mode) ends alertd,
+        // gracefully: nothing was claimed, and every service stops as at SIGTERM.
+        let configurations = services.map { service in
+            ServiceGroupConfiguration.ServiceConfiguration(
+                service: service,
+                failureTerminationBehavior: service as AnyObject === listener ? .gracefullyShutdownGroup : .cancelGroup
+            )
+        }
+        var groupConfiguration = ServiceGroupConfiguration(services: configurations, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         // The dispatcher takes the grace; the others need moments. Past this, everything is cancelled.
         groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownGrace + shutdownMargin
         return AlertdServices(group: ServiceGroup(configuration: groupConfiguration), metrics: metrics)
@@ -86,7 +99,40 @@ public struct AlertdServices: Sendable {
 
     /// Time allowed past the shutdown grace for the services after the dispatcher (recording what
     /// came last, closing connections) before they are cancelled.
-    static let shutdownMargin: Duration = .seconds(10)
+    static let shutdownMargin: Duration = .seconds(3)
+
+    /// How long after SIGTERM alertd is gone at the latest, whatever the database or a pooler
+    /// does: the grace, the margin, a cancelled statement's wait before its connection is
+    /// abandoned (`PostgresSession.abandonAfter`, 2 s), and a second to spare. docs/operations.md
+    /// and the deploy recipes' stop timeouts rely on it.
+    public static func shutdownBound(grace: Duration) -> Duration {
+        grace + shutdownMargin + .seconds(3)
+    }
+}
+
+/// Ends the process when a shutdown outlasts its bound: a call that does not end when it is
+/// cancelled (a C library blocked in the kernel, say) must not keep alertd past its supervisor's
+/// patience, which would then SIGKILL it without a word.
+struct ShutdownDeadline: Service {
+    let bound: Duration
+    let logger: Logger
+
+    func run() async {
+        // Returns at graceful shutdown; throws if the group is cancelled instead. Either way,
+        // the clock starts.
+        try? await gracefulShutdown()
+        let bound = self.bound
+        let logger = self.logger
+        let thread = Thread {
+            Thread.sleep(forTimeInterval: bound.seconds)
+            logger.critical("shutdown outlasted its bound; exiting now. Alerts still in flight are delivered again once their leases end", metadata: [
+                "bound_s": "\(bound.seconds)",
+            ])
+            fflush(nil)
+            _exit(1)
+        }
+        thread.start()
+    }
 }
 
 /// Closes the database connections once every service that uses them has stopped.

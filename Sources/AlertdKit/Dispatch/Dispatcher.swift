@@ -22,6 +22,7 @@ final class Dispatcher: Service {
     private let configuration: AlertdConfiguration
     private let delivery: AlertDelivery
     private let claims: SharedConnection
+    private let gate: SessionGate
     private let health: DestinationHealth
     private let formats: WebhookFormats
     private let inFlight: InFlightAlerts
@@ -38,12 +39,13 @@ final class Dispatcher: Service {
     static let queuedPerConnection = 8
 
     init(
-        configuration: AlertdConfiguration, delivery: AlertDelivery, claims: SharedConnection, health: DestinationHealth, inFlight: InFlightAlerts,
+        configuration: AlertdConfiguration, delivery: AlertDelivery, claims: SharedConnection, gate: SessionGate, health: DestinationHealth, inFlight: InFlightAlerts,
         outcomes: OutcomeQueue, wake: WakeSignal, metrics: DispatcherMetrics, logger: Logger
     ) {
         self.configuration = configuration
         self.delivery = delivery
         self.claims = claims
+        self.gate = gate
         self.health = health
         formats = WebhookFormats(logger: logger)
         self.inFlight = inFlight
@@ -65,6 +67,11 @@ final class Dispatcher: Service {
                 logger.info("alertd stopped before the database answered")
                 return
             }
+            guard await sessionChecked() else {
+                // Refused: the listener's error ends alertd, gracefully, through this too.
+                try? await gracefulShutdown()
+                return
+            }
             metrics.setDatabaseError(nil)
             logStarted()
             let store = AlertStore(connection: connection, worker: configuration.instance)
@@ -78,6 +85,20 @@ final class Dispatcher: Service {
         } onGracefulShutdown: {
             metrics.setStopping()
             wake.signal()
+        }
+    }
+
+    /// Waits until the listener has shown the session to be alertd's own; false if it was not,
+    /// or shutdown came first.
+    private func sessionChecked() async -> Bool {
+        while true {
+            switch gate.state {
+            case .open: return true
+            case .refused: return false
+            case .unchecked:
+                guard !Task.isShuttingDownGracefully && !Task.isCancelled else { return false }
+                await wake.wait(timeout: .milliseconds(200))
+            }
         }
     }
 

@@ -33,18 +33,27 @@ final class OutcomeRecorder: Service {
         // The dispatcher has stopped when this is asked to: nothing more will come.
         let outcomes = self.outcomes
         await withGracefulShutdownHandler {
-            while let batch = await outcomes.next(max: Self.batchLimit) {
-                await record(batch)
-                inFlight.finished(batch.map(\.alertID))
-                metrics.setInFlight(inFlight.count)
-                wake.signal()
-                // After the alerts are free: one recorded for a retry may be due again at once,
-                // and a claim that meets it while it still counts as in flight leaves it alone
-                // until its lease ends.
-                await health?.record(batch)
+            await withTaskCancellationHandler {
+                await recordUntilClosed()
+            } onCancel: {
+                // Cancelled without a graceful shutdown (another service failed): stop waiting.
+                outcomes.close()
             }
         } onGracefulShutdown: {
             outcomes.close()
+        }
+    }
+
+    private func recordUntilClosed() async {
+        while let batch = await outcomes.next(max: Self.batchLimit) {
+            await record(batch)
+            inFlight.finished(batch.map(\.alertID))
+            metrics.setInFlight(inFlight.count)
+            wake.signal()
+            // After the alerts are free: one recorded for a retry may be due again at once,
+            // and a claim that meets it while it still counts as in flight leaves it alone
+            // until its lease ends.
+            await health?.record(batch)
         }
     }
 

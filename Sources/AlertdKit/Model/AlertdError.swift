@@ -15,6 +15,7 @@ public struct AlertdError: Error, Sendable, CustomStringConvertible {
         public static let migrationFailed = Code("migration_failed")
         public static let verificationFailed = Code("verification_failed")
         public static let notFound = Code("not_found")
+        public static let sessionNotOwn = Code("session_not_own")
 
         public var description: String { rawValue }
     }

@@ -1,0 +1,103 @@
+import AlertdPostgres
+import AlertdTestSupport
+import Foundation
+import Testing
+
+/// A session that is not quite alertd's own: statements prepared elsewhere, a backend that stops
+/// answering. (PgBouncer in transaction mode, the real thing, is driven by the fault suite's
+/// `poolers` scenario.)
+@Suite struct PostgresSessionOwnershipTests {
+    @Test func aDirectConnectionIsItsOwnSession() async throws {
+        try await TestPostgres.withDatabase(.empty) { database in
+            let started = ContinuousClock.now
+            let verdict = await PostgresSessionCheck.check(database.connectionString)
+            #expect(verdict == .own)
+            // A notification to itself takes milliseconds, not the check's timeout.
+            #expect(ContinuousClock.now - started < .seconds(2))
+        }
+    }
+
+    @Test func aServerThatRefusesGivesNoVerdict() async throws {
+        let nowhere = try PostgresConnectionString("host=127.0.0.1 port=1 dbname=postgres user=alertd connect_timeout=2")
+        let verdict = await PostgresSessionCheck.check(nowhere)
+        guard case .unknown(let reason) = verdict else {
+            Issue.record("expected no verdict, got \(verdict)")
+            return
+        }
+        #expect(reason.contains("cannot connect"))
+    }
+
+    @Test func aMissingPreparedStatementIsPreparedNoMore() async throws {
+        try await TestPostgres.withDatabase(.empty) { database in
+            try await database.withConnection { connection in
+                let first = try await connection.preparedQuery("SELECT $1::int + 1 AS n", [1])
+                #expect(try first[0].decode("n", as: Int.self) == 2)
+                // What a pooler in transaction mode does: the next statement runs on a server
+                // connection that never saw alertd_1.
+                try await connection.execute("DEALLOCATE ALL")
+                let second = try await connection.preparedQuery("SELECT $1::int + 1 AS n", [2])
+                #expect(try second[0].decode("n", as: Int.self) == 3)
+                let third = try await connection.preparedQuery("SELECT $1::text || 'x' AS s", ["a"])
+                #expect(try third[0].decode("s", as: String.self) == "ax")
+                let named: Int = try await connection.query("SELECT count(*)::int AS n FROM pg_prepared_statements")[0].decode("n")
+                #expect(named == 0, "every statement after the mix-up is sent unnamed")
+            }
+        }
+    }
+
+    @Test func aPreparedStatementThatExistsAlreadyIsNoOutage() async throws {
+        try await TestPostgres.withDatabase(.empty) { database in
+            try await database.withConnection { connection in
+                // Another client's alertd_1 on the same server connection, as behind a pooler.
+                try await connection.execute("PREPARE alertd_1 (int, int, int) AS SELECT $1 + $2 + $3")
+                let rows = try await connection.preparedQuery("SELECT $1::int * 2 AS n", [21])
+                #expect(try rows[0].decode("n", as: Int.self) == 42)
+            }
+        }
+    }
+
+    @Test func aMixUpInsideATransactionFailsItAsAStatementNotAnOutage() async throws {
+        try await TestPostgres.withDatabase(.empty) { database in
+            try await database.withConnection { connection in
+                _ = try await connection.preparedQuery("SELECT $1::int AS n", [1])
+                try await connection.execute("DEALLOCATE ALL")
+                let error = await #expect(throws: PostgresError.self) {
+                    try await connection.withTransaction { session in
+                        try session.preparedQuery("SELECT $1::int AS n", [1])
+                    }
+                }
+                #expect(error?.code == .queryFailed)
+                #expect(error?.sqlState == "26000")
+                // Run again, it goes through unnamed.
+                let again = try await connection.withTransaction { session in
+                    try session.preparedQuery("SELECT $1::int AS n", [5])[0].decode("n", as: Int.self)
+                }
+                #expect(again == 5)
+            }
+        }
+    }
+
+    @Test func aCancelledCallOnABackendThatNeverAnswersIsAbandoned() async throws {
+        try await TestPostgres.withDatabase(.empty) { database in
+            let connection = try await database.connect()
+            let backend = connection.backendPID
+            #expect(kill(backend, SIGSTOP) == 0, "the tests run as root or as the cluster's owner")
+            defer { kill(backend, SIGCONT) }
+            let started = ContinuousClock.now
+            let call = Task { try await connection.query("SELECT 1") }
+            try await Task.sleep(for: .milliseconds(300))
+            call.cancel()
+            let error = await #expect(throws: PostgresError.self) { try await call.value }
+            let took = ContinuousClock.now - started
+            #expect(error?.code == .connectionLost)
+            #expect(error?.message.contains("did not answer") == true)
+            // 0.3 s before the cancel, 2 s of waiting for its answer, then given up.
+            #expect(took < .seconds(5), "took \(took)")
+            kill(backend, SIGCONT)
+            // The next call connects anew.
+            let rows = try await connection.query("SELECT pg_backend_pid() AS pid")
+            #expect(try rows[0].decode("pid", as: Int32.self) != backend)
+            await connection.close()
+        }
+    }
+}
