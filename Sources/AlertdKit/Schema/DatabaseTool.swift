@@ -61,7 +61,23 @@ public struct DatabaseTool: Sendable {
         }
         let pending = statuses.filter { !$0.isApplied }.count
         output(pending == 0 ? "All migrations are applied." : "\(pending) pending; apply with: alertd db migrate")
+        output(Self.sessionLine(await PostgresSessionCheck.check(connection.connectionString), connectionString: connection.connectionString))
         return statuses
+    }
+
+    /// What `alertd db status` and `alertd config` say of the connection's sessions. The `db`
+    /// commands work through a pooler in transaction mode (each migration, rollback and check
+    /// is one transaction, or one statement); `alertd run` does not.
+    public static func sessionLine(_ verdict: PostgresSessionVerdict, connectionString: PostgresConnectionString) -> String {
+        switch verdict {
+        case .own:
+            return "Connection: a session of its own (direct, or a pooler in session mode): alertd run can use it."
+        case .pooled(let evidence):
+            return "Connection: NOT USABLE BY alertd run. " + PostgresSessionVerdict.pooledMessage(connectionString, evidence: evidence)
+                + " The alertd db commands work through it."
+        case .unknown(let reason):
+            return "Connection: not checked (\(reason))."
+        }
     }
 
     /// Prints every check; true when everything is present.

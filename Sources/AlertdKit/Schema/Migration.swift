@@ -42,6 +42,36 @@ public struct Migration: Sendable, Equatable {
             }
     }
 
+    /// The platform's own tables: a column its rollback drops from one of them may hold the
+    /// platform's data (an integration's alert addresses, say), not alertd's bookkeeping.
+    static let platformTables: Set<String> = [
+        "tenants", "tenant_users", "integration_configs", "integration_sync_configs", "integration_sync_history", "integration_alert_history",
+    ]
+
+    /// The columns its rollback drops from the platform's tables, read from its
+    /// `ALTER TABLE ... DROP COLUMN` statements (one line each, or one per line of a statement).
+    public var platformColumnsDroppedByRollback: [(table: String, column: String)] {
+        guard let rollbackSQL else { return [] }
+        var columns: [(table: String, column: String)] = []
+        var table: String?
+        for line in rollbackSQL.split(separator: "\n").map({ $0.trimmingCharacters(in: .whitespaces) }) where !line.hasPrefix("--") {
+            var words = line.split(whereSeparator: { $0 == " " || $0 == "," || $0 == ";" }).map(String.init)[...]
+            if words.count >= 3, words[words.startIndex].uppercased() == "ALTER", words[words.startIndex + 1].uppercased() == "TABLE" {
+                words = words.dropFirst(2)
+                while let first = words.first, ["IF", "EXISTS", "ONLY"].contains(first.uppercased()) { words = words.dropFirst() }
+                table = words.first
+                words = words.dropFirst()
+            }
+            if let table, words.count >= 3, words[words.startIndex].uppercased() == "DROP", words[words.startIndex + 1].uppercased() == "COLUMN" {
+                words = words.dropFirst(2)
+                while let first = words.first, ["IF", "EXISTS"].contains(first.uppercased()) { words = words.dropFirst() }
+                if let column = words.first, Self.platformTables.contains(table) { columns.append((table, column)) }
+            }
+            if line.hasSuffix(";") { table = nil }
+        }
+        return columns
+    }
+
     /// The migrations in `directory`, oldest first, each with its rollback when there is one.
     public static func load(from directory: SQLDirectory) throws -> [Migration] {
         let files: [URL]

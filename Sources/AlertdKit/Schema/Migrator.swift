@@ -120,16 +120,21 @@ public struct Migrator: Sendable {
         }
 
         let occupied = try await occupiedTables(droppedBy: plan)
-        if !occupied.isEmpty && !force {
-            let list = occupied.map { "\($0.table) holds \($0.rows) row\($0.rows == 1 ? "" : "s")" }.joined(separator: "; ")
+        let filled = try await filledColumns(droppedBy: plan, besides: Set(occupied.map(\.table)))
+        if !(occupied.isEmpty && filled.isEmpty) && !force {
+            let list = occupied.map { "\($0.table) holds \($0.rows) row\($0.rows == 1 ? "" : "s")" }
+                + filled.map { "\($0.table).\($0.column) holds values in \($0.rows) row\($0.rows == 1 ? "" : "s")" }
             throw AlertdError(
                 .rollbackRefused,
-                "Refusing to roll back: it would drop tables that hold rows (\(list)). The alert history is an audit record. Nothing was changed.",
+                "Refusing to roll back: it would drop data (\(list.joined(separator: "; "))). The alert history is an audit record, and the platform's columns hold its integrations' settings. Nothing was changed.",
                 hint: "Export the rows first (for example with \\copy in psql), then run again with --force to drop them."
             )
         }
         for table in occupied {
             report("Dropping \(table.table) with its \(table.rows) rows (--force).")
+        }
+        for column in filled {
+            report("Dropping \(column.table).\(column.column) with its values in \(column.rows) rows (--force).")
         }
 
         var rolledBack: [String] = []
@@ -229,6 +234,45 @@ public struct Migrator: Sendable {
                 if rows > 0 { occupied.append(OccupiedTable(table: table, rows: rows)) }
             }
             return occupied
+        }
+    }
+
+    struct FilledColumn: Sendable {
+        let table: String
+        let column: String
+        let rows: Int
+    }
+
+    /// The platform's columns the plan drops that hold values (not null, and other than a
+    /// constant default), outside the tables it drops whole.
+    func filledColumns(droppedBy plan: [Migration], besides droppedTables: Set<String>) async throws -> [FilledColumn] {
+        var seen = Set<String>()
+        let columns = plan.flatMap(\.platformColumnsDroppedByRollback).filter { column in
+            !droppedTables.contains(column.table) && seen.insert("\(column.table).\(column.column)").inserted
+        }
+        return try await connection.withSession { session in
+            var filled: [FilledColumn] = []
+            for (table, column) in columns {
+                let attribute = try session.query(
+                    """
+                    SELECT pg_get_expr(d.adbin, d.adrelid) AS default_value
+                      FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+                     WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped
+                    """,
+                    ["public.\(table)", column]
+                )
+                guard let row = attribute.first else { continue }
+                let quoted = session.quoteIdentifier(column)
+                var condition = "\(quoted) IS NOT NULL"
+                // A constant default (0, false, 'full'::varchar) is no data of the platform's.
+                if let defaultValue = try row.decode("default_value", as: String?.self), !defaultValue.contains("(") {
+                    condition += " AND \(quoted) IS DISTINCT FROM \(defaultValue)"
+                }
+                let count = try session.query("SELECT count(*) AS n FROM public.\(session.quoteIdentifier(table)) WHERE \(condition)")
+                let rows = try count[0].decode("n", as: Int.self)
+                if rows > 0 { filled.append(FilledColumn(table: table, column: column, rows: rows)) }
+            }
+            return filled
         }
     }
 

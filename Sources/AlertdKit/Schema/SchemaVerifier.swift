@@ -23,14 +23,21 @@ public struct SchemaVerifier: Sendable {
                 do {
                     let rows = try session.query(check.sql)
                     return Result(item: check.item, present: try check.expectation(rows), note: nil)
+                } catch let error as PostgresError where Self.undefinedObjectStates.contains(error.sqlState ?? "") {
+                    // The check reads a table, column or function that is not there: missing,
+                    // as the item itself is (a partial or rolled-back schema).
+                    return Result(item: check.item, present: false, note: nil)
                 } catch let error as PostgresError {
-                    return Result(item: check.item, present: false, note: error.message)
+                    return Result(item: check.item, present: false, note: "could not check: \(error.message)")
                 } catch {
                     return Result(item: check.item, present: false, note: "\(error)")
                 }
             }
         }
     }
+
+    /// undefined_table, undefined_column, undefined_function, undefined_object.
+    static let undefinedObjectStates: Set<String> = ["42P01", "42703", "42883", "42704"]
 
     struct Check: Sendable {
         let item: String

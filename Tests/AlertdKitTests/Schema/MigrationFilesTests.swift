@@ -19,6 +19,35 @@ import Testing
         #expect(migrations[4].tablesDroppedByRollback == ["integration_alert_incidents"])
     }
 
+    @Test func knowsWhichOfThePlatformsColumnsEachRollbackDrops() throws {
+        let migrations = try Migration.load(from: TestPostgres.sqlDirectory)
+        let seed = migrations[0].platformColumnsDroppedByRollback.map { "\($0.table).\($0.column)" }
+        #expect(seed.contains("integration_configs.alert_emails"))
+        #expect(seed.contains("integration_configs.alert_webhook_url"))
+        #expect(seed.contains("integration_sync_history.retry_count"))
+        #expect(seed.contains("integration_sync_configs.watermark_value"))
+        #expect(seed.count == 13)
+        // The incidents' column on the alert history is the platform table's; the incidents'
+        // own table's columns are alertd's bookkeeping.
+        #expect(migrations[4].platformColumnsDroppedByRollback.map { "\($0.table).\($0.column)" } == ["integration_alert_history.incident_id"])
+        #expect(migrations[6].platformColumnsDroppedByRollback.isEmpty)
+    }
+
+    @Test func readsDropColumnClausesOfEveryForm() {
+        let migration = Migration(version: "1", name: "x", sql: "", rollbackSQL: """
+            -- ALTER TABLE integration_configs DROP COLUMN commented_out;
+            ALTER TABLE integration_configs DROP COLUMN IF EXISTS one;
+            alter table only integration_sync_history
+              drop column two,
+              DROP COLUMN IF EXISTS three;
+            ALTER TABLE alertd_settings DROP COLUMN not_the_platforms;
+            DROP TABLE integration_alert_history;
+            """)
+        #expect(migration.platformColumnsDroppedByRollback.map { "\($0.table).\($0.column)" } == [
+            "integration_configs.one", "integration_sync_history.two", "integration_sync_history.three",
+        ])
+    }
+
     @Test func readsDropTableStatementsOnly() {
         let migration = Migration(version: "1", name: "x", sql: "", rollbackSQL: """
             -- DROP TABLE commented_out;
