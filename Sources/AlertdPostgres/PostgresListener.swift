@@ -262,20 +262,8 @@ final class ListenLoop: @unchecked Sendable {
         }
         // Notices (from LISTEN, say) are of no use here; keep them off stderr.
         PQsetNoticeProcessor(candidate, { _, _ in }, nil)
-        let listen = configuration.channels.map { "LISTEN " + PostgresSession.quoteIdentifier($0) }.joined(separator: "; ")
-        switch LibPQCommand.run(listen, on: candidate, timeout: configuration.healthCheckTimeout, wait: wait, pass: pass) {
-        case .stopped:
-            PQfinish(candidate)
-            return .stop
-        case .failed(let reason):
-            PQfinish(candidate)
-            logger.warning("listener cannot LISTEN", metadata: [
-                LogKey.channel: "\(configuration.channels.joined(separator: ","))", LogKey.error: "\(redactor.redact(reason))",
-            ])
-            return .failed
-        case .done:
-            break
-        }
+        // First the session check: behind a transaction pooler, a LISTEN on the channels would
+        // stay behind on a pooled server connection after alertd has gone.
         if let timeout = configuration.sessionCheckTimeout {
             let check = SessionCheck(connectionString: connectionString, timeout: timeout)
             switch check.run(on: candidate, wait: wait, pass: pass) {
@@ -291,6 +279,20 @@ final class ListenLoop: @unchecked Sendable {
             case .own:
                 break
             }
+        }
+        let listen = configuration.channels.map { "LISTEN " + PostgresSession.quoteIdentifier($0) }.joined(separator: "; ")
+        switch LibPQCommand.run(listen, on: candidate, timeout: configuration.healthCheckTimeout, wait: wait, pass: pass) {
+        case .stopped:
+            PQfinish(candidate)
+            return .stop
+        case .failed(let reason):
+            PQfinish(candidate)
+            logger.warning("listener cannot LISTEN", metadata: [
+                LogKey.channel: "\(configuration.channels.joined(separator: ","))", LogKey.error: "\(redactor.redact(reason))",
+            ])
+            return .failed
+        case .done:
+            break
         }
         connection = candidate
         logger.debug("listening", metadata: [

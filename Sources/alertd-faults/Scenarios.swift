@@ -30,6 +30,7 @@ enum Scenario: String, CaseIterable, Sendable {
     case incidents
     case groups
     case silence
+    case poolers
 
     var summary: String {
         switch self {
@@ -45,6 +46,7 @@ enum Scenario: String, CaseIterable, Sendable {
         case .backlog: "a backlog of pending webhook alerts drained from a cold start"
         case .incidents: "endpoints failing and recovering, each failure by four writers at once, two instances, one killed with SIGKILL every 1 to 3 s"
         case .groups: "the endpoints of an integration failing together, their news grouped (1 s interval), two instances, one killed with SIGKILL every 1 to 3 s"
+        case .poolers: "alertd through Debian's PgBouncer: refused in transaction mode (Supabase's port 6543) without claiming anything; two instances through session mode while the pooler restarts; SIGTERM with PostgreSQL frozen behind it"
         case .silence: "the ETL runner stops writing, one run left running: overdue endpoints and a stuck run found within their grace (1 min), then runs again; two instances, one killed with SIGKILL every 1 to 3 s"
         }
     }
@@ -147,6 +149,9 @@ enum Scenario: String, CaseIterable, Sendable {
 
         case .longOutage:
             try await runLongOutage(trial, &verdict)
+
+        case .poolers:
+            try await runPoolers(trial, &verdict)
 
         case .hungReceiver:
             let hung = try await WebhookReceiver.start()

@@ -33,7 +33,7 @@ struct FaultCluster: Sendable {
 
     /// Runs a deploy/dev script with its output in files, not pipes: the server it starts would
     /// inherit a pipe and hold it open, and a reader would wait for its end forever.
-    static func runScript(_ name: String, directoryVariable: String, directory: String, _ arguments: [String]) async throws -> String {
+    static func runScript(_ name: String, directoryVariable: String, directory: String, _ arguments: [String], environment extra: [String: String] = [:]) async throws -> String {
         try await withCheckedThrowingContinuation { continuation in
             Thread {
                 continuation.resume(with: Result {
@@ -48,6 +48,7 @@ struct FaultCluster: Sendable {
                     }
                     var environment = ProcessInfo.processInfo.environment
                     environment[directoryVariable] = directory
+                    environment.merge(extra) { $1 }
                     let status = try ChildProcess.spawn("/bin/bash", [script] + arguments, environment: environment, output: out.path, error: err.path).waitBlocking()
                     let output = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
                     guard status == 0 else {

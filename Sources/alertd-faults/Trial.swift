@@ -120,6 +120,14 @@ final class Trial: @unchecked Sendable {
         return ended
     }
 
+    /// Sets aside an instance that was meant to end by itself (refused to start, say): its
+    /// output stays in `alertdOutput`, and it no longer counts as one that must keep running.
+    func retire(_ name: String) {
+        guard let process = instances.removeValue(forKey: name) else { return }
+        sampler.forget(process.pid)
+        retired.append(process)
+    }
+
     /// SIGKILLs the instance called `name`; it is not restarted here.
     func kill(_ name: String) {
         guard let process = instances[name] else { return }

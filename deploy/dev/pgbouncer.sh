@@ -111,7 +111,7 @@ stop() {
   running || return 0
   local pid
   pid="$(cat "$dir/pgbouncer.pid")"
-  kill -INT "$pid" 2>/dev/null || true
+  kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 1 100); do
     kill -0 "$pid" 2>/dev/null || return 0
     sleep 0.1

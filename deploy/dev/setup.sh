@@ -191,8 +191,10 @@ fi
 
 # alertd logs in as its least-privilege role, as in production (deploy/supabase/alertd-login.sql).
 db_password_file="$(secret_file alertd-db-password '')"
-PGOPTIONS='-c client_min_messages=warning' psql "$server_url" -q -v ON_ERROR_STOP=1 -v user=alertd -v password="$(cat "$db_password_file")" \
-  -f deploy/supabase/alertd-login.sql >/dev/null
+# The notices go with a SET in the session, not PGOPTIONS: a pooler (PgBouncer) refuses the
+# "options" startup parameter.
+psql "$server_url" -q -v ON_ERROR_STOP=1 -v user=alertd -v password="$(cat "$db_password_file")" \
+  -c 'SET client_min_messages = warning' -f deploy/supabase/alertd-login.sql >/dev/null
 ( umask 077; printf '%s\n' "$(/usr/bin/python3 - "$database_url" "$(cat "$db_password_file")" <<'PY'
 import sys, urllib.parse
 url = urllib.parse.urlsplit(sys.argv[1])
