@@ -140,6 +140,10 @@ def check_compose(settings):
     for needed in ["db", "alertd", "mail", "receiver", "prometheus", "grafana"]:
         if needed not in services:
             problem(where, f"no service {needed}")
+    if "alertd" in services:
+        alertd = services["alertd"]
+        environment = alertd.get("environment") or {}
+        check_stop_timeout(where, seconds(alertd.get("stop_grace_period", "10s")), environment.get("ALERTD_SHUTDOWN_GRACE") if isinstance(environment, dict) else None)
     for name, service in services.items():
         if "image" not in service and "build" not in service:
             problem(where, f"service {name} has neither image nor build")
@@ -265,6 +269,7 @@ def check_kubernetes(settings, image_user):
             problem(where, "runAsNonRoot is not set")
         if image_user and str(security.get("runAsUser")) != image_user:
             problem(where, f"alertd runs as user {security.get('runAsUser')}, the image's user is {image_user}")
+        check_stop_timeout(where, pod.get("terminationGracePeriodSeconds", 30), env.get("ALERTD_SHUTDOWN_GRACE"))
         mounted = {m["name"] for m in alertd.get("volumeMounts", [])}
         secret_volumes = {v["name"] for v in pod.get("volumes", []) if "secret" in v}
         if not mounted & secret_volumes:
@@ -272,6 +277,25 @@ def check_kubernetes(settings, image_user):
         group = pod.get("securityContext", {}).get("fsGroup")
         if secret_volumes and str(group) != (image_user or str(group)):
             problem(where, f"fsGroup {group} must be the image's group ({image_user}) for alertd to read its secret files")
+
+
+# alertd is gone ALERTD_SHUTDOWN_GRACE + 6 s after SIGTERM at the latest (AlertdServices.shutdownBound);
+# a supervisor that kills it sooner cuts its last records short.
+SHUTDOWN_BOUND_PAST_GRACE = 6
+DEFAULT_GRACE = 20
+
+
+def seconds(text):
+    match = re.fullmatch(r"\s*(\d+)\s*s?\s*", str(text))
+    return int(match.group(1)) if match else None
+
+
+def check_stop_timeout(where, timeout, grace):
+    bound = (seconds(grace) if grace else DEFAULT_GRACE) + SHUTDOWN_BOUND_PAST_GRACE
+    if timeout is None:
+        problem(where, "no stop timeout found")
+    elif timeout <= bound:
+        problem(where, f"the stop timeout ({timeout} s) is not above alertd's shutdown bound ({bound} s: ALERTD_SHUTDOWN_GRACE + {SHUTDOWN_BOUND_PAST_GRACE} s)")
 
 
 def check_env_file(settings):
@@ -284,6 +308,10 @@ def check_env_file(settings):
     check_variables(where, names, settings)
     unit = open(os.path.join(ROOT, "deploy", "systemd", "alertd.service"), encoding="utf-8").read()
     check_variables("deploy/systemd/alertd.service", re.findall(r"Environment=(ALERTD_[A-Z_]+)=", unit), settings)
+    env_text = open(os.path.join(ROOT, where), encoding="utf-8").read()
+    grace = re.search(r"^ALERTD_SHUTDOWN_GRACE=(\S+)", env_text, re.M)
+    stop = re.search(r"^TimeoutStopSec=(\S+)", unit, re.M)
+    check_stop_timeout("deploy/systemd/alertd.service", seconds(stop.group(1)) if stop else None, grace.group(1) if grace else None)
 
 
 def main():

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   pkg-config
   libpq-dev libcurl4-openssl-dev libesmtp-dev libssl-dev
-  postgresql-15 postgresql-client-15 postgresql-contrib
+  postgresql-15 postgresql-client-15 postgresql-contrib pgbouncer
   python3-aiosmtpd
   postfix sasl2-bin libsasl2-modules openssl
   ca-certificates
