@@ -63,6 +63,9 @@ import Testing
             let applied = try await alertd("status")
             #expect(applied.standardOutput.contains("All migrations are applied."))
             #expect(Self.words(applied.standardOutput).contains("20251124_alertd_outbox applied"))
+            // A direct connection is a session of alertd's own (a transaction pooler's is not: the
+            // fault suite's poolers scenario).
+            #expect(applied.standardOutput.contains("Connection: a session of its own"), "\(applied.allOutput)")
 
             let verified = try await alertd("verify")
             #expect(verified.status == 0, "\(verified.allOutput)")
