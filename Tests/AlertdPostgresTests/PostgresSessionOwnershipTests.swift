@@ -91,8 +91,9 @@ import Testing
             let took = ContinuousClock.now - started
             #expect(error?.code == .connectionLost)
             #expect(error?.message.contains("did not answer") == true)
-            // 0.3 s before the cancel, 2 s of waiting for its answer, then given up.
-            #expect(took < .seconds(5), "took \(took)")
+            // 0.3 s before the cancel, 2 s of waiting for its answer, then given up: a few
+            // seconds, more on a loaded machine; without the abandon it would wait for good.
+            #expect(took < .seconds(20), "took \(took)")
             kill(backend, SIGCONT)
             // The next call connects anew.
             let rows = try await connection.query("SELECT pg_backend_pid() AS pid")
