@@ -42,6 +42,7 @@ public struct AlertDelivery: Sendable {
     /// and alerts out of attempts, which only get their final outcome) one by one.
     public static func goesBySMTP(_ alert: ClaimedAlert) -> Bool {
         alert.channel == .email && alert.countedAttempt <= alert.maxAttempts && !alert.expired && alert.target?.disabledAt == nil
+            && alert.notConfigured.isEmpty
     }
 
     /// Delivers `alerts` concurrently, calling `finished` as each delivery ends; returns when all
@@ -98,9 +99,14 @@ public struct AlertDelivery: Sendable {
         return outcomes(message, report, startedAt: startedAt, duration: ContinuousClock.now - clock)
     }
 
-    /// Why a message is failed without an attempt: its destination is disabled, or it waited
-    /// longer than ALERTD_ALERT_MAX_AGE.
+    /// Why a message is failed without an attempt: it was written by hand to recipients its
+    /// integration does not name, its destination is disabled, or it waited longer than
+    /// ALERTD_ALERT_MAX_AGE.
     func notSent(_ message: ClaimedAlert) -> String? {
+        if !message.notConfigured.isEmpty {
+            let named = message.notConfigured.map { message.channel == .webhook ? Self.shown($0) : $0 }.joined(separator: ", ")
+            return "Not sent: it was written by hand (origin manual) to \(named), which its integration does not name (alert_emails, alert_webhook_url). alertd sends a hand-written alert only to the integration's own addresses and URL."
+        }
         if let target = message.target, let since = target.disabledAt {
             return "Not sent: its webhook URL was disabled \(AlertContext.timestamp(since)) (\(target.disabledReason ?? "no reason recorded")). Enable it again with `alertd endpoints enable <url>` once the receiver is fixed, then `alertd replay` this alert."
         }

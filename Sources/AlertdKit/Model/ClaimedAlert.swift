@@ -62,6 +62,9 @@ public struct ClaimedAlert: Sendable, Equatable {
     /// It waited longer than ALERTD_ALERT_MAX_AGE (since it was written, or last replayed): it
     /// fails without an attempt.
     public var expired = false
+    /// Of an alert written by hand (origin `manual`), the recipients its integration does not
+    /// name: it fails without an attempt, sent to none of them (`AlertStore.notConfiguredColumn`).
+    public var notConfigured: [String] = []
     /// Probes of its destination's open circuit it carried: attempts that do not count against
     /// its own (`metadata ->> 'probes'`).
     public var probesSpent = 0
@@ -194,6 +197,7 @@ public struct ClaimedAlert: Sendable, Equatable {
             )
         }
         expired = try row.decode("expired", as: Bool?.self) ?? false
+        notConfigured = try row.decode("not_configured", as: [String]?.self) ?? []
         probesSpent = try row.decode("probes_spent", as: Int?.self) ?? 0
         if let url = try row.decode("disabled_url", as: String?.self), let at = try row.decode("disabled_at", as: Date?.self) {
             disabledDestination = DisabledDestination(

@@ -240,6 +240,11 @@ public struct SchemaVerifier: Sendable {
                 (SELECT pg_get_expr(x.indpred, x.indrelid) LIKE '%suppressed%' FROM pg_index x
                   WHERE x.indexrelid = to_regclass('public.idx_alert_history_trigger_once'))
                 """),
+            // 20251202: API users insert hand-written alerts only.
+            holds("alert_history_insert_policy admits origin 'manual' only", """
+                (SELECT pg_get_expr(p.polwithcheck, p.polrelid) LIKE '%origin%manual%' FROM pg_policy p
+                  WHERE p.polrelid = to_regclass('public.integration_alert_history') AND p.polname = 'alert_history_insert_policy')
+                """),
         ]
         return checks
     }()

@@ -78,10 +78,13 @@ public struct AlertStore: Sendable {
     private static func claimedColumns(health: String) -> String {
         """
         SELECT c.id, c.alert_type, c.alert_channel, c.origin, c.recipients, c.attempt_count,
-               c.max_attempts, c.created_at, c.metadata ->> 'group' AS group_key,
+               c.max_attempts, c.created_at,
+               -- A hand-written row joins no group: its metadata is the tenant's to write.
+               CASE WHEN c.origin <> 'manual' THEN c.metadata ->> 'group' END AS group_key,
                CASE c.alert_channel WHEN 'webhook' THEN \(destination("c.recipients")) END AS destination,
                ARRAY(SELECT jsonb_array_elements_text(coalesce(c.metadata -> 'email_delivered', '[]'))) AS email_delivered,
                ARRAY(SELECT jsonb_array_elements_text(coalesce(c.metadata -> 'email_bounced', '[]'))) AS email_bounced,
+               \(notConfiguredColumn),
                i.id AS integration_id, \(cut("i.integration_name", 500)) AS integration_name, i.integration_type,
                i.environment, i.tenant_id,
                h.id AS sync_id, \(cut("h.endpoint_name", 500)) AS endpoint_name, h.status AS sync_status, h.sync_started_at,
@@ -92,6 +95,21 @@ public struct AlertStore: Sendable {
                \(health)
         """
     }
+
+    /// The recipients of an alert written by hand (origin `manual`: a tenant admin's insert
+    /// through the data API, say) that its integration does not name: its `alert_emails` (in any
+    /// case), its `alert_webhook_url` (as written, or as the trigger writes it). Such an alert
+    /// goes to nobody (`AlertDelivery.notSent`). NULL for every other origin, at no cost.
+    static let notConfiguredColumn = """
+        CASE WHEN c.origin = 'manual' THEN ARRAY(
+                 SELECT r FROM unnest(c.recipients) r
+                  WHERE (CASE c.alert_channel
+                           WHEN 'email' THEN lower(btrim(r)) = ANY (SELECT lower(btrim(e)) FROM unnest(i.alert_emails) e)
+                           WHEN 'webhook' THEN r IN (btrim(i.alert_webhook_url), \(DestinationStore.alertURL("i.alert_webhook_url")))
+                           ELSE false
+                         END) IS NOT TRUE)
+        END AS not_configured
+        """
 
     /// A pending alert's destination in `alertd_destinations`: its webhook URL, or the relay ($6).
     static func target(_ alert: String) -> String {
@@ -334,7 +352,7 @@ public struct AlertStore: Sendable {
             )
             SELECT c.id, c.alert_type, c.alert_channel, c.origin, c.recipients, c.attempt_count, c.max_attempts, c.created_at,
                    NULL AS group_key, CASE c.alert_channel WHEN 'webhook' THEN \(Self.destination("c.recipients")) END AS destination,
-                   ARRAY[]::text[] AS email_delivered, ARRAY[]::text[] AS email_bounced,
+                   ARRAY[]::text[] AS email_delivered, ARRAY[]::text[] AS email_bounced, NULL::text[] AS not_configured,
                    i.id AS integration_id, i.integration_name, i.integration_type, i.environment, i.tenant_id,
                    NULL::uuid AS sync_id, NULL AS endpoint_name, NULL AS sync_status, NULL::timestamp AS sync_started_at,
                    NULL::timestamp AS sync_completed_at, NULL::int AS duration_seconds, NULL::int AS records_synced,

@@ -24,7 +24,7 @@ final class Lines: @unchecked Sendable {
                 #expect(try await migrator.status().allSatisfy { !$0.isApplied })
                 let lines = Lines()
                 let applied = try await migrator.migrate(report: lines.append)
-                #expect(applied.map(\.id) == ["20251122_add_retry_and_alerts", "20251124_alertd_outbox", "20251125_alertd_dispatcher_role", "20251126_alertd_notify_when_waited_for", "20251127_alertd_incidents", "20251128_alertd_incident_groups", "20251129_alertd_silent_failures", "20251130_alertd_destination_health", "20251201_alertd_cheaper_repeats"])
+                #expect(applied.map(\.id) == ["20251122_add_retry_and_alerts", "20251124_alertd_outbox", "20251125_alertd_dispatcher_role", "20251126_alertd_notify_when_waited_for", "20251127_alertd_incidents", "20251128_alertd_incident_groups", "20251129_alertd_silent_failures", "20251130_alertd_destination_health", "20251201_alertd_cheaper_repeats", "20251202_alertd_hand_written_alerts"])
                 #expect(lines.all.contains("Applying 20251122_add_retry_and_alerts ..."))
                 #expect(lines.all.contains { $0.hasPrefix("Applied 20251124_alertd_outbox in ") })
                 let statuses = try await migrator.status()
@@ -33,7 +33,7 @@ final class Lines: @unchecked Sendable {
 
                 let again = Lines()
                 #expect(try await migrator.migrate(report: again.append).isEmpty)
-                #expect(again.all == ["Nothing to apply: all 9 migrations are applied."])
+                #expect(again.all == ["Nothing to apply: all 10 migrations are applied."])
             }
         }
     }
@@ -65,9 +65,9 @@ final class Lines: @unchecked Sendable {
             async let one = Self.migrator(first).migrate { _ in }
             async let two = Self.migrator(second).migrate { _ in }
             let applied = try await one.map(\.id) + two.map(\.id)
-            #expect(applied.sorted() == ["20251122_add_retry_and_alerts", "20251124_alertd_outbox", "20251125_alertd_dispatcher_role", "20251126_alertd_notify_when_waited_for", "20251127_alertd_incidents", "20251128_alertd_incident_groups", "20251129_alertd_silent_failures", "20251130_alertd_destination_health", "20251201_alertd_cheaper_repeats"])
+            #expect(applied.sorted() == ["20251122_add_retry_and_alerts", "20251124_alertd_outbox", "20251125_alertd_dispatcher_role", "20251126_alertd_notify_when_waited_for", "20251127_alertd_incidents", "20251128_alertd_incident_groups", "20251129_alertd_silent_failures", "20251130_alertd_destination_health", "20251201_alertd_cheaper_repeats", "20251202_alertd_hand_written_alerts"])
             let records = try await first.query("SELECT count(*) AS n FROM alertd.schema_migrations")
-            #expect(try records[0].decode("n", as: Int.self) == 9)
+            #expect(try records[0].decode("n", as: Int.self) == 10)
             await first.close()
             await second.close()
         }
@@ -101,7 +101,7 @@ final class Lines: @unchecked Sendable {
                     #expect(error.message.contains("no_such_function"))
                 }
                 let statuses = try await migrator.status()
-                #expect(statuses.map(\.isApplied) == [true, true, true, true, true, true, true, true, true, false])
+                #expect(statuses.map(\.isApplied) == [true, true, true, true, true, true, true, true, true, true, false])
                 #expect(try await connection.query("SELECT to_regclass('half_done') IS NULL AS gone")[0].decode("gone", as: Bool.self))
             }
         }
@@ -116,7 +116,7 @@ final class Lines: @unchecked Sendable {
         try await TestPostgres.withDatabase { database in
             try await database.withConnection { connection in
                 let statuses = try await Self.migrator(connection, directory).status()
-                #expect(statuses.map { $0.applied?.modifiedSince } == [false, true, false, false, false, false, false, false, false])
+                #expect(statuses.map { $0.applied?.modifiedSince } == [false, true, false, false, false, false, false, false, false, false])
             }
         }
     }
@@ -126,9 +126,9 @@ final class Lines: @unchecked Sendable {
             try await database.withConnection { connection in
                 let migrator = try Self.migrator(connection)
                 let undone = try await migrator.rollback(all: false, force: false) { _ in }
-                #expect(undone == ["20251201_alertd_cheaper_repeats"])
-                #expect(try await migrator.status().map(\.isApplied) == [true, true, true, true, true, true, true, true, false])
-                #expect(try await migrator.migrate { _ in }.map(\.id) == ["20251201_alertd_cheaper_repeats"])
+                #expect(undone == ["20251202_alertd_hand_written_alerts"])
+                #expect(try await migrator.status().map(\.isApplied) == [true, true, true, true, true, true, true, true, true, false])
+                #expect(try await migrator.migrate { _ in }.map(\.id) == ["20251202_alertd_hand_written_alerts"])
             }
         }
     }
@@ -145,8 +145,9 @@ final class Lines: @unchecked Sendable {
                     [alert]
                 )
                 let migrator = try Self.migrator(connection)
-                // The cheaper repeats drop no table; destination health's table is empty; silent
-                // failures' and grouping's rollbacks drop columns and a cache.
+                // The insert policy and the cheaper repeats drop no table; destination health's
+                // table is empty; silent failures' and grouping's rollbacks drop columns and a cache.
+                #expect(try await migrator.rollback(all: false, force: false) { _ in } == ["20251202_alertd_hand_written_alerts"])
                 #expect(try await migrator.rollback(all: false, force: false) { _ in } == ["20251201_alertd_cheaper_repeats"])
                 #expect(try await migrator.rollback(all: false, force: false) { _ in } == ["20251130_alertd_destination_health"])
                 #expect(try await migrator.rollback(all: false, force: false) { _ in } == ["20251129_alertd_silent_failures"])
@@ -180,7 +181,7 @@ final class Lines: @unchecked Sendable {
                     }
                 }
                 #expect(try await database.schemaDump() == before)
-                #expect(try await migrator.status().map(\.isApplied) == [true, true, false, false, false, false, false, false, false])
+                #expect(try await migrator.status().map(\.isApplied) == [true, true, false, false, false, false, false, false, false, false])
 
                 let lines = Lines()
                 #expect(try await migrator.rollback(all: true, force: true, report: lines.append).count == 2)
@@ -269,6 +270,7 @@ final class Lines: @unchecked Sendable {
                     "policy alert_history_insert_policy on integration_alert_history",
                     "grant execute on schedule_sync_retry(uuid,integer) to authenticated",
                     "trigger alertd_enqueue_on_insert on integration_sync_history",
+                    "alert_history_insert_policy admits origin 'manual' only",
                 ])
             }
         }
@@ -291,7 +293,7 @@ final class Lines: @unchecked Sendable {
         try await TestPostgres.withDatabase { database in
             try await database.withConnection { connection in
                 let migrator = Migrator(connection: connection, migrations: try Migration.load(from: TestPostgres.sqlDirectory))
-                for _ in 0..<5 { _ = try await migrator.rollback(all: false, force: true) { _ in } }
+                for _ in 0..<6 { _ = try await migrator.rollback(all: false, force: true) { _ in } }
                 let results = try await SchemaVerifier(connection: connection).verify()
                 let missing = results.filter { !$0.present }.map(\.item)
                 #expect(missing.contains("table alertd_settings with its row"))

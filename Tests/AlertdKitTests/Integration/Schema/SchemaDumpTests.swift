@@ -21,6 +21,8 @@ import Testing
     static var healthRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251130_alertd_destination_health.rollback.sql") }
     static var repeatsFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251201_alertd_cheaper_repeats.sql") }
     static var repeatsRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251201_alertd_cheaper_repeats.rollback.sql") }
+    static var handWrittenFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251202_alertd_hand_written_alerts.sql") }
+    static var handWrittenRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251202_alertd_hand_written_alerts.rollback.sql") }
     static var seedRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251122_add_retry_and_alerts.rollback.sql") }
     static var outboxRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251124_alertd_outbox.rollback.sql") }
     static var platformVersionFile: URL {
@@ -235,6 +237,7 @@ import Testing
             try await database.applyWithPsql(Self.silentFile)
             try await database.applyWithPsql(Self.healthFile)
             try await database.applyWithPsql(Self.repeatsFile)
+            try await database.applyWithPsql(Self.handWrittenFile)
             return try await database.schemaDump()
         }
         try await TestPostgres.withDatabase(.platform) { database in
@@ -248,6 +251,21 @@ import Testing
                 let bookkeeping = try await connection.query("SELECT to_regnamespace('alertd') IS NULL AS gone")
                 #expect(try bookkeeping[0].decode("gone", as: Bool.self))
             }
+            #expect(try await database.schemaDump() == before)
+        }
+    }
+
+    @Test func theHandWrittenAlertsPolicyAppliesTwiceAndRollsBack() async throws {
+        try await TestPostgres.withDatabase { database in
+            let applied = try await database.schemaDump()
+            try await database.applyWithPsql(Self.handWrittenRollbackFile)
+            let before = try await database.schemaDump()
+            #expect(before != applied)
+            try await database.applyWithPsql(Self.handWrittenFile)
+            #expect(try await database.schemaDump() == applied)
+            try await database.applyWithPsql(Self.handWrittenFile)
+            #expect(try await database.schemaDump() == applied)
+            try await database.applyWithPsql(Self.handWrittenRollbackFile)
             #expect(try await database.schemaDump() == before)
         }
     }
