@@ -17,19 +17,23 @@ public final class WebhookReceiver: Sendable {
         public let path: String
         public let headers: [String: String]
         public let body: String
-        /// Whether the receiver verified the signature; nil when it was given no secret.
+        /// Whether the request verified with every secret the receiver was given; nil when it was
+        /// given none.
         public let signature_valid: Bool?
+        /// Whether it verified with each secret, in the order given.
+        public let signatures_valid: [Bool]?
     }
 
-    /// Starts the receiver and waits until it listens; with `secret`, it checks every signature;
+    /// Starts the receiver and waits until it listens; with `secret` (or `secrets`), it checks
+    /// every signature;
     /// with `certificates`, it serves https.
     /// With `port`, it listens there (to come back where it was after a stop).
     /// With `address`, it listens on that address instead of 127.0.0.1 (`::1`, say).
     /// With `status`, it answers every request with it (a receiver up and failing).
     public static func start(
-        verifyingWith secret: String? = nil, certificates: TestCertificates? = nil, port: Int? = nil, address: String? = nil, status: Int? = nil
+        verifyingWith secret: String? = nil, secrets: [String] = [], certificates: TestCertificates? = nil, port: Int? = nil, address: String? = nil, status: Int? = nil
     ) async throws -> WebhookReceiver {
-        var arguments = secret.map { ["--secret", $0] } ?? []
+        var arguments = ((secret.map { [$0] } ?? []) + secrets).flatMap { ["--secret", $0] }
         if let status { arguments += ["--status", String(status)] }
         if let address { arguments += ["--host", address] }
         if let port { arguments += ["--port", String(port)] }

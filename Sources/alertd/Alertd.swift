@@ -16,7 +16,7 @@ struct Alertd: AsyncParsableCommand {
             notification reads its configuration from the ALERTD_* variables that alertd run reads (see alertd config).
             """,
         version: AlertdVersion.string,
-        subcommands: [RunCommand.self, ConfigCommand.self, DatabaseCommand.self, HistoryCommand.self, ShowCommand.self, ReplayCommand.self, IncidentsCommand.self, EndpointsCommand.self, HealthCommand.self, BenchCommand.self]
+        subcommands: [RunCommand.self, ConfigCommand.self, DatabaseCommand.self, HistoryCommand.self, ShowCommand.self, ReplayCommand.self, IncidentsCommand.self, EndpointsCommand.self, SecretsCommand.self, HealthCommand.self, BenchCommand.self]
     )
 
     @Flag(name: .customLong("test-notification"), help: "Send a test notification and exit.")

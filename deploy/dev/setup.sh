@@ -203,32 +203,35 @@ print(urllib.parse.urlunsplit((url.scheme, netloc, url.path, url.query, url.frag
 PY
 )" >"$state/alertd-database-url" )
 
-webhook_secret_file="$(secret_file webhook-secret whsec_)"
-start_helper smtp-sink deploy/dev/smtp-sink.py --log "$state/mail.jsonl"
-start_helper webhook-receiver deploy/dev/webhook-receiver.py --log "$state/webhooks.jsonl" --secret "$(cat "$webhook_secret_file")"
-smtp_port="$(cat "$state/smtp-sink.port")"
-receiver_port="$(cat "$state/webhook-receiver.port")"
-
-# The demo tenant and integration, pointing at the local sink's address and receiver.
+# The demo tenant and integration; its addresses point at the local sink and receiver below.
 integration="$(psql_dev <<SQL
 INSERT INTO tenants (name)
 SELECT 'Demo tenant' WHERE NOT EXISTS (SELECT 1 FROM tenants WHERE name = 'Demo tenant');
 INSERT INTO integration_configs (tenant_id, integration_type, integration_name)
 SELECT id, 'paycom', 'Paycom (demo)' FROM tenants WHERE name = 'Demo tenant'
 ON CONFLICT (tenant_id, integration_type, environment) DO NOTHING;
+SELECT id FROM integration_configs WHERE integration_name = 'Paycom (demo)';
+SQL
+)"
+# The integration's own signing secret (made now if it has none), as its tenant's admins read
+# it: the receiver verifies every webhook with it.
+webhook_secret="$(ALERTD_DATABASE_URL="$database_url" "$alertd" secrets show --integration-id "$integration" | awk '$1 == "current" { print $2 }')"
+[ -n "$webhook_secret" ] || { say "alertd secrets show gave no secret for the demo integration"; exit 1; }
+start_helper smtp-sink deploy/dev/smtp-sink.py --log "$state/mail.jsonl"
+start_helper webhook-receiver deploy/dev/webhook-receiver.py --log "$state/webhooks.jsonl" --secret "$webhook_secret"
+smtp_port="$(cat "$state/smtp-sink.port")"
+receiver_port="$(cat "$state/webhook-receiver.port")"
+psql_dev >/dev/null <<SQL
 UPDATE integration_configs
    SET alert_on_failure = true,
        alert_emails = ARRAY['ops@example.com'],
        alert_webhook_url = 'http://127.0.0.1:$receiver_port/alertd-demo'
- WHERE integration_name = 'Paycom (demo)'
-RETURNING id;
+ WHERE id = '$integration';
 SQL
-)"
 
 if [ -z "${1:-}" ] || ! alive alertd; then
   stop_one alertd
   ALERTD_DATABASE_URL_FILE="$state/alertd-database-url" \
-  ALERTD_WEBHOOK_SECRET_FILE="$webhook_secret_file" \
   ALERTD_SMTP_URL="smtp://127.0.0.1:$smtp_port" \
   ALERTD_SMTP_TLS=none \
   ALERTD_SMTP_FROM=alerts@alertd.example.com \

@@ -15,8 +15,9 @@ With --status CODE every request, whatever its path, gets CODE: a receiver that 
 
 With --cert and --key it serves https instead of http.
 
-With --secret whsec_..., each logged request also says whether its Standard Webhooks signature
-verifies ("signature_valid"), checked here independently of alertd.
+With --secret whsec_... (repeatable), each logged request also says whether its Standard Webhooks
+signature verifies with each secret ("signatures_valid", in the order given) and with all of them
+("signature_valid"), checked here independently of alertd.
 """
 import argparse
 import base64
@@ -36,10 +37,15 @@ counts = {}
 lock = threading.Lock()
 
 
+def signatures_valid(secrets, headers, body):
+    """For each secret, whether the request verifies with it (None without secrets)."""
+    if not secrets:
+        return None
+    return [signature_valid(secret, headers, body) for secret in secrets]
+
+
 def signature_valid(secret, headers, body):
     """The Standard Webhooks check: any v1 signature equal to HMAC-SHA256 of id.timestamp.body."""
-    if not secret:
-        return None
     key = base64.b64decode(secret[len("whsec_"):])
     signed = f"{headers.get('webhook-id', '')}.{headers.get('webhook-timestamp', '')}.".encode() + body
     expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
@@ -67,6 +73,7 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         url = urlsplit(self.path)
         parts = [p for p in url.path.split("/") if p]
+        valid = signatures_valid(self.server.secrets, {k.lower(): v for k, v in self.headers.items()}, body)
         with lock:
             counts[url.path] = counts.get(url.path, 0) + 1
             n = counts[url.path]
@@ -77,7 +84,8 @@ class Handler(BaseHTTPRequestHandler):
                     "path": self.path,
                     "headers": {k.lower(): v for k, v in self.headers.items()},
                     "body": body.decode("utf-8", errors="replace"),
-                    "signature_valid": signature_valid(self.server.secret, {k.lower(): v for k, v in self.headers.items()}, body),
+                    "signature_valid": None if valid is None else all(valid),
+                    "signatures_valid": valid,
                 }) + "\n")
         status = 200
         if self.server.status:
@@ -117,7 +125,7 @@ def main():
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--log", required=True, help="file to append requests to (/dev/stdout in a container)")
-    parser.add_argument("--secret", default=None, help="whsec_ secret to verify signatures with")
+    parser.add_argument("--secret", action="append", default=[], help="whsec_ secret to verify signatures with (repeatable: each is checked)")
     parser.add_argument("--status", type=int, default=None, help="answer every request with this status")
     parser.add_argument("--cert", help="serve https with this certificate")
     parser.add_argument("--key", help="the certificate's key")
@@ -128,7 +136,7 @@ def main():
     server = Server((args.host, args.port), Handler)
     server.daemon_threads = True
     server.log_path = args.log
-    server.secret = args.secret
+    server.secrets = args.secret
     server.status = args.status
     if args.cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

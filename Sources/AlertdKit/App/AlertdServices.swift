@@ -62,6 +62,9 @@ public struct AlertdServices: Sendable {
         services.append(LeaseRenewer(store: SharedAlertStore(connection: claims, worker: configuration.instance), lease: configuration.lease, inFlight: inFlight, logger: logger))
         services.append(IncidentSweeper(connection: records, settings: configuration.incidents, instance: configuration.instance, wake: wake, metrics: metrics, logger: logger))
         services.append(health)
+        if configuration.webhookSigning != .shared {
+            services.append(SigningSecretUpkeep(connection: records, logger: logger))
+        }
         services.append(SilentFailureSweeper(connection: records, settings: configuration.silentFailures, instance: configuration.instance, wake: wake, metrics: metrics, logger: logger))
         if configuration.httpAddress != nil {
             services.append(QueueReader(connection: records, instance: configuration.instance, metrics: metrics, logger: logger))

@@ -7,7 +7,7 @@ extension AlertDelivery {
         onSMTPSession: @escaping @Sendable (SMTPSessionFailure?) -> Void = { _ in }, logger: Logger
     ) {
         self.init(
-            templates: templates, webhooks: webhooks, signer: configuration.webhookSigner, smtp: smtp, linkBase: configuration.linkBaseURL,
+            templates: templates, webhooks: webhooks, signer: configuration.webhookSigner, signing: configuration.webhookSigning, smtp: smtp, linkBase: configuration.linkBaseURL,
             retryBackoff: configuration.retryBackoff, maxAge: configuration.destinations.maxAge, onSMTPSession: onSMTPSession, logger: logger
         )
     }

@@ -22,7 +22,10 @@ public struct AlertdConfiguration: Sendable {
     public var retryBackoff: Backoff
     public var linkBaseURL: String?
     public var webhook: WebhookClient.Settings
+    /// ALERTD_WEBHOOK_SECRET's secrets.
     public var webhookSigner: WebhookSigner
+    /// Which secrets sign webhooks (ALERTD_WEBHOOK_SIGNING).
+    public var webhookSigning: WebhookSigning = .integration
     /// Where email goes; nil when ALERTD_SMTP_URL is not set (email alerts then stay pending).
     public var smtp: SMTPSettings?
     /// The channels this instance delivers; alerts of the others stay pending for an instance that can.
@@ -60,7 +63,8 @@ public struct AlertdConfiguration: Sendable {
         Setting(variable: "ALERTD_RETRY_MAX", flag: "retry-max", secret: false, defaultValue: "1h", help: "longest delay between retries"),
         Setting(variable: "ALERTD_LINK_BASE_URL", flag: "link-base-url", secret: false, defaultValue: nil, help: "base URL for links to sync runs in messages"),
         Setting(variable: "ALERTD_HTTP_ADDRESS", flag: "http-address", secret: false, defaultValue: nil, help: "HOST:PORT to serve /healthz, /readyz and /metrics on, such as 127.0.0.1:9464 (default: off)"),
-        Setting(variable: "ALERTD_WEBHOOK_SECRET", flag: "webhook-secret", secret: true, defaultValue: nil, help: "whsec_ signing secrets, space-separated, newest first"),
+        Setting(variable: "ALERTD_WEBHOOK_SECRET", flag: "webhook-secret", secret: true, defaultValue: nil, help: "whsec_ signing secrets, space-separated, newest first: for a single-tenant installation, or beside each integration's own while receivers move to theirs"),
+        Setting(variable: "ALERTD_WEBHOOK_SIGNING", flag: "webhook-signing", secret: false, defaultValue: nil, help: "integration: each integration's own secret signs its webhooks; both: its own, then ALERTD_WEBHOOK_SECRET's; shared: ALERTD_WEBHOOK_SECRET's alone (default: both with ALERTD_WEBHOOK_SECRET, else integration)"),
         Setting(variable: "ALERTD_WEBHOOK_CONNECT_TIMEOUT", flag: "webhook-connect-timeout", secret: false, defaultValue: WebhookClient.Settings().connectTimeout.settingText, help: "webhook connect timeout"),
         Setting(variable: "ALERTD_WEBHOOK_TIMEOUT", flag: "webhook-timeout", secret: false, defaultValue: WebhookClient.Settings().totalTimeout.settingText, help: "webhook total timeout"),
         Setting(variable: "ALERTD_WEBHOOK_CONCURRENCY", flag: "webhook-concurrency", secret: false, defaultValue: String(WebhookClient.Settings().concurrency), help: "webhook connections open at once, to all receivers, 1 to 1024"),
@@ -203,6 +207,7 @@ public struct AlertdConfiguration: Sendable {
         if let secrets = value("ALERTD_WEBHOOK_SECRET") {
             do { signer = try WebhookSigner(secretList: secrets) } catch let error as AlertdError { problems.append("ALERTD_WEBHOOK_SECRET: \(error.message)") } catch {}
         }
+        let signing = webhookSigning(value("ALERTD_WEBHOOK_SIGNING"), secretGiven: value("ALERTD_WEBHOOK_SECRET") != nil, problems: &problems)
         let retryInitial = duration("ALERTD_RETRY_INITIAL")
         let retryMax = duration("ALERTD_RETRY_MAX")
         if retryMax < retryInitial && invalid.isDisjoint(with: ["ALERTD_RETRY_INITIAL", "ALERTD_RETRY_MAX"]) { problems.append("ALERTD_RETRY_MAX must not be shorter than ALERTD_RETRY_INITIAL.") }
@@ -263,11 +268,26 @@ public struct AlertdConfiguration: Sendable {
             incidents: incidents
         )
         configuration.silentFailures = silent
+        configuration.webhookSigning = signing
         configuration.destinations = destinations
         guard problems.isEmpty else {
             throw AlertdError(.configuration, "The configuration has \(problems.count) problem\(problems.count == 1 ? "" : "s"):\n" + problems.map { "  - \($0)" }.joined(separator: "\n"))
         }
         return configuration
+    }
+
+    /// ALERTD_WEBHOOK_SIGNING: as given, else `both` when there is a shared secret (an upgrade
+    /// breaks no receiver that verifies with it), else `integration`.
+    static func webhookSigning(_ text: String?, secretGiven: Bool, problems: inout [String]) -> WebhookSigning {
+        guard let text, !text.isEmpty else { return secretGiven ? .both : .integration }
+        guard let signing = WebhookSigning(rawValue: text.lowercased()) else {
+            problems.append("ALERTD_WEBHOOK_SIGNING: \"\(text)\" is not integration, both or shared.")
+            return .integration
+        }
+        if signing != .integration && !secretGiven {
+            problems.append("ALERTD_WEBHOOK_SIGNING: \(signing.rawValue) signs with ALERTD_WEBHOOK_SECRET, which is not set; set it, or use integration (each integration's own secret).")
+        }
+        return signing
     }
 
     /// `500ms`, `30s`, `5m`, `1h`, `3d`, or a number of seconds.
@@ -311,7 +331,8 @@ public struct AlertdConfiguration: Sendable {
             "circuit_probe = \(destinations.probeInitial.settingText) doubling up to \(destinations.probeMaximum.settingText), jitter 20%",
             "alert_max_age = \(destinations.maxAge.settingText)",
             "destination_disable_after = \(destinations.disableAfter.map(\.settingText) ?? "off (only a 410 Gone disables a webhook URL)")",
-            "webhook_secret = \(webhookSigner.secrets.isEmpty ? "(none: webhooks are not signed)" : "\(webhookSigner.secrets.count) secret\(webhookSigner.secrets.count == 1 ? "" : "s"), \(SecretRedactor.mask)")",
+            "webhook_secret = \(webhookSigner.secrets.isEmpty ? "(none)" : "\(webhookSigner.secrets.count) secret\(webhookSigner.secrets.count == 1 ? "" : "s"), \(SecretRedactor.mask)")",
+            "webhook_signing = \(webhookSigning.describe(shared: webhookSigner))",
             "webhook_connect_timeout = \(webhook.connectTimeout)",
             "webhook_timeout = \(webhook.totalTimeout)",
             "webhook_concurrency = \(webhook.concurrency)",

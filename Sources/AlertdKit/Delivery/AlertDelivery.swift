@@ -22,17 +22,18 @@ public struct AlertDelivery: Sendable {
     }
 
     /// - Parameters:
-    ///   - signer: signs webhooks (no secret: unsigned).
+    ///   - signer: ALERTD_WEBHOOK_SECRET's secrets (none: none).
+    ///   - signing: which secrets sign a webhook: its integration's, `signer`'s or both.
     ///   - smtp: nil when email is not configured: email alerts then fail, saying so.
     ///   - linkBase: `ALERTD_LINK_BASE_URL`, for links to sync runs.
     ///   - retryBackoff: the delay before each retry (`ALERTD_RETRY_*`).
     ///   - onSMTPSession: told how each SMTP session went (nil: it delivered what it carried).
     public init(
-        templates: AlertTemplates, webhooks: WebhookClient, signer: WebhookSigner, smtp: SMTPClient?, linkBase: String?, retryBackoff: Backoff,
-        maxAge: Duration = DestinationSettings.defaultMaxAge, onSMTPSession: @escaping @Sendable (SMTPSessionFailure?) -> Void = { _ in }, logger: Logger
+        templates: AlertTemplates, webhooks: WebhookClient, signer: WebhookSigner, signing: WebhookSigning = .shared, smtp: SMTPClient?, linkBase: String?,
+        retryBackoff: Backoff, maxAge: Duration = DestinationSettings.defaultMaxAge, onSMTPSession: @escaping @Sendable (SMTPSessionFailure?) -> Void = { _ in }, logger: Logger
     ) {
         self.maxAge = maxAge
-        webhook = WebhookDelivery(templates: templates, signer: signer, client: webhooks, linkBase: linkBase)
+        webhook = WebhookDelivery(templates: templates, shared: signer, signing: signing, client: webhooks, linkBase: linkBase)
         email = EmailDelivery(templates: templates, client: smtp, linkBase: linkBase, onSession: onSMTPSession)
         retryPolicy = RetryPolicy(backoff: retryBackoff)
         self.logger = logger

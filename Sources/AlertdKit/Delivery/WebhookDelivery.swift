@@ -4,7 +4,9 @@ import Foundation
 /// receiver's answer judged (`WebhookResponse.decision`).
 struct WebhookDelivery: Sendable {
     let templates: AlertTemplates
-    let signer: WebhookSigner
+    /// ALERTD_WEBHOOK_SECRET's secrets.
+    let shared: WebhookSigner
+    let signing: WebhookSigning
     let client: WebhookClient
     let linkBase: String?
 
@@ -40,7 +42,7 @@ struct WebhookDelivery: Sendable {
     }
 
     /// The Standard Webhooks headers: the id is the alert's, the same on every attempt, so that a
-    /// receiver can drop a repeat.
+    /// receiver can drop a repeat; the signature one per secret `signing` names, space-separated.
     func headers(_ alert: ClaimedAlert, body: Data, startedAt: Date) -> [(name: String, value: String)] {
         let id = "msg_\(alert.id.uuidString.lowercased())"
         let timestamp = Int(startedAt.timeIntervalSince1970)
@@ -49,6 +51,7 @@ struct WebhookDelivery: Sendable {
             ("webhook-id", id),
             ("webhook-timestamp", String(timestamp)),
         ]
+        let signer = signing.signer(for: alert, shared: shared)
         if !signer.secrets.isEmpty {
             headers.append(("webhook-signature", signer.signature(id: id, timestamp: timestamp, body: body)))
         }

@@ -25,6 +25,7 @@ final class Dispatcher: Service {
     private let gate: SessionGate
     private let health: DestinationHealth
     private let formats: WebhookFormats
+    private let secrets: SigningSecrets
     private let inFlight: InFlightAlerts
     private let outcomes: OutcomeQueue
     private let wake: WakeSignal
@@ -48,6 +49,7 @@ final class Dispatcher: Service {
         self.gate = gate
         self.health = health
         formats = WebhookFormats(logger: logger)
+        secrets = SigningSecrets(signing: configuration.webhookSigning, logger: logger)
         self.inFlight = inFlight
         self.outcomes = outcomes
         self.wake = wake
@@ -75,6 +77,9 @@ final class Dispatcher: Service {
             metrics.setDatabaseError(nil)
             logStarted()
             let store = AlertStore(connection: connection, worker: configuration.instance)
+            if configuration.webhookSigning == .both {
+                logger.warning("webhooks are signed with each integration's own secret and with ALERTD_WEBHOOK_SECRET, which every tenant's receivers may hold: any of them can forge signatures until ALERTD_WEBHOOK_SIGNING=integration (docs/security.md, moving to a secret per integration)")
+            }
             await withDiscardingTaskGroup { group in
                 await claimAndDeliver(store: store, group: &group)
                 await finishInFlight(store: store)
@@ -109,7 +114,7 @@ final class Dispatcher: Service {
             "db": "\(configuration.database.host ?? "local socket")",
             "channels": "\(configuration.channels.map(\.rawValue).joined(separator: ","))",
             "webhook_allow": "\(configuration.webhook.policy.allowedNetworks.map(\.description) + configuration.webhook.policy.allowedHosts.sorted())",
-            "webhooks_signed": "\(!configuration.webhookSigner.secrets.isEmpty)",
+            "webhook_signing": "\(configuration.webhookSigning.rawValue)",
             "max_in_flight": "\(configuration.maxInFlight)",
             "http_address": "\(configuration.httpAddress.map(\.description) ?? "off")",
         ])
@@ -148,7 +153,15 @@ final class Dispatcher: Service {
                     try await idle(planner: &planner, store: store)
                     continue
                 }
-                let (admitted, excess) = inFlight.admit(formats.apply(claimed), perDestination: perHost)
+                let signed: [ClaimedAlert]
+                do {
+                    signed = try await secrets.apply(formats.apply(claimed), store: SigningSecretStore(connection: store.connection))
+                } catch {
+                    // Never signed otherwise: given back unattempted, for the next claim.
+                    try? await store.release(claimed.map(\.id))
+                    throw error
+                }
+                let (admitted, excess) = inFlight.admit(signed, perDestination: perHost)
                 start(admitted, group: &group)
                 metrics.setInFlight(inFlight.count)
                 planner.claimed(claimed.count, limit: limit, saturated: saturated, excess: excess.compactMap(\.destination))

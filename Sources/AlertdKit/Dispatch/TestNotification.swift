@@ -54,7 +54,11 @@ public struct TestNotification: Sendable {
             }
             let formats = WebhookFormats(logger: logger)
             await formats.refresh(connection)
-            let alerts = formats.apply(try await store.createTestAlerts(integration: integration, channels: Channel.allCases, lease: configuration.lease))
+            let secrets = SigningSecrets(signing: configuration.webhookSigning, logger: logger)
+            let alerts = try await secrets.apply(
+                formats.apply(try await store.createTestAlerts(integration: integration, channels: Channel.allCases, lease: configuration.lease)),
+                store: SigningSecretStore(connection: connection)
+            )
             guard !alerts.isEmpty else {
                 throw AlertdError(.configuration, "Integration \(integration.postgresText) has neither alert_emails nor alert_webhook_url: there is nothing to test.")
             }

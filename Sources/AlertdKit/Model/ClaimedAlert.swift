@@ -56,6 +56,9 @@ public struct ClaimedAlert: Sendable, Equatable {
     /// The webhook format its integration names (`configuration_metadata -> 'alertd' ->>
     /// 'webhook_format'`); nil: the URL decides (`WebhookFormat.detect`).
     public var webhookFormat: WebhookFormat?
+    /// Its integration's webhook signing secrets, current first (`SigningSecrets`); empty for
+    /// an email, and where the schema has none (before 20251203).
+    public var signingSecrets: [SigningSecret] = []
     /// Where it goes as `alertd_destinations` knows it; nil without destination health (a
     /// schema before 20251130, a test notification to an address given on the command line).
     public var target: Target?

@@ -245,6 +245,13 @@ public struct SchemaVerifier: Sendable {
                 (SELECT pg_get_expr(p.polwithcheck, p.polrelid) LIKE '%origin%manual%' FROM pg_policy p
                   WHERE p.polrelid = to_regclass('public.integration_alert_history') AND p.polname = 'alert_history_insert_policy')
                 """),
+            // 20251203: a webhook signing secret per integration.
+            holds("table alertd_signing_secrets", "to_regclass('public.alertd_signing_secrets') IS NOT NULL"),
+            rowLevelSecurity("alertd_signing_secrets"),
+            index("idx_alertd_signing_secrets_current"),
+            function("alertd_signing_secrets(uuid[])"),
+            function("alertd_new_signing_secret()"),
+            holds("anon cannot read alertd_signing_secrets", "NOT has_table_privilege('anon', 'public.alertd_signing_secrets', 'SELECT')"),
         ]
         return checks
     }()

@@ -41,6 +41,26 @@ import Testing
         #expect(configuration.webhookSigner.secrets.count == 1)
     }
 
+    @Test func webhookSigningDefaultsToBothWithASharedSecretAndRefusesWhatCannotBe() throws {
+        let shared = ["ALERTD_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+        func load(_ extra: [String: String]) throws -> AlertdConfiguration {
+            try AlertdConfiguration.load(flags: [:], environment: Self.base.merging(extra) { $1 }, sqlDirectory: nil)
+        }
+        #expect(try load([:]).webhookSigning == .integration)
+        #expect(try load(shared).webhookSigning == .both)
+        #expect(try load(shared.merging(["ALERTD_WEBHOOK_SIGNING": "Integration"]) { $1 }).webhookSigning == .integration)
+        #expect(try load(shared.merging(["ALERTD_WEBHOOK_SIGNING": "shared"]) { $1 }).webhookSigning == .shared)
+        for (extra, says) in [
+            (["ALERTD_WEBHOOK_SIGNING": "shared"], "ALERTD_WEBHOOK_SIGNING: shared signs with ALERTD_WEBHOOK_SECRET, which is not set"),
+            (["ALERTD_WEBHOOK_SIGNING": "both"], "ALERTD_WEBHOOK_SIGNING: both signs with ALERTD_WEBHOOK_SECRET, which is not set"),
+            (["ALERTD_WEBHOOK_SIGNING": "tenant"], "ALERTD_WEBHOOK_SIGNING: \"tenant\" is not integration, both or shared."),
+        ] {
+            let error = try #require(throws: AlertdError.self) { try load(extra) }
+            #expect(error.message.contains(says), "\(error.message)")
+        }
+        #expect(try load(shared).redactedLines.contains { $0.hasPrefix("webhook_signing = both (each integration's own secret, then ALERTD_WEBHOOK_SECRET: 1 secret") })
+    }
+
     @Test func durationsReadAsPeopleWriteThem() {
         #expect(AlertdConfiguration.parseDuration("500ms") == .milliseconds(500))
         #expect(AlertdConfiguration.parseDuration("30s") == .seconds(30))

@@ -39,7 +39,7 @@ import Testing
             let pending = try await alertd("status")
             #expect(pending.status == 0)
             #expect(Self.words(pending.standardOutput).contains("20251122_add_retry_and_alerts pending"))
-            #expect(pending.standardOutput.contains("10 pending"))
+            #expect(pending.standardOutput.contains("\(MigratorTests.migrationCount) pending"))
 
             let notYet = try await alertd("verify")
             #expect(notYet.status == 1)
@@ -74,7 +74,7 @@ import Testing
 
             let newest = try await alertd("rollback")
             #expect(newest.status == 0)
-            #expect(newest.standardOutput.contains("Rolled back 20251202_alertd_hand_written_alerts"))
+            #expect(newest.standardOutput.contains("Rolled back 20251203_alertd_signing_secrets"))
 
             let everything = try await alertd("rollback", "--all")
             #expect(everything.status == 0)

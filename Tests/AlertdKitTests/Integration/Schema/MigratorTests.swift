@@ -13,6 +13,9 @@ final class Lines: @unchecked Sendable {
 }
 
 @Suite struct MigratorTests {
+    /// alertd's migrations, all of them.
+    static var migrationCount: Int { (try? Migration.load(from: TestPostgres.sqlDirectory).count) ?? 0 }
+
     static func migrator(_ connection: PostgresConnection, _ directory: SQLDirectory = TestPostgres.sqlDirectory) throws -> Migrator {
         Migrator(connection: connection, migrations: try Migration.load(from: directory))
     }
@@ -24,7 +27,7 @@ final class Lines: @unchecked Sendable {
                 #expect(try await migrator.status().allSatisfy { !$0.isApplied })
                 let lines = Lines()
                 let applied = try await migrator.migrate(report: lines.append)
-                #expect(applied.map(\.id) == ["20251122_add_retry_and_alerts", "20251124_alertd_outbox", "20251125_alertd_dispatcher_role", "20251126_alertd_notify_when_waited_for", "20251127_alertd_incidents", "20251128_alertd_incident_groups", "20251129_alertd_silent_failures", "20251130_alertd_destination_health", "20251201_alertd_cheaper_repeats", "20251202_alertd_hand_written_alerts"])
+                #expect(applied.map(\.id) == ["20251122_add_retry_and_alerts", "20251124_alertd_outbox", "20251125_alertd_dispatcher_role", "20251126_alertd_notify_when_waited_for", "20251127_alertd_incidents", "20251128_alertd_incident_groups", "20251129_alertd_silent_failures", "20251130_alertd_destination_health", "20251201_alertd_cheaper_repeats", "20251202_alertd_hand_written_alerts", "20251203_alertd_signing_secrets"])
                 #expect(lines.all.contains("Applying 20251122_add_retry_and_alerts ..."))
                 #expect(lines.all.contains { $0.hasPrefix("Applied 20251124_alertd_outbox in ") })
                 let statuses = try await migrator.status()
@@ -33,7 +36,7 @@ final class Lines: @unchecked Sendable {
 
                 let again = Lines()
                 #expect(try await migrator.migrate(report: again.append).isEmpty)
-                #expect(again.all == ["Nothing to apply: all 10 migrations are applied."])
+                #expect(again.all == ["Nothing to apply: all \(Self.migrationCount) migrations are applied."])
             }
         }
     }
@@ -65,9 +68,9 @@ final class Lines: @unchecked Sendable {
             async let one = Self.migrator(first).migrate { _ in }
             async let two = Self.migrator(second).migrate { _ in }
             let applied = try await one.map(\.id) + two.map(\.id)
-            #expect(applied.sorted() == ["20251122_add_retry_and_alerts", "20251124_alertd_outbox", "20251125_alertd_dispatcher_role", "20251126_alertd_notify_when_waited_for", "20251127_alertd_incidents", "20251128_alertd_incident_groups", "20251129_alertd_silent_failures", "20251130_alertd_destination_health", "20251201_alertd_cheaper_repeats", "20251202_alertd_hand_written_alerts"])
+            #expect(applied.sorted() == ["20251122_add_retry_and_alerts", "20251124_alertd_outbox", "20251125_alertd_dispatcher_role", "20251126_alertd_notify_when_waited_for", "20251127_alertd_incidents", "20251128_alertd_incident_groups", "20251129_alertd_silent_failures", "20251130_alertd_destination_health", "20251201_alertd_cheaper_repeats", "20251202_alertd_hand_written_alerts", "20251203_alertd_signing_secrets"])
             let records = try await first.query("SELECT count(*) AS n FROM alertd.schema_migrations")
-            #expect(try records[0].decode("n", as: Int.self) == 10)
+            #expect(try records[0].decode("n", as: Int.self) == Self.migrationCount)
             await first.close()
             await second.close()
         }
@@ -101,7 +104,7 @@ final class Lines: @unchecked Sendable {
                     #expect(error.message.contains("no_such_function"))
                 }
                 let statuses = try await migrator.status()
-                #expect(statuses.map(\.isApplied) == [true, true, true, true, true, true, true, true, true, true, false])
+                #expect(statuses.map(\.isApplied) == Array(repeating: true, count: Self.migrationCount) + [false])
                 #expect(try await connection.query("SELECT to_regclass('half_done') IS NULL AS gone")[0].decode("gone", as: Bool.self))
             }
         }
@@ -116,7 +119,7 @@ final class Lines: @unchecked Sendable {
         try await TestPostgres.withDatabase { database in
             try await database.withConnection { connection in
                 let statuses = try await Self.migrator(connection, directory).status()
-                #expect(statuses.map { $0.applied?.modifiedSince } == [false, true, false, false, false, false, false, false, false, false])
+                #expect(statuses.map { $0.applied?.modifiedSince } == [false, true] + Array(repeating: false, count: Self.migrationCount - 2))
             }
         }
     }
@@ -126,9 +129,9 @@ final class Lines: @unchecked Sendable {
             try await database.withConnection { connection in
                 let migrator = try Self.migrator(connection)
                 let undone = try await migrator.rollback(all: false, force: false) { _ in }
-                #expect(undone == ["20251202_alertd_hand_written_alerts"])
-                #expect(try await migrator.status().map(\.isApplied) == [true, true, true, true, true, true, true, true, true, false])
-                #expect(try await migrator.migrate { _ in }.map(\.id) == ["20251202_alertd_hand_written_alerts"])
+                #expect(undone == ["20251203_alertd_signing_secrets"])
+                #expect(try await migrator.status().map(\.isApplied) == Array(repeating: true, count: Self.migrationCount - 1) + [false])
+                #expect(try await migrator.migrate { _ in }.map(\.id) == ["20251203_alertd_signing_secrets"])
             }
         }
     }
@@ -145,8 +148,10 @@ final class Lines: @unchecked Sendable {
                     [alert]
                 )
                 let migrator = try Self.migrator(connection)
-                // The insert policy and the cheaper repeats drop no table; destination health's
+                // The signing secrets' table is empty (no integration names a webhook URL); the
+                // insert policy and the cheaper repeats drop no table; destination health's
                 // table is empty; silent failures' and grouping's rollbacks drop columns and a cache.
+                #expect(try await migrator.rollback(all: false, force: false) { _ in } == ["20251203_alertd_signing_secrets"])
                 #expect(try await migrator.rollback(all: false, force: false) { _ in } == ["20251202_alertd_hand_written_alerts"])
                 #expect(try await migrator.rollback(all: false, force: false) { _ in } == ["20251201_alertd_cheaper_repeats"])
                 #expect(try await migrator.rollback(all: false, force: false) { _ in } == ["20251130_alertd_destination_health"])
@@ -181,7 +186,7 @@ final class Lines: @unchecked Sendable {
                     }
                 }
                 #expect(try await database.schemaDump() == before)
-                #expect(try await migrator.status().map(\.isApplied) == [true, true, false, false, false, false, false, false, false, false])
+                #expect(try await migrator.status().map(\.isApplied) == [true, true] + Array(repeating: false, count: Self.migrationCount - 2))
 
                 let lines = Lines()
                 #expect(try await migrator.rollback(all: true, force: true, report: lines.append).count == 2)
@@ -293,7 +298,8 @@ final class Lines: @unchecked Sendable {
         try await TestPostgres.withDatabase { database in
             try await database.withConnection { connection in
                 let migrator = Migrator(connection: connection, migrations: try Migration.load(from: TestPostgres.sqlDirectory))
-                for _ in 0..<6 { _ = try await migrator.rollback(all: false, force: true) { _ in } }
+                // Back to before the incidents (20251127): every newer migration undone.
+                while try await migrator.rollback(all: false, force: true) { _ in } != ["20251127_alertd_incidents"] {}
                 let results = try await SchemaVerifier(connection: connection).verify()
                 let missing = results.filter { !$0.present }.map(\.item)
                 #expect(missing.contains("table alertd_settings with its row"))

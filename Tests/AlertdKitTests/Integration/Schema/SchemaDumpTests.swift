@@ -23,6 +23,8 @@ import Testing
     static var repeatsRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251201_alertd_cheaper_repeats.rollback.sql") }
     static var handWrittenFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251202_alertd_hand_written_alerts.sql") }
     static var handWrittenRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251202_alertd_hand_written_alerts.rollback.sql") }
+    static var secretsFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251203_alertd_signing_secrets.sql") }
+    static var secretsRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251203_alertd_signing_secrets.rollback.sql") }
     static var seedRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251122_add_retry_and_alerts.rollback.sql") }
     static var outboxRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251124_alertd_outbox.rollback.sql") }
     static var platformVersionFile: URL {
@@ -238,6 +240,7 @@ import Testing
             try await database.applyWithPsql(Self.healthFile)
             try await database.applyWithPsql(Self.repeatsFile)
             try await database.applyWithPsql(Self.handWrittenFile)
+            try await database.applyWithPsql(Self.secretsFile)
             return try await database.schemaDump()
         }
         try await TestPostgres.withDatabase(.platform) { database in
@@ -266,6 +269,21 @@ import Testing
             try await database.applyWithPsql(Self.handWrittenFile)
             #expect(try await database.schemaDump() == applied)
             try await database.applyWithPsql(Self.handWrittenRollbackFile)
+            #expect(try await database.schemaDump() == before)
+        }
+    }
+
+    @Test func theSigningSecretsApplyTwiceAndRollBack() async throws {
+        try await TestPostgres.withDatabase { database in
+            let applied = try await database.schemaDump()
+            try await database.applyWithPsql(Self.secretsRollbackFile)
+            let before = try await database.schemaDump()
+            #expect(!before.contains("alertd_signing_secrets"))
+            try await database.applyWithPsql(Self.secretsFile)
+            #expect(try await database.schemaDump() == applied)
+            try await database.applyWithPsql(Self.secretsFile)
+            #expect(try await database.schemaDump() == applied)
+            try await database.applyWithPsql(Self.secretsRollbackFile)
             #expect(try await database.schemaDump() == before)
         }
     }

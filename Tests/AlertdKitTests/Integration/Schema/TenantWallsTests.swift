@@ -1,3 +1,4 @@
+import AlertdKit
 import AlertdPostgres
 import AlertdTestSupport
 import Foundation
@@ -46,6 +47,14 @@ import Testing
             Attempt(sql: "SELECT * FROM alertd_integration_settings()", refusal: .denied),
             Attempt(sql: "SELECT alertd_alert_addresses('{x@example.com}')", refusal: .denied),
             Attempt(sql: "SELECT alertd_enqueue_sync_alerts()", refusal: .notCallable),
+            Attempt(sql: "SELECT secret FROM alertd_signing_secrets WHERE integration_config_id = \(i)", refusal: .nothing),
+            Attempt(sql: "SELECT secret FROM alertd_signing_secrets", refusal: .nothing),
+            Attempt(sql: "INSERT INTO alertd_signing_secrets (integration_config_id) VALUES (\(i))", refusal: .denied),
+            Attempt(sql: "INSERT INTO alertd_signing_secrets (integration_config_id, secret) VALUES (\(i), 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8G')", refusal: .denied),
+            Attempt(sql: "UPDATE alertd_signing_secrets SET secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8G', retires_at = NULL", refusal: .denied),
+            Attempt(sql: "DELETE FROM alertd_signing_secrets", refusal: .denied),
+            Attempt(sql: "SELECT * FROM alertd_signing_secrets(ARRAY[\(i)]::uuid[])", refusal: .denied),
+            Attempt(sql: "SELECT alertd_new_signing_secret()", refusal: .denied),
             Attempt(sql: "SELECT alertd_delete_integration_incidents()", refusal: .notCallable),
         ]
     }
@@ -67,6 +76,7 @@ import Testing
                 try await connection.query("INSERT INTO integration_alert_attempts (alert_id, attempt_number, started_at, duration_ms, outcome) VALUES ($1, 1, now(), 5, 'sent')", [alert])
                 try await connection.query("INSERT INTO alertd_destinations (destination, channel) VALUES ('https://hooks.example.com/b', 'webhook')")
                 let incident: UUID = try await connection.query("SELECT id FROM integration_alert_incidents WHERE integration_config_id = $1", [b])[0].decode("id")
+                _ = try await SigningSecretStore(connection: connection).show(integration: b)
                 return (b, alert, incident)
             }
             let before = try await Self.snapshot(database)
@@ -108,10 +118,37 @@ import Testing
                 "SELECT destination || state AS line FROM alertd_destinations ORDER BY 1",
                 "SELECT id::text || coalesce(array_to_string(alert_emails, ','), '') || configuration_metadata::text AS line FROM integration_configs ORDER BY 1",
                 "SELECT group_wait::text AS line FROM alertd_settings",
+                "SELECT integration_config_id::text || secret || coalesce(retires_at::text, 'current') AS line FROM alertd_signing_secrets ORDER BY 1",
             ] {
                 lines += try await connection.query(sql).map { try $0.decode("line", as: String.self) }
             }
             return lines
+        }
+    }
+
+    /// The other side of the wall: a tenant admin reads their own integration's signing secret
+    /// through the data API; a member of the same tenant does not.
+    @Test func aTenantAdminReadsTheirOwnIntegrationsSigningSecretAndAMemberDoesNot() async throws {
+        try await TestPostgres.withDatabase { database in
+            let member = UUID()
+            let admin = UUID()
+            let (integration, secret) = try await database.withConnection { connection in
+                let rows = PlatformRows(connection)
+                let tenant = try await rows.tenant("A")
+                try await rows.member(member, of: tenant)
+                try await rows.member(admin, of: tenant, role: "tenant_admin")
+                let integration = try await rows.integration(tenant: tenant, webhook: "https://hooks.example.com/a")
+                let secret = try #require(try await SigningSecretStore(connection: connection).show(integration: integration)?.first?.secret)
+                return (integration, secret)
+            }
+            for (user, sees) in [(admin, [secret]), (member, [])] {
+                let read = try await database.withConnection { connection in
+                    try await connection.actAsAuthenticatedUser(user)
+                    return try await connection.query("SELECT secret FROM alertd_signing_secrets WHERE integration_config_id = $1", [integration])
+                        .map { try $0.decode("secret", as: String.self) }
+                }
+                #expect(read == sees)
+            }
         }
     }
 }
