@@ -27,7 +27,7 @@ struct HistoryCommand: AsyncParsableCommand {
     // Not --integration: that is alertd's own option, for --test-notification.
     @Option(name: .customLong("integration-id"), help: "Only this integration's alerts (its id).") var integration: String?
     @Option(name: .customLong("sync-run"), help: "Only the alerts of this sync run (its id).") var syncRun: String?
-    @Option(help: "Only alerts with this delivery status: pending, sent, failed, bounced or suppressed.") var status: String?
+    @Option(help: "Only alerts with this delivery status: pending, sent, failed, bounced, suppressed or held.") var status: String?
     @Option(help: "Only email or only webhook alerts.") var channel: String?
     @Option(help: "Only the alerts of this incident (its id, as alertd incidents lists it).") var incident: String?
     @Option(help: "Only alerts created since: a time (2026-11-24T09:30:00Z, 2026-11-24) or an age (90m, 6h, 7d).") var since: String?
@@ -36,7 +36,7 @@ struct HistoryCommand: AsyncParsableCommand {
     @Flag(help: "Print JSON (an array of objects) instead of a table.") var json = false
 
     func validate() throws {
-        if let status, !DeliveryStatus.allCases.map(\.rawValue).contains(status) { throw ValidationError("--status is pending, sent, failed, bounced or suppressed.") }
+        if let status, !DeliveryStatus.allCases.map(\.rawValue).contains(status) { throw ValidationError("--status is pending, sent, failed, bounced, suppressed or held.") }
         if let incident, UUID(uuidString: incident) == nil { throw ValidationError("--incident takes an incident's id (a UUID).") }
         if let channel, !["email", "webhook"].contains(channel) { throw ValidationError("--channel is email or webhook.") }
         if let integration, UUID(uuidString: integration) == nil { throw ValidationError("--integration-id takes an integration's id (a UUID).") }

@@ -41,8 +41,9 @@ public struct AlertdServices: Sendable {
         }
         let webhooks = WebhookClient(settings: configuration.webhook)
         let smtp = configuration.smtp.map(SMTPClient.init(settings:))
+        let limits = MessageLimits(settings: configuration.messageLimits)
         let delivery = AlertDelivery(
-            configuration: configuration, templates: templates, webhooks: webhooks, smtp: smtp,
+            configuration: configuration, templates: templates, webhooks: webhooks, smtp: smtp, limits: limits,
             onSMTPSession: { metrics.smtpSession(failure: $0) }, logger: logger
         )
 
@@ -62,6 +63,8 @@ public struct AlertdServices: Sendable {
         services.append(LeaseRenewer(store: SharedAlertStore(connection: claims, worker: configuration.instance), lease: configuration.lease, inFlight: inFlight, logger: logger))
         services.append(IncidentSweeper(connection: records, settings: configuration.incidents, instance: configuration.instance, wake: wake, metrics: metrics, logger: logger))
         services.append(health)
+        // Always: an integration may set a limit of its own with ALERTD_MESSAGE_LIMIT off.
+        services.append(HeldAlertNotices(connection: records, limits: limits, wake: wake, logger: logger))
         if configuration.webhookSigning != .shared {
             services.append(SigningSecretUpkeep(connection: records, logger: logger))
         }

@@ -39,6 +39,8 @@ public struct AlertdConfiguration: Sendable {
     public var silentFailures = SilentFailureSettings()
     /// Destination health: circuits, probes, how long alerts wait, when URLs are disabled.
     public var destinations = DestinationSettings()
+    /// The limit on messages per integration, channel and window.
+    public var messageLimits = MessageLimits.Settings()
 
     /// One setting: its variable, its flag, and whether its value is a secret.
     public struct Setting: Sendable {
@@ -86,6 +88,8 @@ public struct AlertdConfiguration: Sendable {
         Setting(variable: "ALERTD_CIRCUIT_PROBE_MAX", flag: "circuit-probe-max", secret: false, defaultValue: DestinationSettings.defaultProbeMaximum.settingText, help: "the longest wait between probes of an open circuit (from 5s, doubling, with jitter; longer when the receiver's Retry-After asks)"),
         Setting(variable: "ALERTD_ALERT_MAX_AGE", flag: "alert-max-age", secret: false, defaultValue: DestinationSettings.defaultMaxAge.settingText, help: "the longest an alert waits to be delivered, from its creation or last replay; past it, it fails, saying so"),
         Setting(variable: "ALERTD_DESTINATION_DISABLE_AFTER", flag: "destination-disable-after", secret: false, defaultValue: DestinationSettings.defaultDisableAfter.settingText, help: "a webhook URL failing this long without a success is disabled and its integration's addresses told; off: only a 410 Gone disables one"),
+        Setting(variable: "ALERTD_MESSAGE_LIMIT", flag: "message-limit", secret: false, defaultValue: String(MessageLimits.Settings.defaultLimit), help: "messages one integration may send per channel in each window (1 to 1000000); past it, its alerts are held, not sent, and one message at the window's end says how many; off: no limit (an integration overrides it in configuration_metadata)"),
+        Setting(variable: "ALERTD_MESSAGE_LIMIT_WINDOW", flag: "message-limit-window", secret: false, defaultValue: MessageLimits.Settings.defaultWindow.settingText, help: "the window the message limit counts over, aligned to the clock (1h: each whole hour)"),
         Setting(variable: "ALERTD_SMTP_URL", flag: "smtp-url", secret: true, defaultValue: nil, help: "smtp://[user:password@]host[:port] (port 587 by default); email is off without it"),
         Setting(variable: "ALERTD_SMTP_FROM", flag: "smtp-from", secret: false, defaultValue: nil, help: "sender address, required with ALERTD_SMTP_URL"),
         Setting(variable: "ALERTD_SMTP_TLS", flag: "smtp-tls", secret: false, defaultValue: "required", help: "required (STARTTLS, verified), optional or none"),
@@ -197,6 +201,17 @@ public struct AlertdConfiguration: Sendable {
         let disableText = value("ALERTD_DESTINATION_DISABLE_AFTER") ?? ""
         destinations.disableAfter = ["off", "none", "never"].contains(disableText.lowercased()) ? nil : duration("ALERTD_DESTINATION_DISABLE_AFTER")
 
+        var limits = MessageLimits.Settings()
+        if let text = value("ALERTD_MESSAGE_LIMIT"), ["off", "none"].contains(text.lowercased()) {
+            limits.limit = nil
+        } else {
+            limits.limit = integer("ALERTD_MESSAGE_LIMIT", 1...1_000_000)
+        }
+        limits.window = duration("ALERTD_MESSAGE_LIMIT_WINDOW")
+        if limits.window < .seconds(1) && !invalid.contains("ALERTD_MESSAGE_LIMIT_WINDOW") {
+            problems.append("ALERTD_MESSAGE_LIMIT_WINDOW: \(limits.window.settingText) is shorter than a second.")
+        }
+
         var database: PostgresConnectionString?
         if let url = value("ALERTD_DATABASE_URL") {
             do { database = try PostgresConnectionString(url) } catch { problems.append("ALERTD_DATABASE_URL: \(error.message)") }
@@ -269,6 +284,7 @@ public struct AlertdConfiguration: Sendable {
         )
         configuration.silentFailures = silent
         configuration.webhookSigning = signing
+        configuration.messageLimits = limits
         configuration.destinations = destinations
         guard problems.isEmpty else {
             throw AlertdError(.configuration, "The configuration has \(problems.count) problem\(problems.count == 1 ? "" : "s"):\n" + problems.map { "  - \($0)" }.joined(separator: "\n"))
@@ -330,6 +346,7 @@ public struct AlertdConfiguration: Sendable {
             "circuit_failures = \(destinations.circuitFailures.map { "\($0) in a row open a destination's circuit" } ?? "off (every alert retries on its own)")",
             "circuit_probe = \(destinations.probeInitial.settingText) doubling up to \(destinations.probeMaximum.settingText), jitter 20%",
             "alert_max_age = \(destinations.maxAge.settingText)",
+            "message_limit = \(messageLimits.limit.map { "\($0) messages per integration and channel in each \(messageLimits.window.settingText); past it, alerts are held" } ?? "off (no limit)")",
             "destination_disable_after = \(destinations.disableAfter.map(\.settingText) ?? "off (only a 410 Gone disables a webhook URL)")",
             "webhook_secret = \(webhookSigner.secrets.isEmpty ? "(none)" : "\(webhookSigner.secrets.count) secret\(webhookSigner.secrets.count == 1 ? "" : "s"), \(SecretRedactor.mask)")",
             "webhook_signing = \(webhookSigning.describe(shared: webhookSigner))",

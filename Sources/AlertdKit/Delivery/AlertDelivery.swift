@@ -9,6 +9,8 @@ public struct AlertDelivery: Sendable {
     let webhook: WebhookDelivery
     let email: EmailDelivery
     let retryPolicy: RetryPolicy
+    /// Messages per integration, channel and window; nil: no limit.
+    let limits: MessageLimits?
     /// ALERTD_ALERT_MAX_AGE, as alerts failed for it say.
     let maxAge: Duration
     let logger: Logger
@@ -27,15 +29,17 @@ public struct AlertDelivery: Sendable {
     ///   - smtp: nil when email is not configured: email alerts then fail, saying so.
     ///   - linkBase: `ALERTD_LINK_BASE_URL`, for links to sync runs.
     ///   - retryBackoff: the delay before each retry (`ALERTD_RETRY_*`).
+    ///   - limits: holds the messages past an integration's limit (nil: none is held).
     ///   - onSMTPSession: told how each SMTP session went (nil: it delivered what it carried).
     public init(
         templates: AlertTemplates, webhooks: WebhookClient, signer: WebhookSigner, signing: WebhookSigning = .shared, smtp: SMTPClient?, linkBase: String?,
-        retryBackoff: Backoff, maxAge: Duration = DestinationSettings.defaultMaxAge, onSMTPSession: @escaping @Sendable (SMTPSessionFailure?) -> Void = { _ in }, logger: Logger
+        retryBackoff: Backoff, maxAge: Duration = DestinationSettings.defaultMaxAge, limits: MessageLimits? = nil, onSMTPSession: @escaping @Sendable (SMTPSessionFailure?) -> Void = { _ in }, logger: Logger
     ) {
         self.maxAge = maxAge
         webhook = WebhookDelivery(templates: templates, shared: signer, signing: signing, client: webhooks, linkBase: linkBase)
         email = EmailDelivery(templates: templates, client: smtp, linkBase: linkBase, onSession: onSMTPSession)
         retryPolicy = RetryPolicy(backoff: retryBackoff)
+        self.limits = limits
         self.logger = logger
     }
 
@@ -50,8 +54,19 @@ public struct AlertDelivery: Sendable {
     /// have. Cancelling the task cancels the deliveries. The alerts of a group go out as one
     /// message (`AlertGroups`), each with its outcome.
     public func deliver(_ alerts: [ClaimedAlert], finished: @escaping @Sendable (Finished) async -> Void) async {
-        let messages = AlertGroups.form(alerts)
+        let formed = AlertGroups.form(alerts)
+        let (messages, held) = limits?.admit(formed) ?? (formed, [])
         await withDiscardingTaskGroup { group in
+            if !held.isEmpty {
+                group.addTask {
+                    let startedAt = Date()
+                    await finished(Finished(
+                        alerts: held.flatMap(\.message.members),
+                        outcomes: held.flatMap { held in held.message.members.map { self.logged(self.retryPolicy.held($0, held, startedAt: startedAt), $0) } },
+                        bySMTP: false
+                    ))
+                }
+            }
             let emails = messages.filter(Self.goesBySMTP)
             if !emails.isEmpty {
                 group.addTask {

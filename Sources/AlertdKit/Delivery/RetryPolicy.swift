@@ -69,6 +69,17 @@ public struct RetryPolicy: Sendable {
         return outcome
     }
 
+    /// An alert over its integration's message limit: recorded `held`, with the window in its
+    /// metadata (`metadata -> 'held'`), no attempt made.
+    func held(_ alert: ClaimedAlert, _ held: MessageLimits.Held, startedAt: Date) -> AttemptOutcome {
+        let patch = Self.merging(["held": ["window_start": AlertContext.timestamp(held.windowStart), "limit": held.limit] as [String: Any]], into: nil)
+        var outcome = AttemptOutcome(
+            alertID: alert.id, attempt: alert.attempt, result: .held, startedAt: startedAt, duration: .zero, error: held.reason, metadataPatch: patch
+        )
+        outcome.attempted = false
+        return outcome
+    }
+
     static func merging(_ keys: [String: Any], into patch: String?) -> String {
         var object = patch.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] } ?? [:]
         object.merge(keys) { _, new in new }

@@ -24,7 +24,7 @@ final class Dispatcher: Service {
     private let claims: SharedConnection
     private let gate: SessionGate
     private let health: DestinationHealth
-    private let formats: WebhookFormats
+    private let formats: IntegrationOverrides
     private let secrets: SigningSecrets
     private let inFlight: InFlightAlerts
     private let outcomes: OutcomeQueue
@@ -48,7 +48,7 @@ final class Dispatcher: Service {
         self.claims = claims
         self.gate = gate
         self.health = health
-        formats = WebhookFormats(logger: logger)
+        formats = IntegrationOverrides(logger: logger)
         secrets = SigningSecrets(signing: configuration.webhookSigning, logger: logger)
         self.inFlight = inFlight
         self.outcomes = outcomes

@@ -52,7 +52,7 @@ public struct TestNotification: Sendable {
             guard !exists.isEmpty else {
                 throw AlertdError(.configuration, "There is no integration \(integration.postgresText).")
             }
-            let formats = WebhookFormats(logger: logger)
+            let formats = IntegrationOverrides(logger: logger)
             await formats.refresh(connection)
             let secrets = SigningSecrets(signing: configuration.webhookSigning, logger: logger)
             let alerts = try await secrets.apply(

@@ -20,4 +20,7 @@ public enum AlertType: String, Sendable, CaseIterable, PostgresEncodable, Postgr
     /// The integration's webhook URL was disabled (a 410 Gone, or failing too long): the email
     /// that tells its addresses (written by alertd, origin `destination`).
     case webhookDisabled = "webhook_disabled"
+    /// How many of an integration's alerts its message limit held in a window that is over
+    /// (written by alertd, origin `limit`; `MessageLimits`).
+    case held
 }

@@ -11,6 +11,8 @@ public struct AttemptOutcome: Sendable, Equatable {
         case retry
         case failed
         case bounced
+        /// Not sent: its integration reached its message limit (no attempt row).
+        case held
 
         /// The alert's delivery status after an attempt with this result.
         public var deliveryStatus: DeliveryStatus {
@@ -19,6 +21,7 @@ public struct AttemptOutcome: Sendable, Equatable {
             case .retry: .pending
             case .failed: .failed
             case .bounced: .bounced
+            case .held: .held
             }
         }
     }

@@ -59,6 +59,45 @@ public struct ClaimedAlert: Sendable, Equatable {
     /// Its integration's webhook signing secrets, current first (`SigningSecrets`); empty for
     /// an email, and where the schema has none (before 20251203).
     public var signingSecrets: [SigningSecret] = []
+    /// The messages per channel and window its integration names
+    /// (`configuration_metadata -> 'alertd' ->> 'message_limit'`; `Int.max` for `off`); nil:
+    /// ALERTD_MESSAGE_LIMIT.
+    public var messageLimit: Int?
+    /// For a `held` notice: what its integration's message limit held (`metadata -> 'held'`).
+    public var heldNotice: HeldNotice?
+
+    /// What a `held` notice tells: how many alerts of its channel were held in which window, by
+    /// which limit, and of which types.
+    public struct HeldNotice: Sendable, Equatable, Decodable {
+        public let integrationID: UUID
+        public let count: Int
+        public let limit: Int
+        public let windowStart: Date
+        public let windowEnd: Date
+        public let firstHeldAt: Date?
+        public let lastHeldAt: Date?
+        /// alert type → how many of it were held.
+        public let types: [String: Int]
+
+        enum CodingKeys: String, CodingKey {
+            case count, limit, types, integrationID = "integration_id"
+            case windowStart = "window_start", windowEnd = "window_end", firstHeldAt = "first_held_at", lastHeldAt = "last_held_at"
+        }
+
+        /// Reads `metadata -> 'held'` of a notice; nil if it is not one.
+        static func parse(_ json: String?) -> HeldNotice? {
+            guard let json else { return nil }
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .custom { decoder in
+                let text = try decoder.singleValueContainer().decode(String.self)
+                guard let date = PostgresTimestamp.parse(text) else {
+                    throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a time: \(text)"))
+                }
+                return date
+            }
+            return try? decoder.decode(HeldNotice.self, from: Data(json.utf8))
+        }
+    }
     /// Where it goes as `alertd_destinations` knows it; nil without destination health (a
     /// schema before 20251130, a test notification to an address given on the command line).
     public var target: Target?
@@ -201,6 +240,7 @@ public struct ClaimedAlert: Sendable, Equatable {
         }
         expired = try row.decode("expired", as: Bool?.self) ?? false
         notConfigured = try row.decode("not_configured", as: [String]?.self) ?? []
+        heldNotice = HeldNotice.parse(row["held"])
         probesSpent = try row.decode("probes_spent", as: Int?.self) ?? 0
         if let url = try row.decode("disabled_url", as: String?.self), let at = try row.decode("disabled_at", as: Date?.self) {
             disabledDestination = DisabledDestination(

@@ -12,4 +12,7 @@ public enum DeliveryStatus: String, Sendable, CaseIterable, PostgresEncodable, P
     case bounced
     /// A repeat of an open incident: recorded by the trigger, never sent.
     case suppressed
+    /// Over its integration's message limit: recorded, not sent (`metadata -> 'held'` names the
+    /// window). `alertd replay` sends it.
+    case held
 }

@@ -12,4 +12,6 @@ public enum Origin: String, Sendable, CaseIterable, PostgresEncodable, PostgresD
     case incident
     /// alertd disabled the integration's webhook URL: the email that says so.
     case destination
+    /// alertd held alerts over the integration's message limit: the message that says so.
+    case limit
 }

@@ -156,6 +156,7 @@ public final class DispatcherMetrics: @unchecked Sendable {
     public func delivered(_ outcome: AttemptOutcome, channel: Channel, createdAt: Date?) {
         guard let metrics = channels[channel] else { return }
         metrics.deliveries[outcome.result]?.increment()
+        guard outcome.result != .held else { return }
         metrics.attempts.increment()
         if outcome.result == .failed || outcome.result == .bounced { metrics.finalFailures.increment() }
         metrics.duration.record(outcome.duration.seconds)

@@ -252,6 +252,14 @@ public struct SchemaVerifier: Sendable {
             function("alertd_signing_secrets(uuid[])"),
             function("alertd_new_signing_secret()"),
             holds("anon cannot read alertd_signing_secrets", "NOT has_table_privilege('anon', 'public.alertd_signing_secrets', 'SELECT')"),
+            // 20251204: message limits.
+            index("idx_alert_history_held"),
+            holds("delivery status 'held', alert type 'held' and origin 'limit' allowed", """
+                (SELECT count(*) = 3 FROM pg_constraint
+                  WHERE conrelid = to_regclass('public.integration_alert_history') AND contype = 'c'
+                    AND conname IN ('integration_alert_history_delivery_status_check', 'integration_alert_history_alert_type_check', 'integration_alert_history_origin_check')
+                    AND pg_get_constraintdef(oid) ~ '''(held|limit)''')
+                """),
         ]
         return checks
     }()

@@ -85,6 +85,7 @@ public struct AlertStore: Sendable {
                ARRAY(SELECT jsonb_array_elements_text(coalesce(c.metadata -> 'email_delivered', '[]'))) AS email_delivered,
                ARRAY(SELECT jsonb_array_elements_text(coalesce(c.metadata -> 'email_bounced', '[]'))) AS email_bounced,
                \(notConfiguredColumn),
+               CASE c.alert_type WHEN 'held' THEN c.metadata -> 'held' END AS held,
                i.id AS integration_id, \(cut("i.integration_name", 500)) AS integration_name, i.integration_type,
                i.environment, i.tenant_id,
                h.id AS sync_id, \(cut("h.endpoint_name", 500)) AS endpoint_name, h.status AS sync_status, h.sync_started_at,

@@ -170,6 +170,7 @@ public struct AlertContext: Sendable {
         if let overdue { values["overdue"] = overdue.values }
         if let stuck { values["stuck"] = stuck.values }
         if let disabled = alert.disabledDestination { values["destination"] = Self.values(disabled) }
+        if let held = alert.heldNotice { values["held"] = Self.values(held, channel: alert.channel) }
         if let integration = alert.integration {
             values["integration"] = [
                 "id": integration.id.postgresText,
@@ -260,6 +261,21 @@ public struct AlertContext: Sendable {
         ]
         if let since = disabled.failingSince { values["failing_since"] = timestamp(since) }
         if let error = disabled.lastError.map({ cut($0).text }), !error.isEmpty { values["last_error"] = error }
+        return values
+    }
+
+    /// What a `held` notice tells: how many of the integration's alerts its limit held, when,
+    /// and of which types (each `type` with its `count`, most first).
+    static func values(_ held: ClaimedAlert.HeldNotice, channel: Channel) -> [String: Any] {
+        var values: [String: Any] = [
+            "count": held.count, "one": held.count == 1, "limit": held.limit, "channel": channel.rawValue,
+            "window_start": timestamp(held.windowStart), "window_end": timestamp(held.windowEnd),
+            "window": duration(Int(held.windowEnd.timeIntervalSince(held.windowStart))),
+            "types": held.types.sorted { ($1.value, $0.key) < ($0.value, $1.key) }.map { ["type": $0.key, "count": $0.value] as [String: Any] },
+            "history_command": "alertd history --integration-id \(held.integrationID.postgresText) --status held --since \(timestamp(held.windowStart))",
+        ]
+        if let first = held.firstHeldAt { values["first_held_at"] = timestamp(first) }
+        if let last = held.lastHeldAt { values["last_held_at"] = timestamp(last) }
         return values
     }
 

@@ -4,11 +4,11 @@ import Mustache
 /// The Mustache templates alerts are written with, loaded and checked once at start-up.
 ///
 /// For each alert type (failure, warning, success, recovery, reminder, overdue, resumed, stuck,
-/// stuck_ended, webhook_disabled, test) there is a subject, a plain-text and an HTML body; `webhook.json` is the webhook body. All render one context, described in
+/// stuck_ended, webhook_disabled, held, test) there is a subject, a plain-text and an HTML body; `webhook.json` is the webhook body. All render one context, described in
 /// docs/templates.md.
 public struct AlertTemplates: Sendable {
     public static let variable = "ALERTD_TEMPLATES_DIR"
-    public static let types = ["failure", "warning", "success", "recovery", "reminder", "overdue", "resumed", "stuck", "stuck_ended", "webhook_disabled", "test"]
+    public static let types = ["failure", "warning", "success", "recovery", "reminder", "overdue", "resumed", "stuck", "stuck_ended", "webhook_disabled", "held", "test"]
     public static let required = types.flatMap { ["\($0).subject", "\($0).text", "\($0).html"] } + ["webhook.json"]
         + WebhookFormat.allCases.filter { $0 != .standard }.map { "\($0.rawValue).json" }
 

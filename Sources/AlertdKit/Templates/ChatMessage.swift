@@ -45,6 +45,9 @@ struct ChatMessage {
         case "overdue": headline = "The \(endpoint) sync of \(integration) did not start\(context.overdue?.expectedAt.map { ": it was due \($0)" } ?? "")."
         case "resumed": headline = "The \(endpoint) sync of \(integration) is running again."
         case "stuck": headline = "The \(endpoint) sync of \(integration) looks stuck: running for \(AlertContext.duration(context.stuck?.runningSeconds ?? 0))."
+        case "held":
+            let held = alert.heldNotice
+            headline = "\(held?.count ?? 0) alert\(held?.count == 1 ? " was" : "s were") held, not sent: \(integration) reached its limit of \(held?.limit ?? 0) \(alert.channel.rawValue) messages between \(held.map { AlertContext.timestamp($0.windowStart) } ?? "?") and \(held.map { AlertContext.timestamp($0.windowEnd) } ?? "?")."
         case "stuck_ended": headline = "The stuck \(endpoint) sync of \(integration) ended\(alert.sync.map { ": \($0.status)" } ?? "")."
         default: headline = "The \(endpoint) sync of \(integration) failed."
         }

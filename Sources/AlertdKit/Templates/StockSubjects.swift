@@ -18,6 +18,7 @@ enum StockSubjects {
         "stuck": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Sync stuck: {{integration.name}} · {{endpoint}}\n",
         "stuck_ended": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Stuck sync ended: {{integration.name}} · {{endpoint}}\n",
         "webhook_disabled": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Webhook disabled: {{integration.name}}\n",
+        "held": "{{% CONTENT_TYPE: TEXT}}\n[alertd] Alerts held: {{integration.name}}{{#held}} · {{count}} over its limit{{/held}}\n",
         "test": "{{% CONTENT_TYPE: TEXT}}\n[Test] alertd test notification{{#integration.name}}: {{integration.name}}{{/integration.name}}\n",
     ]
 
@@ -42,6 +43,7 @@ enum StockSubjects {
         case "stuck": return "[alertd] Sync stuck: \(name) · \(alert.endpoint ?? "")\n"
         case "stuck_ended": return "[alertd] Stuck sync ended: \(name) · \(alert.endpoint ?? "")\n"
         case "webhook_disabled": return "[alertd] Webhook disabled: \(name)\n"
+        case "held": return "[alertd] Alerts held: \(name)\(alert.heldNotice.map { " · \($0.count) over its limit" } ?? "")\n"
         default: return "[alertd] Sync failed: \(name) · \(endpoint)\(more)\n"
         }
     }

@@ -34,6 +34,7 @@ enum StockWebhookBody {
             "incident": {{#incident}}{"id": "{{id}}", "kind": "{{kind}}", "opened_at": "{{opened_at}}", "resolved_at": {{#resolved_at}}"{{.}}"{{/resolved_at}}{{^resolved_at}}null{{/resolved_at}}, "failing_seconds": {{failing_seconds}}, "failed_runs": {{#has_failed_runs}}{{failed_runs}}{{/has_failed_runs}}{{^has_failed_runs}}null{{/has_failed_runs}}, "recent_runs": [{{#runs}}"{{id}}"{{^last}}, {{/last}}{{/runs}}], "last_error": {{#last_error}}"{{.}}"{{/last_error}}{{^last_error}}null{{/last_error}}}{{/incident}}{{^incident}}null{{/incident}},
             "overdue": {{#overdue}}{"endpoint": "{{endpoint}}", "frequency": "{{frequency}}", "expected_at": {{#expected_at}}"{{.}}"{{/expected_at}}{{^expected_at}}null{{/expected_at}}, "grace_seconds": {{grace_seconds}}}{{/overdue}}{{^overdue}}null{{/overdue}},
             "stuck": {{#stuck}}{"running_seconds": {{running_seconds}}, "stuck_after_seconds": {{after_seconds}}, "typical_seconds": {{#has_typical}}{{typical_seconds}}{{/has_typical}}{{^has_typical}}null{{/has_typical}}}{{/stuck}}{{^stuck}}null{{/stuck}},
+            "held": {{#held}}{"count": {{count}}, "limit": {{limit}}, "channel": "{{channel}}", "window_start": "{{window_start}}", "window_end": "{{window_end}}"}{{/held}}{{^held}}null{{/held}},
             "group": {{#group}}[{{#alerts}}{"alert_id": "{{alert_id}}", "sync_id": "{{sync_id}}", "endpoint": "{{endpoint}}", "status": "{{status}}", "started_at": "{{started_at}}", "records": {"synced": {{records_synced}}, "failed": {{records_failed}}}, "error_message": {{#error_message}}"{{.}}"{{/error_message}}{{^error_message}}null{{/error_message}}, "link": {{#has_link}}"{{link}}"{{/has_link}}{{^has_link}}null{{/has_link}}}{{^last}}, {{/last}}{{/alerts}}]{{/group}}{{^group}}null{{/group}},
             "link": {{#link}}"{{.}}"{{/link}}{{^link}}null{{/link}}
           }
@@ -165,6 +166,22 @@ enum StockWebhookBody {
             out.raw(", \"typical_seconds\": ")
             if let typical = stuck.typicalSeconds { out.number(typical) } else { out.raw("null") }
             out.raw("}")
+        } else {
+            out.raw("null")
+        }
+        out.raw(",\n    \"held\": ")
+        if let held = alert.heldNotice {
+            out.raw("{\"count\": ")
+            out.number(held.count)
+            out.raw(", \"limit\": ")
+            out.number(held.limit)
+            out.raw(", \"channel\": \"")
+            out.escaped(alert.channel.rawValue)
+            out.raw("\", \"window_start\": \"")
+            out.escaped(AlertContext.timestamp(held.windowStart))
+            out.raw("\", \"window_end\": \"")
+            out.escaped(AlertContext.timestamp(held.windowEnd))
+            out.raw("\"}")
         } else {
             out.raw("null")
         }

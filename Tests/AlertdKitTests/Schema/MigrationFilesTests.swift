@@ -6,7 +6,7 @@ import Testing
 @Suite struct MigrationFilesTests {
     @Test func loadsTheMigrationsInOrderWithTheirRollbacks() throws {
         let migrations = try Migration.load(from: TestPostgres.sqlDirectory)
-        #expect(migrations.map(\.id) == ["20251122_add_retry_and_alerts", "20251124_alertd_outbox", "20251125_alertd_dispatcher_role", "20251126_alertd_notify_when_waited_for", "20251127_alertd_incidents", "20251128_alertd_incident_groups", "20251129_alertd_silent_failures", "20251130_alertd_destination_health", "20251201_alertd_cheaper_repeats", "20251202_alertd_hand_written_alerts", "20251203_alertd_signing_secrets"])
+        #expect(migrations.map(\.id) == ["20251122_add_retry_and_alerts", "20251124_alertd_outbox", "20251125_alertd_dispatcher_role", "20251126_alertd_notify_when_waited_for", "20251127_alertd_incidents", "20251128_alertd_incident_groups", "20251129_alertd_silent_failures", "20251130_alertd_destination_health", "20251201_alertd_cheaper_repeats", "20251202_alertd_hand_written_alerts", "20251203_alertd_signing_secrets", "20251204_alertd_message_limits"])
         #expect(migrations.allSatisfy { $0.rollbackSQL != nil })
     }
 

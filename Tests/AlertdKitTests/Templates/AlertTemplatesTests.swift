@@ -223,13 +223,14 @@ import Testing
         for alert in [full, hostile, success, sparse, test] {
             for link in [nil, "https://app.example.com/"] {
                 let context = AlertContext(alert: alert, linkBase: link, now: now)
-                // Added since: the alert's incident, its group, and what an overdue endpoint or a stuck
-                // run was expected to do, null for an alert without.
+                // Added since: the alert's incident, its group, what an overdue endpoint or a stuck
+                // run was expected to do, and what a limit held, null for an alert without.
                 let mine = String(decoding: try current.renderWebhookBody(context), as: UTF8.self)
                     .replacingOccurrences(of: "\n    \"incident\": null,", with: "")
                     .replacingOccurrences(of: "\n    \"group\": null,", with: "")
                     .replacingOccurrences(of: "\n    \"overdue\": null,", with: "")
                     .replacingOccurrences(of: "\n    \"stuck\": null,", with: "")
+                    .replacingOccurrences(of: "\n    \"held\": null,", with: "")
                 let theirs = String(decoding: try earlier.renderWebhookBody(context), as: UTF8.self)
                 #expect(mine == theirs, "\(alert.type) \(alert.origin) link \(link ?? "none"):\n\(mine)\n---\n\(theirs)")
             }
@@ -294,6 +295,20 @@ import Testing
                             integration: n % 3 == 0 ? nil : full.integration, sync: kind == .overdue && n % 2 == 1 ? nil : full.sync, incident: incident
                         ))
                     }
+                }
+                // A notice of alerts held by the integration's message limit: one or many, of
+                // one type or several, with and without when they were held.
+                if type == .held {
+                    var notice = ClaimedAlert(
+                        id: UUID(), type: .held, channel: n % 2 == 0 ? .webhook : .email, origin: .limit, recipients: [], attempt: 1, maxAttempts: 10, createdAt: nil,
+                        integration: n % 3 == 0 ? nil : full.integration, sync: nil
+                    )
+                    notice.heldNotice = .init(
+                        integrationID: integration.id, count: n + 1, limit: 120 + n, windowStart: sync.startedAt, windowEnd: sync.startedAt.addingTimeInterval(3600),
+                        firstHeldAt: n % 2 == 0 ? sync.startedAt : nil, lastHeldAt: n % 2 == 0 ? sync.startedAt.addingTimeInterval(60) : nil,
+                        types: n % 2 == 0 ? ["failure": n + 1] : ["success": 1, "failure": n]
+                    )
+                    alerts.append(notice)
                 }
                 // Leading a group's message: one to three other endpoints, any text, with and
                 // without errors.

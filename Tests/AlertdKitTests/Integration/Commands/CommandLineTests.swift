@@ -74,7 +74,7 @@ import Testing
 
             let newest = try await alertd("rollback")
             #expect(newest.status == 0)
-            #expect(newest.standardOutput.contains("Rolled back 20251203_alertd_signing_secrets"))
+            #expect(newest.standardOutput.contains("Rolled back 20251204_alertd_message_limits"))
 
             let everything = try await alertd("rollback", "--all")
             #expect(everything.status == 0)

@@ -173,11 +173,11 @@ import Testing
             }
             let lines = Mutex<[String]>([])
             let logger = Logger(label: "test") { _ in AlertdLogHandler(label: "test", format: .logfmt) { line in lines.withLock { $0.append(line) } } }
-            let formats = WebhookFormats(logger: logger)
+            let formats = IntegrationOverrides(logger: logger)
             let connection = try await PostgresConnection.connect(try PostgresConnectionString(database.alertdURL), logger: TestPostgres.logger)
             let start = ContinuousClock.now
             for read in 0..<3 {
-                await formats.refresh(connection, now: start + WebhookFormats.refreshInterval * read)
+                await formats.refresh(connection, now: start + IntegrationOverrides.refreshInterval * read)
             }
             await connection.close()
             let warnings = lines.withLock { $0 }.filter { $0.contains("does not know") }

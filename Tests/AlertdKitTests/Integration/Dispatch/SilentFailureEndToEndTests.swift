@@ -124,6 +124,7 @@ import Testing
         try await TestPostgres.withDatabase { database in
             try await database.withConnection { connection in
                 let migrator = Migrator(connection: connection, migrations: try Migration.load(from: TestPostgres.sqlDirectory))
+                #expect(try await migrator.rollback(all: false, force: false) { _ in } == ["20251204_alertd_message_limits"])
                 #expect(try await migrator.rollback(all: false, force: false) { _ in } == ["20251203_alertd_signing_secrets"])
                 #expect(try await migrator.rollback(all: false, force: false) { _ in } == ["20251202_alertd_hand_written_alerts"])
                 #expect(try await migrator.rollback(all: false, force: false) { _ in } == ["20251201_alertd_cheaper_repeats"])

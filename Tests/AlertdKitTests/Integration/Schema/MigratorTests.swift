@@ -27,7 +27,7 @@ final class Lines: @unchecked Sendable {
                 #expect(try await migrator.status().allSatisfy { !$0.isApplied })
                 let lines = Lines()
                 let applied = try await migrator.migrate(report: lines.append)
-                #expect(applied.map(\.id) == ["20251122_add_retry_and_alerts", "20251124_alertd_outbox", "20251125_alertd_dispatcher_role", "20251126_alertd_notify_when_waited_for", "20251127_alertd_incidents", "20251128_alertd_incident_groups", "20251129_alertd_silent_failures", "20251130_alertd_destination_health", "20251201_alertd_cheaper_repeats", "20251202_alertd_hand_written_alerts", "20251203_alertd_signing_secrets"])
+                #expect(applied.map(\.id) == ["20251122_add_retry_and_alerts", "20251124_alertd_outbox", "20251125_alertd_dispatcher_role", "20251126_alertd_notify_when_waited_for", "20251127_alertd_incidents", "20251128_alertd_incident_groups", "20251129_alertd_silent_failures", "20251130_alertd_destination_health", "20251201_alertd_cheaper_repeats", "20251202_alertd_hand_written_alerts", "20251203_alertd_signing_secrets", "20251204_alertd_message_limits"])
                 #expect(lines.all.contains("Applying 20251122_add_retry_and_alerts ..."))
                 #expect(lines.all.contains { $0.hasPrefix("Applied 20251124_alertd_outbox in ") })
                 let statuses = try await migrator.status()
@@ -68,7 +68,7 @@ final class Lines: @unchecked Sendable {
             async let one = Self.migrator(first).migrate { _ in }
             async let two = Self.migrator(second).migrate { _ in }
             let applied = try await one.map(\.id) + two.map(\.id)
-            #expect(applied.sorted() == ["20251122_add_retry_and_alerts", "20251124_alertd_outbox", "20251125_alertd_dispatcher_role", "20251126_alertd_notify_when_waited_for", "20251127_alertd_incidents", "20251128_alertd_incident_groups", "20251129_alertd_silent_failures", "20251130_alertd_destination_health", "20251201_alertd_cheaper_repeats", "20251202_alertd_hand_written_alerts", "20251203_alertd_signing_secrets"])
+            #expect(applied.sorted() == ["20251122_add_retry_and_alerts", "20251124_alertd_outbox", "20251125_alertd_dispatcher_role", "20251126_alertd_notify_when_waited_for", "20251127_alertd_incidents", "20251128_alertd_incident_groups", "20251129_alertd_silent_failures", "20251130_alertd_destination_health", "20251201_alertd_cheaper_repeats", "20251202_alertd_hand_written_alerts", "20251203_alertd_signing_secrets", "20251204_alertd_message_limits"])
             let records = try await first.query("SELECT count(*) AS n FROM alertd.schema_migrations")
             #expect(try records[0].decode("n", as: Int.self) == Self.migrationCount)
             await first.close()
@@ -129,9 +129,9 @@ final class Lines: @unchecked Sendable {
             try await database.withConnection { connection in
                 let migrator = try Self.migrator(connection)
                 let undone = try await migrator.rollback(all: false, force: false) { _ in }
-                #expect(undone == ["20251203_alertd_signing_secrets"])
+                #expect(undone == ["20251204_alertd_message_limits"])
                 #expect(try await migrator.status().map(\.isApplied) == Array(repeating: true, count: Self.migrationCount - 1) + [false])
-                #expect(try await migrator.migrate { _ in }.map(\.id) == ["20251203_alertd_signing_secrets"])
+                #expect(try await migrator.migrate { _ in }.map(\.id) == ["20251204_alertd_message_limits"])
             }
         }
     }
@@ -151,6 +151,7 @@ final class Lines: @unchecked Sendable {
                 // The signing secrets' table is empty (no integration names a webhook URL); the
                 // insert policy and the cheaper repeats drop no table; destination health's
                 // table is empty; silent failures' and grouping's rollbacks drop columns and a cache.
+                #expect(try await migrator.rollback(all: false, force: false) { _ in } == ["20251204_alertd_message_limits"])
                 #expect(try await migrator.rollback(all: false, force: false) { _ in } == ["20251203_alertd_signing_secrets"])
                 #expect(try await migrator.rollback(all: false, force: false) { _ in } == ["20251202_alertd_hand_written_alerts"])
                 #expect(try await migrator.rollback(all: false, force: false) { _ in } == ["20251201_alertd_cheaper_repeats"])

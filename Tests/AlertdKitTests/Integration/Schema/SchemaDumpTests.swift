@@ -25,6 +25,8 @@ import Testing
     static var handWrittenRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251202_alertd_hand_written_alerts.rollback.sql") }
     static var secretsFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251203_alertd_signing_secrets.sql") }
     static var secretsRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251203_alertd_signing_secrets.rollback.sql") }
+    static var limitsFile: URL { TestPostgres.sqlDirectory.migrationsURL.appending(path: "20251204_alertd_message_limits.sql") }
+    static var limitsRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251204_alertd_message_limits.rollback.sql") }
     static var seedRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251122_add_retry_and_alerts.rollback.sql") }
     static var outboxRollbackFile: URL { TestPostgres.sqlDirectory.rollbacksURL.appending(path: "20251124_alertd_outbox.rollback.sql") }
     static var platformVersionFile: URL {
@@ -241,6 +243,7 @@ import Testing
             try await database.applyWithPsql(Self.repeatsFile)
             try await database.applyWithPsql(Self.handWrittenFile)
             try await database.applyWithPsql(Self.secretsFile)
+            try await database.applyWithPsql(Self.limitsFile)
             return try await database.schemaDump()
         }
         try await TestPostgres.withDatabase(.platform) { database in
@@ -284,6 +287,21 @@ import Testing
             try await database.applyWithPsql(Self.secretsFile)
             #expect(try await database.schemaDump() == applied)
             try await database.applyWithPsql(Self.secretsRollbackFile)
+            #expect(try await database.schemaDump() == before)
+        }
+    }
+
+    @Test func theMessageLimitsApplyTwiceAndRollBack() async throws {
+        try await TestPostgres.withDatabase { database in
+            let applied = try await database.schemaDump()
+            try await database.applyWithPsql(Self.limitsRollbackFile)
+            let before = try await database.schemaDump()
+            #expect(!before.contains("idx_alert_history_held"))
+            try await database.applyWithPsql(Self.limitsFile)
+            #expect(try await database.schemaDump() == applied)
+            try await database.applyWithPsql(Self.limitsFile)
+            #expect(try await database.schemaDump() == applied)
+            try await database.applyWithPsql(Self.limitsRollbackFile)
             #expect(try await database.schemaDump() == before)
         }
     }
