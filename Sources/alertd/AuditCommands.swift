@@ -110,7 +110,7 @@ struct ShowCommand: AsyncParsableCommand {
 struct ReplayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
-        abstract: "Queue failed or bounced alerts again (or send a suppressed one), each replay noted in the alert's metadata.",
+        abstract: "Queue failed or bounced alerts again (or send a suppressed or held one), each replay noted in the alert's metadata.",
         discussion: "alertd replay <alert-id> ...   or   alertd replay --failed --since 6h"
     )
 
@@ -154,7 +154,7 @@ struct ReplayCommand: AsyncParsableCommand {
                     switch status {
                     case nil: printError("alertd: no alert \(alert).")
                     case "suppressed": printError("alertd: \(alert) is a suppressed repeat of its own run's alert on the same channel; replay that alert instead (alertd history --sync-run <run>).")
-                    case let status?: printError("alertd: \(alert) is \(status); only failed, bounced or suppressed alerts are replayed.")
+                    case let status?: printError("alertd: \(alert) is \(status); only failed, bounced, suppressed or held alerts are replayed.")
                     }
                 }
                 if refused > 0 { throw ExitCode.failure }

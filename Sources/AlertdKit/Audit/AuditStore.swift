@@ -124,7 +124,7 @@ public struct AuditStore: Sendable {
                        max_attempts = attempt_count + $4,
                        locked_by = NULL,
                        locked_until = NULL
-                 WHERE (delivery_status IN ('failed', 'bounced') OR ($1::uuid[] IS NOT NULL AND delivery_status = 'suppressed'))
+                 WHERE (delivery_status IN ('failed', 'bounced') OR ($1::uuid[] IS NOT NULL AND delivery_status IN ('suppressed', 'held')))
                    AND ($1::uuid[] IS NULL OR id = ANY ($1::uuid[]))
                    -- A suppressed repeat whose own run has an alert of its type on its channel
                    -- (the run failed twice while its incident was open): that one is replayed.

@@ -61,6 +61,18 @@ import Testing
         #expect(try load(shared).redactedLines.contains { $0.hasPrefix("webhook_signing = both (each integration's own secret, then ALERTD_WEBHOOK_SECRET: 1 secret") })
     }
 
+    @Test func theMessageLimitIsOnByDefaultAndReadsOffAndAWindow() throws {
+        func load(_ extra: [String: String]) throws -> AlertdConfiguration {
+            try AlertdConfiguration.load(flags: [:], environment: Self.base.merging(extra) { $1 }, sqlDirectory: nil)
+        }
+        #expect(try load([:]).messageLimits == .init(limit: 120, window: .seconds(3600)))
+        #expect(try load(["ALERTD_MESSAGE_LIMIT": "off"]).messageLimits.limit == nil)
+        #expect(try load(["ALERTD_MESSAGE_LIMIT": "500", "ALERTD_MESSAGE_LIMIT_WINDOW": "1d"]).messageLimits == .init(limit: 500, window: .seconds(86_400)))
+        let error = try #require(throws: AlertdError.self) { try load(["ALERTD_MESSAGE_LIMIT": "0"]) }
+        #expect(error.message.contains("ALERTD_MESSAGE_LIMIT: \"0\" is not a whole number from 1 to 1000000."))
+        #expect(try load([:]).redactedLines.contains("message_limit = 120 messages per integration and channel in each 1h; past it, alerts are held"))
+    }
+
     @Test func durationsReadAsPeopleWriteThem() {
         #expect(AlertdConfiguration.parseDuration("500ms") == .milliseconds(500))
         #expect(AlertdConfiguration.parseDuration("30s") == .seconds(30))
