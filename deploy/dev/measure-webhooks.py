@@ -55,7 +55,7 @@ def main():
     url = server.rsplit("/", 1)[0] + "/" + name
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALERTD_")}
     env.update(ALERTD_DATABASE_URL=url, ALERTD_TEMPLATES_DIR=f"{ROOT}/templates", ALERTD_LOG_LEVEL="warning",
-               ALERTD_WEBHOOK_SECRET="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", ALERTD_WEBHOOK_CONCURRENCY="8", ALERTD_WEBHOOK_ALLOW="127.0.0.1", ALERTD_BATCH_SIZE="200",
+               ALERTD_WEBHOOK_SECRET="whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", ALERTD_WEBHOOK_CONCURRENCY="8", ALERTD_WEBHOOK_ALLOW="127.0.0.1", ALERTD_MESSAGE_LIMIT="off", ALERTD_BATCH_SIZE="200",
                # Every run here is a new endpoint of one integration: grouping would hold all but
                # the first a minute and fold them into messages of fifty. What this measures is
                # each alert sent as its own message, as alertd bench does.

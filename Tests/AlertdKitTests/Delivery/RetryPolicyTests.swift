@@ -108,6 +108,6 @@ import Testing
     }
 
     @Test func theResultsDeliveryStatusIsTheAlertsNewState() {
-        #expect(AttemptOutcome.Result.allCases.map(\.deliveryStatus) == [.sent, .pending, .failed, .bounced])
+        #expect(AttemptOutcome.Result.allCases.map(\.deliveryStatus) == [.sent, .pending, .failed, .bounced, .held])
     }
 }

@@ -100,7 +100,7 @@ import Testing
             #expect(missing.status == 1 && missing.standardError.contains("No alert"))
 
             let refused = try await alertd("replay", sent.postgresText)
-            #expect(refused.status == 1 && refused.standardError.contains("is sent; only failed, bounced or suppressed alerts are replayed"))
+            #expect(refused.status == 1 && refused.standardError.contains("is sent; only failed, bounced, suppressed or held alerts are replayed"))
             #expect(try await alertd("replay", "--failed").status != 0)
             // The 410 disabled the URL: a replay alone is failed unsent, saying why.
             let replayed = try await alertd("replay", failed.postgresText, "--by", "support@example.com")
