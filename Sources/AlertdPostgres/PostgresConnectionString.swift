@@ -66,21 +66,42 @@ public struct PostgresConnectionString: Sendable, CustomStringConvertible {
 
     /// A copy that connects to another database of the same server.
     public func withDatabase(_ database: String) -> PostgresConnectionString {
-        replacing(["dbname": database])
+        replacingKnown(["dbname": database])
     }
 
     /// A copy that connects to the same server and database as another user.
     public func withUser(_ user: String, password: String) -> PostgresConnectionString {
-        replacing(["user": user, "password": password])
+        replacingKnown(["user": user, "password": password])
     }
 
-    /// A copy with some parameters set to other values (added when absent).
-    public func replacing(_ values: [String: String]) -> PostgresConnectionString {
+    /// A copy with some parameters set to other values (added when absent), parsed by libpq
+    /// again: a keyword libpq does not know is an error, as in the text it came from.
+    public func replacing(_ values: [String: String]) throws(PostgresError) -> PostgresConnectionString {
+        try PostgresConnectionString(rebuilt(values))
+    }
+
+    /// `replacing` for keywords libpq is known to read (dbname, user, password): the parameters
+    /// came from a string libpq parsed, so the copy needs no parse.
+    private func replacingKnown(_ values: [String: String]) -> PostgresConnectionString {
+        let kept = parameters.filter { values[$0.keyword] == nil }
+        let added = values.sorted { $0.key < $1.key }.map { (keyword: $0.key, value: $0.value, isSecret: $0.key == "password") }
+        return PostgresConnectionString(
+            conninfo: rebuilt(values), parameters: kept + added,
+            redactor: redactor.adding(added.filter(\.isSecret).map(\.value))
+        )
+    }
+
+    private init(conninfo: String, parameters: [(keyword: String, value: String, isSecret: Bool)], redactor: SecretRedactor) {
+        self.conninfo = conninfo
+        self.parameters = parameters
+        self.redactor = redactor
+    }
+
+    /// The conninfo text of these parameters with `values` set.
+    private func rebuilt(_ values: [String: String]) -> String {
         var keywords = parameters.filter { values[$0.keyword] == nil }.map { "\($0.keyword)=\(Self.quote($0.value))" }
         keywords += values.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.quote($0.value))" }
-        // The parameters came from a string libpq parsed, and the keywords are libpq's, so the
-        // rebuilt one parses too.
-        return try! PostgresConnectionString(keywords.joined(separator: " "))
+        return keywords.joined(separator: " ")
     }
 
     public var description: String {

@@ -15,6 +15,11 @@ public struct SecretRedactor: Sendable {
         self.secrets = Array(Set(secrets.filter { !$0.isEmpty })).sorted { $0.count > $1.count }
     }
 
+    /// This redactor, masking `more` too.
+    public func adding(_ more: [String]) -> SecretRedactor {
+        SecretRedactor(secrets: secrets + more)
+    }
+
     public func redact(_ text: String) -> String {
         var result = text
         for secret in secrets {

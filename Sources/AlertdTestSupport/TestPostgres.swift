@@ -140,8 +140,10 @@ public struct TestDatabase: Sendable {
 
     /// As the ETL runner writes sync runs: `platform_etl` acting as `service_role`.
     public var etlWriterConnectionString: PostgresConnectionString {
-        connectionString.withUser(PlatformRole.etlWriter.name, password: PlatformRole.etlWriter.password)
-            .replacing(["options": "-c role=service_role"])
+        get throws {
+            try connectionString.withUser(PlatformRole.etlWriter.name, password: PlatformRole.etlWriter.password)
+                .replacing(["options": "-c role=service_role"])
+        }
     }
 
     public func connect() async throws -> PostgresConnection {

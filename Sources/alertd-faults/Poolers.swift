@@ -16,8 +16,8 @@ struct FaultPooler: Sendable {
     }
 
     /// A connection string through the pooler: the same database and user.
-    func url(for connectionString: PostgresConnectionString) -> String {
-        connectionString.replacing(["host": "127.0.0.1", "port": port, "hostaddr": "127.0.0.1"]).conninfoForChildProcesses
+    func url(for connectionString: PostgresConnectionString) throws -> String {
+        try connectionString.replacing(["host": "127.0.0.1", "port": port, "hostaddr": "127.0.0.1"]).conninfoForChildProcesses
     }
 
     func restart() async throws {
@@ -61,9 +61,9 @@ func runPoolers(_ trial: Trial, _ verdict: inout Verdict) async throws {
         throw error
     }
     do {
-        try await refusesATransactionPooler(trial, transaction.url(for: alertdLogin), &verdict)
+        try await refusesATransactionPooler(trial, try transaction.url(for: alertdLogin), &verdict)
         try await deliversThroughASessionPooler(trial, session, alertdLogin, &verdict)
-        try await stopsInTimeWithTheDatabaseFrozen(trial, session.url(for: alertdLogin), &verdict)
+        try await stopsInTimeWithTheDatabaseFrozen(trial, try session.url(for: alertdLogin), &verdict)
     } catch {
         let logs = "\nPgBouncer (session mode) said:\n\(session.logTail)\nPgBouncer (transaction mode) said:\n\(transaction.logTail)"
         await transaction.destroy()
@@ -106,7 +106,7 @@ private func refusesATransactionPooler(_ trial: Trial, _ url: String, _ verdict:
 }
 
 private func deliversThroughASessionPooler(_ trial: Trial, _ pooler: FaultPooler, _ login: PostgresConnectionString, _ verdict: inout Verdict) async throws {
-    trial.environment["ALERTD_DATABASE_URL"] = pooler.url(for: login)
+    trial.environment["ALERTD_DATABASE_URL"] = try pooler.url(for: login)
     for name in ["s0", "s1"] { try trial.startAlertd(name, extra: ["ALERTD_BATCH_SIZE": "20"]) }
     let restart = Task {
         try await Task.sleep(for: .seconds(3))

@@ -3,6 +3,16 @@ import AlertdPostgres
 import Testing
 
 @Suite struct PostgresConnectionStringTests {
+    @Test func aCopyWithAnotherUserMasksItsPasswordAndAnUnknownKeywordIsAnErrorNotACrash() throws {
+        let string = try PostgresConnectionString("host=db.example.com dbname=payroll user=alice password=first-secret")
+        let other = string.withUser("bob", password: "second-secret").withDatabase("hr")
+        #expect(other.user == "bob" && other.database == "hr" && other.host == "db.example.com")
+        #expect(!other.description.contains("second-secret"))
+        #expect(other.redactor.redact("second-secret and first-secret") == "\(SecretRedactor.mask) and \(SecretRedactor.mask)")
+        #expect(try string.replacing(["port": "6432"]).port == "6432")
+        #expect(throws: PostgresError.self) { try string.replacing(["no_such_keyword": "1"]) }
+    }
+
     @Test func readsAURI() throws {
         let string = try PostgresConnectionString("postgresql://alice:pa%40ss@db.example.com:6543/payroll?sslmode=require")
         #expect(string.host == "db.example.com")

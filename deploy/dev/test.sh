@@ -56,10 +56,10 @@ if [ "$#" -eq 0 ]; then
   echo "test.sh: documented code and scripts"
   bash deploy/dev/check-docs.sh
   echo "test.sh: fault suite"
-  # Shorter than a full run (docs/faults.md): the long outage lasts 2 minutes (8 times what one
-  # alert's retries would survive alone), the outage 30 s, the backlog 50,000 alerts.
+  # Shorter than a full run (docs/faults.md): the long outage lasts 90 s (6 times what one
+  # alert's retries would survive alone), the outage 20 s, the backlog 50,000 alerts.
   # shellcheck disable=SC2086
-  bash deploy/dev/faults.sh ${ALERTD_FAULT_ARGS:---long-outage 120 --outage 30 --backlog 50000}
+  bash deploy/dev/faults.sh ${ALERTD_FAULT_ARGS:---long-outage 90 --outage 20 --backlog 50000}
   echo "test.sh: fault suite, email through Postfix"
   bash deploy/dev/faults.sh --smtp postfix --scenario kill --scenario outage --scenario two-instances --outage 20
 fi

@@ -121,7 +121,7 @@ import Testing
                 let rows = PlatformRows(connection)
                 return try await rows.integration(tenant: try await rows.tenant(), emails: ["ops@example.com"], webhook: "https://hooks.example.com/a")
             }
-            let writer = try await PostgresConnection.connect(database.etlWriterConnectionString, logger: TestPostgres.logger)
+            let writer = try await PostgresConnection.connect(try database.etlWriterConnectionString, logger: TestPostgres.logger)
             let role = try await writer.query("SELECT current_user AS role")[0].decode("role", as: String.self)
             #expect(role == "service_role")
             let run = try await PlatformRows(writer).syncRun(integration: integration)
