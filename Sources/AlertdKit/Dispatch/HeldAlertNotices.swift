@@ -27,6 +27,7 @@ final class HeldAlertNotices: Service {
     func run() async {
         await cancelWhenGracefulShutdown {
             var lacksLogged = false
+            var availableLogged = false
             while !Task.isCancelled {
                 do {
                     guard let written = try await HeldAlertStore(connection: try await self.connection.get()).writeNotices(window: self.limits.settings.window) else {
@@ -39,6 +40,14 @@ final class HeldAlertNotices: Service {
                         continue
                     }
                     self.limits.setAvailable(true)
+                    if !availableLogged {
+                        let settings = self.limits.settings
+                        self.logger.info("message limits are on", metadata: [
+                            "message_limit": "\(settings.limit.map(String.init) ?? "off (an integration's own message_limit still applies)")",
+                            "window": "\(settings.window.settingText)",
+                        ])
+                        availableLogged = true
+                    }
                     if written > 0 {
                         self.logger.notice("alerts were held by their integrations' message limits; one notice per integration and channel is queued", metadata: ["notices": "\(written)"])
                         self.wake.signal()
