@@ -46,7 +46,9 @@ public struct SigningSecretStore: Sendable {
     /// that sign now, current first, or nil if there is no such integration.
     public func rotate(integration: UUID, overlap: Duration) async throws -> [Entry]? {
         let found = try await connection.withTransaction { session in
-            let exists = try session.query("SELECT 1 FROM integration_configs WHERE id = $1 FOR KEY SHARE", [integration])
+            // No row lock: alertd's role may not take one on the platform's table, and the
+            // insert's foreign key holds the integration while the transaction lasts.
+            let exists = try session.query("SELECT 1 FROM integration_configs WHERE id = $1", [integration])
             guard !exists.isEmpty else { return false }
             try session.query(
                 """

@@ -74,10 +74,11 @@ import Testing
             await alertd.stopExpectingExitZero(signal: SIGTERM)
             #expect(!alertd.output.contains(secretA) && !alertd.output.contains(secretB))
 
-            // A rotation with an overlap: both secrets sign, the new one first.
-            let rotated = try await database.withConnection { connection in
-                try #require(try await SigningSecretStore(connection: connection).rotate(integration: a, overlap: .seconds(3600)))
-            }
+            // A rotation with an overlap, as alertd's own role (alertd secrets rotate): both secrets
+            // sign, the new one first.
+            let asAlertd = try await PostgresConnection.connect(try PostgresConnectionString(database.alertdURL), logger: TestPostgres.logger)
+            let rotated = try #require(try await SigningSecretStore(connection: asAlertd).rotate(integration: a, overlap: .seconds(3600)))
+            await asAlertd.close()
             #expect(rotated.count == 2 && rotated[1].secret == secretA && rotated[0].retiresAt == nil && rotated[1].retiresAt != nil)
             let newA = rotated[0].secret
             let receiverA2 = try await WebhookReceiver.start(secrets: [newA, secretA])
