@@ -100,7 +100,11 @@ enum Scenario: String, CaseIterable, Sendable {
 
         case .listenCut:
             try await trial.prepare()
-            try trial.startAlertd()
+            let alertd = try trial.startAlertd()
+            // Frozen once running: a freeze during the start's session check is taken for a
+            // transaction pooler (alertd exits 1), a known defect this scenario does not test.
+            let started = ContinuousClock.now + .seconds(20)
+            while !alertd.output.contains("alertd started") && ContinuousClock.now < started { try await Task.sleep(for: .milliseconds(50)) }
             let frozen = try await listenerBackend(trial, timeout: .seconds(20))
             guard FaultCluster.signalBackend(frozen, SIGSTOP) else { throw TestSetupError("cannot stop the listener's backend \(frozen)") }
             let frozenAt = Date()
