@@ -120,7 +120,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AlertdPostgresTests",
-            dependencies: ["AlertdPostgres", "AlertdSupport", "AlertdTestSupport"]
+            dependencies: ["AlertdPostgres", "AlertdSupport", "AlertdTestSupport", "CLibPQ"]
         ),
         .testTarget(
             name: "AlertdKitTests",

@@ -85,6 +85,12 @@ struct SessionCheck {
         case .done: break
         }
         defer { _ = LibPQCommand.run("UNLISTEN \(quoted)", on: listening, timeout: timeout, wait: wait, pass: pass) }
+        return confirm(channel: channel, on: listening, wait: wait, pass: pass)
+    }
+
+    /// The check once `listening` listens on `channel`: notifications sent to it from another
+    /// connection must arrive. nil if `wait` said stop.
+    func confirm(channel: String, on listening: OpaquePointer, wait: SocketWait, pass: (PostgresNotification) -> Void) -> PostgresSessionVerdict? {
         for attempt in 1...attempts {
             let token = UUID().uuidString
             switch send(token, to: channel, wait: wait) {
@@ -97,9 +103,20 @@ struct SessionCheck {
             case .stopped: return nil
             case .failed(let reason): return .unknown(reason)
             case .arrived: return .own
-            case .timedOut where attempt == attempts:
-                return .pooled(evidence: "\(attempts) notifications from another connection never arrived, \(timeout.seconds) s each")
-            case .timedOut: continue
+            case .timedOut: break
+            }
+            // A listening connection whose server process answers nothing at all (frozen, or
+            // cut off without a close) hears no notification either: that is a broken
+            // connection, not a pooler. Ask it a question before blaming the session. (A
+            // notification arriving during the question proves nothing: behind a pooler the
+            // question may run on the server connection that listens.)
+            switch LibPQCommand.run("SELECT 1", on: listening, timeout: timeout, wait: wait, pass: { if $0.channel != channel { pass($0) } }) {
+            case .stopped: return nil
+            case .failed(let reason):
+                return .unknown("the listening connection stopped answering: \(connectionString.redactor.redact(reason))")
+            case .done where attempt == attempts:
+                return .pooled(evidence: "\(attempts) notifications from another connection never arrived, \(timeout.seconds) s each, while the listening connection answered queries")
+            case .done: continue
             }
         }
         return nil

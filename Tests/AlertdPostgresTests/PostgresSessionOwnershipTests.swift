@@ -1,4 +1,6 @@
-import AlertdPostgres
+@testable import AlertdPostgres
+import AlertdSupport
+import CLibPQ
 import AlertdTestSupport
 import Foundation
 import Testing
@@ -14,6 +16,52 @@ import Testing
             #expect(verdict == .own)
             // The first notification arrived: the check never waited out its timeout (5 s).
             #expect(ContinuousClock.now - started < PostgresSessionCheck.defaultTimeout)
+        }
+    }
+
+    /// The check's second half on a connection that listens on `channel` (or, with `listen`
+    /// false, does not), its backend frozen with SIGSTOP if `freeze`.
+    static func confirm(_ database: TestDatabase, listen: Bool, freeze: Bool) async throws -> PostgresSessionVerdict? {
+        let worker = BlockingWorker(name: "alertd-test-check")
+        defer { worker.shutdown() }
+        let connectionString = database.connectionString
+        return try await worker.run { () -> PostgresSessionVerdict? in
+            let wait = PostgresConnector.slicedWait { false }
+            guard case .connected(let listening) = PostgresConnector.connect(connectionString, wait: wait) else { return nil }
+            defer { PQfinish(listening) }
+            let channel = "alertd_session_check_test"
+            if listen {
+                guard case .done = LibPQCommand.run("LISTEN \(channel)", on: listening, timeout: .seconds(5), wait: wait, pass: { _ in }) else { return nil }
+            }
+            let backend = PQbackendPID(listening)
+            if freeze { kill(backend, SIGSTOP) }
+            defer { if freeze { kill(backend, SIGCONT) } }
+            return SessionCheck(connectionString: connectionString, timeout: .seconds(1)).confirm(channel: channel, on: listening, wait: wait, pass: { _ in })
+        }
+    }
+
+    /// A listening backend frozen after its LISTEN (or cut off without a close) hears nothing:
+    /// a broken connection to make again, not a pooler to refuse.
+    @Test func aListenerThatStopsAnsweringIsABrokenConnectionNotAPooler() async throws {
+        try await TestPostgres.withDatabase(.empty) { database in
+            let verdict = try await Self.confirm(database, listen: true, freeze: true)
+            guard case .unknown(let reason) = verdict else {
+                Issue.record("a frozen listener gives no verdict, not \(String(describing: verdict))")
+                return
+            }
+            #expect(reason.contains("the listening connection stopped answering"), "\(reason)")
+        }
+    }
+
+    /// Notifications that never arrive on a connection that answers: the session is not its own.
+    @Test func notificationsLostOnAConnectionThatAnswersMeanAPooler() async throws {
+        try await TestPostgres.withDatabase(.empty) { database in
+            let verdict = try await Self.confirm(database, listen: false, freeze: false)
+            guard case .pooled(let evidence) = verdict else {
+                Issue.record("lost notifications are a pooler's, not \(String(describing: verdict))")
+                return
+            }
+            #expect(evidence.contains("while the listening connection answered queries"), "\(evidence)")
         }
     }
 
