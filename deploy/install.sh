@@ -10,17 +10,20 @@
 # alertd finds its SQL and templates beside itself, so nothing else needs setting. At run time it
 # needs only libpq5, libcurl4, libesmtp6, libssl3 and ca-certificates (deploy/docker/Dockerfile).
 #
-#   bash deploy/install.sh [--prefix /usr/local] [--build-path .build-install]
+#   bash deploy/install.sh [--prefix /usr/local] [--build-path .build]
+#
+# The build is the one the development scripts make too (deploy/dev/common.sh), so after one of
+# them has built, installing takes seconds.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 prefix=/usr/local
-build_path=.build-install
+build_path=.build
 while [ $# -gt 0 ]; do
   case "$1" in
     --prefix) prefix="$2"; shift 2 ;;
     --build-path) build_path="$2"; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done

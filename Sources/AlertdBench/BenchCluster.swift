@@ -34,7 +34,16 @@ struct BenchCluster: Sendable {
         "synchronous_commit=on",
     ]
 
-    static func start(binaries: String?) async throws -> BenchCluster {
+    /// With `statements`, pg_stat_statements too (`alertd bench --statements`): what each
+    /// statement costs, planning included. Off by default: it costs a little on every statement,
+    /// and an earlier build's bench runs without it.
+    static let statementSettings = [
+        "shared_preload_libraries=pg_stat_statements",
+        "pg_stat_statements.track_planning=on",
+        "pg_stat_statements.max=1000",
+    ]
+
+    static func start(binaries: String?, statements: Bool = false) async throws -> BenchCluster {
         let bin = binaries ?? "/usr/lib/postgresql/15/bin"
         guard FileManager.default.isExecutableFile(atPath: "\(bin)/initdb") else {
             throw Failure(description: "no PostgreSQL 15 at \(bin) (install postgresql-15, or pass --pg-bin)")
@@ -50,7 +59,7 @@ struct BenchCluster: Sendable {
             }
         }
         try await cluster.run("initdb", ["-D", cluster.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"])
-        let options = (["-p", String(cluster.port), "-k", directory.appending(path: "socket").path] + settings.flatMap { ["-c", $0] }).joined(separator: " ")
+        let options = (["-p", String(cluster.port), "-k", directory.appending(path: "socket").path] + (settings + (statements ? statementSettings : [])).flatMap { ["-c", $0] }).joined(separator: " ")
         try await cluster.run("pg_ctl", ["-D", cluster.data, "-l", directory.appending(path: "server.log").path, "-w", "-t", "60", "-o", options, "start"])
         return cluster
     }
@@ -62,6 +71,35 @@ struct BenchCluster: Sendable {
     }
 
     private var data: String { directory.appending(path: "data").path }
+
+    /// CPU seconds the server has used: its processes alive now and those that have ended (the
+    /// postmaster's children's times), from /proc.
+    var cpuSeconds: Double {
+        guard let pidFile = try? String(contentsOfFile: "\(data)/postmaster.pid", encoding: .utf8),
+              let line = pidFile.split(separator: "\n").first, let postmaster = Int32(line) else { return 0 }
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        var total = 0.0
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry), let fields = Self.statFields(pid) else { continue }
+            // After the command: ppid is field 4, utime 14, stime 15, cutime 16, cstime 17.
+            let parent = Int32(fields[1]) ?? 0
+            func number(_ index: Int) -> Double { Double(fields[index]) ?? 0 }
+            if pid == postmaster {
+                total += number(11) + number(12) + number(13) + number(14)
+            } else if parent == postmaster {
+                total += number(11) + number(12)
+            }
+        }
+        return total / ticks
+    }
+
+    /// /proc/PID/stat's fields after the command's name (the state first), nil if gone.
+    private static func statFields(_ pid: Int32) -> [Substring]? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 14 ? fields : nil
+    }
 
     /// Runs one of PostgreSQL's programs, as the postgres user when alertd runs as root.
     private func run(_ program: String, _ arguments: [String]) async throws {

@@ -19,6 +19,8 @@ struct BenchDatabase: Sendable {
     let webhookIntegration: UUID
     let emailIntegration: UUID
     let mixIntegration: UUID
+    /// The trigger phase's integration: incidents on, as alertd's default.
+    let triggerIntegration: UUID
 
     static func create(cluster: BenchCluster, receiverPort: Int) async throws -> BenchDatabase {
         let admin = try await PostgresConnection.connect(try PostgresConnectionString(cluster.url), logger: logger)
@@ -27,13 +29,17 @@ struct BenchDatabase: Sendable {
         try await tool.migrate()
         try await admin.execute("CREATE ROLE \(role) LOGIN IN ROLE alertd_dispatcher")
         let tenant: UUID = try await admin.query("INSERT INTO tenants (name) VALUES ('Bench') RETURNING id")[0].decode("id")
-        func integration(_ type: String, emails: [String]?, webhook: String?) async throws -> UUID {
+        // The delivery phases' integrations have incidents off: their runs are thousands of
+        // endpoints failing once each, every failure its own message, as before incidents, so
+        // that builds with and without incidents deliver the same messages (and no incident is
+        // open: the happy path). The trigger phase measures incidents on an integration of its own.
+        func integration(_ type: String, emails: [String]?, webhook: String?, incidents: Bool = false) async throws -> UUID {
             try await admin.query(
                 """
-                INSERT INTO integration_configs (tenant_id, integration_type, integration_name, alert_emails, alert_webhook_url)
-                VALUES ($1, $2, $3, $4, $5) RETURNING id
+                INSERT INTO integration_configs (tenant_id, integration_type, integration_name, alert_emails, alert_webhook_url, configuration_metadata)
+                VALUES ($1, $2, $3, $4, $5, $6::jsonb) RETURNING id
                 """,
-                [tenant, type, "Bench \(type)", emails, webhook]
+                [tenant, type, "Bench \(type)", emails, webhook, incidents ? "{}" : #"{"alertd": {"incidents": "off"}}"#]
             )[0].decode("id")
         }
         let hook = "http://127.0.0.1:\(receiverPort)/hooks/bench"
@@ -41,7 +47,8 @@ struct BenchDatabase: Sendable {
             cluster: cluster, admin: admin,
             webhookIntegration: try await integration("paycom", emails: nil, webhook: hook),
             emailIntegration: try await integration("adp", emails: ["payroll-ops@example.com"], webhook: nil),
-            mixIntegration: try await integration("workday", emails: ["hr-ops@example.com"], webhook: hook)
+            mixIntegration: try await integration("workday", emails: ["hr-ops@example.com"], webhook: hook),
+            triggerIntegration: try await integration("bamboohr", emails: nil, webhook: hook, incidents: true)
         )
     }
 

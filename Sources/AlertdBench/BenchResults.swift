@@ -1,3 +1,4 @@
+import AlertdPostgres
 import Foundation
 
 /// Percentiles of a set of durations, in milliseconds.
@@ -72,6 +73,10 @@ public struct BenchResults: Sendable {
     public var rssIdleMiB = 0.0
     public var rssPeakMiB = 0.0
     public var cpuSecondsPer1000 = 0.0
+    /// PostgreSQL's CPU (every server process) per 1,000 deliveries of the backlog.
+    public var postgresCPUSecondsPer1000 = 0.0
+    /// alertd's statements while the backlog drained, costliest first (`--statements`).
+    public var backlogStatements: [StatementCost] = []
     /// Alerts the run expected to end sent, and those that did.
     public var expectedSent = 0
     public var sent = 0
@@ -126,6 +131,8 @@ public struct BenchResults: Sendable {
             "rss_idle_mib": round2(rssIdleMiB),
             "rss_peak_mib": round2(rssPeakMiB),
             "cpu_s_per_1000_deliveries": round2(cpuSecondsPer1000),
+            "postgres_cpu_s_per_1000_deliveries": round2(postgresCPUSecondsPer1000),
+            "backlog_statements": backlogStatements.map { $0.json(deliveries: backlogAlerts) },
             "sweep_endpoints": sweep?.endpoints as Any? ?? NSNull(),
             "sweep_runs": sweep?.runs as Any? ?? NSNull(),
             "sweep_first_s": sweep.map { round2($0.firstSeconds) } as Any? ?? NSNull(),
@@ -146,7 +153,11 @@ public struct BenchResults: Sendable {
     }
 
     /// The table printed at the end, each figure beside its target.
-    public var table: String {
+    public var table: String { table(baseline: nil) }
+
+    /// The table, with `baseline`'s figures (an earlier run's) and the ratios this / baseline
+    /// beside this run's.
+    public func table(baseline: Baseline?) -> String {
         func number(_ value: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", value) }
         func verdict(_ holds: Bool) -> String { holds ? "met" : "MISSED" }
         var rows: [(String, String, String, String)] = [
@@ -165,7 +176,7 @@ public struct BenchResults: Sendable {
             ("writers' throughput, new incidents while a dispatcher waits (each notifies)", "\(number(notifyingTriggerRatio, 2)) (\(number(writesWithTriggerNotifying)) per s)", "", ""),
             ("writers' throughput, successes with / without trigger", "\(number(successRatio, 2)) (\(number(successesWithTrigger)) / \(number(successesWithoutTrigger)) per s)", "", ""),
             ("RSS idle / peak", "\(number(rssIdleMiB, 1)) / \(number(rssPeakMiB, 1)) MiB", "≤ 64 / ≤ 200 MiB", verdict(rssIdleMiB <= 64 && rssPeakMiB <= 200)),
-            ("CPU per 1000 deliveries (backlog)", "\(number(cpuSecondsPer1000, 3)) s", "", ""),
+            ("CPU per 1000 deliveries (backlog): alertd / PostgreSQL", "\(number(cpuSecondsPer1000, 3)) / \(number(postgresCPUSecondsPer1000, 3)) s", "", ""),
             ("sweep over \(sweep?.endpoints ?? 0) endpoints / \(sweep?.runs ?? 0) runs: first, all found", "\(number(sweep?.firstSeconds ?? 0, 2)) s, \(number(sweep?.findAllSeconds ?? 0, 2)) s (\(sweep?.overdueFound ?? 0) overdue, \(sweep?.stuckFound ?? 0) stuck)", "", ""),
             ("sweep a minute later / with nothing due", "\(number(sweep?.minuteLaterMilliseconds ?? 0, 1)) ms (\(sweep?.minuteLaterLookups ?? 0) endpoints looked up) / \(number(sweep?.quietMilliseconds ?? 0, 1)) ms", "", ""),
             ("harness alone: receiver / SMTP sink", "\(number(receiverRequestsPerSecond))/s / \(number(sinkMessagesPerSecond))/s", "", ""),
@@ -177,13 +188,129 @@ public struct BenchResults: Sendable {
             guard let phase = phaseOfRow.first(where: { row.0.hasPrefix($0.0) })?.1, !phases.contains(phase) else { return row }
             return (row.0, "not run", row.2, "")
         }
-        rows.insert(("measure", "result", "target", ""), at: 0)
-        let widths = (0..<3).map { column in rows.map { [$0.0, $0.1, $0.2][column].count }.max() ?? 0 }
-        return rows.map { row in
-            [row.0.padding(toLength: widths[0], withPad: " ", startingAt: 0),
-             row.1.padding(toLength: widths[1], withPad: " ", startingAt: 0),
-             row.2.padding(toLength: widths[2], withPad: " ", startingAt: 0),
-             row.3].joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+        var columns = rows.map { [$0.0, $0.1, $0.2, $0.3] }
+        if let baseline {
+            columns = columns.map { row in
+                guard row[1] != "not run", let keys = Self.baselineKeys.first(where: { row[0].hasPrefix($0.0) })?.1 else { return row + [""] }
+                return row + [baseline.compare(keys, with: json)]
+            }
+            columns.insert(["measure", "result", "target", "", "\(baseline.label): was (this / was)"], at: 0)
+        } else {
+            columns.insert(["measure", "result", "target", ""], at: 0)
+        }
+        let widths = (0..<columns[0].count).map { column in columns.map { $0[column].count }.max() ?? 0 }
+        return columns.map { row in
+            row.enumerated().map { column, text in
+                column == row.count - 1 ? text : text.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
         }.joined(separator: "\n")
+    }
+
+    /// The JSON keys of the figures each row shows, for `--baseline`.
+    static let baselineKeys: [(String, [String])] = [
+        ("webhook latency at", ["webhook_latency_ms.p50", "webhook_latency_ms.p99"]),
+        ("webhook latency p90", ["webhook_latency_ms.p90", "webhook_latency_ms.max"]),
+        ("email latency", ["email_latency_ms.p50", "email_latency_ms.p90", "email_latency_ms.p99", "email_latency_ms.max"]),
+        ("webhooks sustained", ["webhook_deliveries_per_s"]),
+        ("email sustained", ["email_messages_per_s"]),
+        ("mix", ["mix_deliveries_per_s"]),
+        ("backlog", ["backlog_drain_s"]),
+        ("writers' throughput, trigger against the constant insert", ["trigger_ratio_against_constant_insert"]),
+        ("RSS", ["rss_idle_mib", "rss_peak_mib"]),
+        ("CPU per", ["cpu_s_per_1000_deliveries", "postgres_cpu_s_per_1000_deliveries"]),
+        ("harness alone", ["harness.receiver_requests_per_s", "harness.smtp_sink_messages_per_s"]),
+    ]
+
+    /// An earlier run's results (`alertd bench --baseline FILE.json`), to compare with.
+    public struct Baseline: Sendable {
+        /// What the table calls it: the file's name.
+        public let label: String
+        private let text: String
+
+        public init(file: String) throws {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw BenchCluster.Failure(description: "cannot read the baseline \(file)")
+            }
+            guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], object["phases"] != nil else {
+                throw BenchCluster.Failure(description: "\(file) is not the JSON of an alertd bench run (alertd bench --json FILE)")
+            }
+            label = URL(fileURLWithPath: file).lastPathComponent
+            text = String(decoding: data, as: UTF8.self)
+        }
+
+        /// The number at `path` ("a.b") in `object`; nil if absent, null or zero (not measured).
+        static func number(_ path: String, in object: [String: Any]) -> Double? {
+            var value: Any? = object
+            for part in path.split(separator: ".") { value = (value as? [String: Any])?[String(part)] }
+            guard let number = value as? NSNumber, number.doubleValue != 0 else { return nil }
+            return number.doubleValue
+        }
+
+        /// "was A / B (x1.05 / x0.98)": the baseline's figures at `keys` and this run's ratios.
+        func compare(_ keys: [String], with current: [String: Any]) -> String {
+            guard let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else { return "" }
+            let was = keys.map { Self.number($0, in: object) }
+            guard was.contains(where: { $0 != nil }) else { return "not in the baseline" }
+            let figures = was.map { $0.map { String(format: $0 < 10 ? "%.2f" : "%.0f", $0) } ?? "–" }.joined(separator: " / ")
+            let ratios = zip(keys, was).map { key, old -> String in
+                guard let old, let new = Self.number(key, in: current) else { return "–" }
+                return String(format: "%.2f", new / old)
+            }.joined(separator: " / ")
+            return "\(figures) (\(ratios))"
+        }
+    }
+}
+
+/// What one of alertd's statements cost while the backlog drained (pg_stat_statements).
+public struct StatementCost: Sendable {
+    /// The statement as pg_stat_statements normalises it, whitespace folded.
+    public var query: String
+    public var calls: Int
+    public var rows: Int
+    public var executionMilliseconds: Double
+    public var planningMilliseconds: Double
+
+    /// The costliest statements run by `role`, at most `limit`.
+    static func top(_ admin: PostgresConnection, role: String, limit: Int = 12) async throws -> [StatementCost] {
+        try await admin.query(
+            """
+            SELECT s.query, s.calls, s.rows, s.total_exec_time, s.total_plan_time
+              FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
+             WHERE r.rolname = $1
+             ORDER BY s.total_exec_time + s.total_plan_time DESC
+             LIMIT $2
+            """,
+            [role, limit]
+        ).map { row in
+            StatementCost(
+                query: (try row.decode("query", as: String.self)).split(whereSeparator: \.isWhitespace).joined(separator: " "),
+                calls: try row.decode("calls"), rows: try row.decode("rows"),
+                executionMilliseconds: try row.decode("total_exec_time"), planningMilliseconds: try row.decode("total_plan_time")
+            )
+        }
+    }
+
+    /// Microseconds of the server's time per delivery, planning and execution.
+    func microsecondsPerDelivery(_ deliveries: Int) -> Double {
+        deliveries > 0 ? (executionMilliseconds + planningMilliseconds) * 1_000 / Double(deliveries) : 0
+    }
+
+    func json(deliveries: Int) -> [String: Any] {
+        [
+            "query": String(query.prefix(300)), "calls": calls, "rows": rows,
+            "exec_ms": round2(executionMilliseconds), "plan_ms": round2(planningMilliseconds),
+            "us_per_delivery": round2(microsecondsPerDelivery(deliveries)),
+        ]
+    }
+
+    /// The table `alertd bench --statements` prints after its own.
+    public static func table(_ statements: [StatementCost], deliveries: Int) -> String {
+        var lines = ["alertd's statements while the backlog drained (pg_stat_statements), costliest first:",
+                     "µs/delivery  plan µs  calls    rows      statement"]
+        for statement in statements {
+            let plan = deliveries > 0 ? statement.planningMilliseconds * 1_000 / Double(deliveries) : 0
+            lines.append(String(format: "%11.1f  %7.1f  %-7d  %-8d  ", statement.microsecondsPerDelivery(deliveries), plan, statement.calls, statement.rows) + statement.query.prefix(110))
+        }
+        return lines.joined(separator: "\n")
     }
 }

@@ -30,6 +30,8 @@ public struct Benchmark: Sendable {
         public var sweepEndpoints = 100_000
         public var sweepRunsPerEndpoint = 10
         public var postgresBinaries: String?
+        /// pg_stat_statements on in the bench's cluster, and the backlog's statements reported.
+        public var statements = false
         /// The phases to run (all by default).
         public var phases: Set<Phase> = Set(Phase.allCases)
         /// The alertd executable to measure.
@@ -78,7 +80,7 @@ public struct Benchmark: Sendable {
         results.writers = options.triggerWriters
 
         progress.phase("starting PostgreSQL, the webhook receiver and the SMTP sink")
-        let cluster = try await BenchCluster.start(binaries: options.postgresBinaries)
+        let cluster = try await BenchCluster.start(binaries: options.postgresBinaries, statements: options.statements)
         let receiver = try BenchReceiver.start(threadName: "bench-http")
         let sink = try BenchSMTPSink.start(threadName: "bench-smtp")
         do {
@@ -139,6 +141,11 @@ public struct Benchmark: Sendable {
             _ = receiver.takeArrivals()
             try await database.fail(backlogRuns, perStatement: 20_000)
             try await database.admin.execute("ANALYZE integration_alert_history")
+            if options.statements {
+                try await database.admin.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                try await database.admin.execute("SELECT pg_stat_statements_reset()")
+            }
+            let postgresBefore = cluster.cpuSeconds
             alertd = try await AlertdUnderTest.start(options.alertd, environment: environment, name: "backlog", waitUntilReady: false)
             await launched.add(alertd)
             let cpuBefore = alertd.cpuSeconds
@@ -146,6 +153,10 @@ public struct Benchmark: Sendable {
             results.backlogAlerts = options.backlog
             results.backlogDrainSeconds = (drained - alertd.startedAt).seconds
             results.cpuSecondsPer1000 = (alertd.cpuSeconds - cpuBefore) / (Double(options.backlog) / 1_000)
+            results.postgresCPUSecondsPer1000 = (cluster.cpuSeconds - postgresBefore) / (Double(options.backlog) / 1_000)
+            if options.statements {
+                results.backlogStatements = try await StatementCost.top(database.admin, role: BenchDatabase.role)
+            }
             results.rssPeakMiB = max(results.rssPeakMiB, alertd.peakResidentMiB)
             guard await alertd.stop() == 0 else { throw BenchCluster.Failure(description: "alertd did not stop cleanly: \(alertd.logTail)") }
             _ = receiver.takeArrivals()
@@ -344,7 +355,7 @@ public struct Benchmark: Sendable {
                 break
             }
             let runs = try await database.createRuns(
-                database.webhookIntegration,
+                database.triggerIntegration,
                 count: variant == .repeats ? max(count, options.stormFailures / Self.triggerRounds) : count,
                 endpoints: variant == .repeats ? 4 : nil
             )

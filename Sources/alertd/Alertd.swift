@@ -87,8 +87,9 @@ struct Alertd: AsyncParsableCommand {
         let length = readlink("/proc/self/exe", &path, Int(PATH_MAX))
         guard length > 0 else { return }
         var settings = "enable=yes,registers=none,images=none,sanitize=yes"
-        // An installed alertd (deploy/install.sh) is linked statically and carries the runtime's
-        // crash reporter beside it; a development build finds the toolchain's by itself.
+        // alertd's release is linked statically and carries the runtime's crash reporter beside
+        // it (deploy/install.sh; deploy/dev's scripts put the toolchain's there in .build); a
+        // debug build finds the toolchain's by itself.
         let executable = String(decoding: path.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let reporter = URL(filePath: executable).deletingLastPathComponent().appending(path: "../libexec/alertd/swift-backtrace").standardized.path
         if access(reporter, X_OK) == 0 { settings += ",swift-backtrace=\(reporter)" }

@@ -46,6 +46,12 @@ struct BenchCommand: AsyncParsableCommand {
     @Flag(help: "After the table, print the query plan of the overdue sweep a minute later (EXPLAIN ANALYZE), as docs/benchmarks.md shows it.")
     var explain = false
 
+    @Flag(help: "Turn pg_stat_statements on in the bench's cluster and print what each of alertd's statements cost per delivery while the backlog drained.")
+    var statements = false
+
+    @Option(help: "An earlier run's JSON (--json FILE) on this machine: its figures and the ratios this / it go beside this run's.")
+    var baseline: String?
+
     @Option(help: "Write the results as one JSON object to this file ('-': standard output, instead of the table).")
     var json: String?
 
@@ -60,6 +66,13 @@ struct BenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         let results: BenchResults
+        let baseline: BenchResults.Baseline?
+        do {
+            // Read before the run, so that a wrong path fails at once, not minutes later.
+            baseline = try self.baseline.map(BenchResults.Baseline.init(file:))
+        } catch {
+            throw reportFailure(AlertdError(.configuration, "\(error)"))
+        }
         do {
             guard let executable = Bundle.main.executableURL?.resolvingSymlinksInPath().path else {
                 throw AlertdError(.configuration, "Cannot find alertd's own executable to measure.")
@@ -74,6 +87,7 @@ struct BenchCommand: AsyncParsableCommand {
                 options.triggerWriters = writers
             }
             options.postgresBinaries = postgresBinaries
+            options.statements = statements
             if !only.isEmpty { options.phases = Set(only.compactMap(Benchmark.Phase.init(rawValue:))) }
             results = try await Benchmark(options: options, interactive: isatty(STDERR_FILENO) == 1).run()
         } catch {
@@ -88,10 +102,13 @@ struct BenchCommand: AsyncParsableCommand {
                 } catch {
                     throw reportFailure(AlertdError(.configuration, "Cannot write \(json): \(error.localizedDescription)"))
                 }
-                print(results.table)
+                print(results.table(baseline: baseline))
             }
         } else {
-            print(results.table)
+            print(results.table(baseline: baseline))
+        }
+        if statements, !results.backlogStatements.isEmpty, json != "-" {
+            print("\n" + StatementCost.table(results.backlogStatements, deliveries: results.backlogAlerts))
         }
         if explain, let plan = results.sweep?.plan {
             print("\nThe overdue sweep a minute later:\n\(plan)")

@@ -22,7 +22,7 @@ trap 'rm -rf "$scratch"' EXIT
 prefix="$scratch/prefix"
 
 echo "check-deploy: install.sh into $prefix"
-bash deploy/install.sh --prefix "$prefix" --build-path "${ALERTD_INSTALL_BUILD_PATH:-.build-install}"
+bash deploy/install.sh --prefix "$prefix" --build-path "${ALERTD_INSTALL_BUILD_PATH:-.build}"
 
 python3 deploy/dev/check-deploy.py --binary "$prefix/bin/alertd"
 

@@ -97,14 +97,14 @@ bash deploy/dev/setup.sh > "$scratch/setup-again.log" 2>&1 || { cat "$scratch/se
 expect_first_run "$scratch/setup-again.log" "bash deploy/dev/setup.sh (again)"
 grep -q "reusing the smtp-sink" "$scratch/setup-again.log"
 echo "check-docs: /usr/bin/python3 deploy/dev/measure-webhooks.py (a short run)"
-/usr/bin/python3 deploy/dev/measure-webhooks.py --alertd "$(swift build -c release --show-bin-path)/alertd" --trickle 20 --backlog 200
+/usr/bin/python3 deploy/dev/measure-webhooks.py --alertd "$(swift build "${release[@]}" --show-bin-path)/alertd" --trickle 20 --backlog 200
 
 # docs/benchmarks.md: the benchmark, every phase with small numbers (--quick: it works, and every
 # alert is sent), and its plot. Its figures come from full runs on an idle machine, A/B in one run
 # (docs/benchmarks.md); CI's machine is shared and its full run cost two and a half minutes.
 echo "check-docs: alertd bench --quick"
-swift build -c release --product alertd
-(cd "$scratch" && "$(swift build --package-path "$root" -c release --show-bin-path)/alertd" bench --quick --json bench.json)
+build_release --product alertd
+(cd "$scratch" && "$(swift build --package-path "$root" "${release[@]}" --show-bin-path)/alertd" bench --quick --json bench.json)
 python3 deploy/dev/bench-plot.py "$scratch/bench.json" > "$scratch/bench.svg"
 grep -q "</svg>" "$scratch/bench.svg"
 echo "check-docs: all held"

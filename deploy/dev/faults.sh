@@ -17,7 +17,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 bash deploy/dev/install-deps.sh
 configuration="${ALERTD_FAULTS_BUILD:-release}"
 echo "faults.sh: building ($configuration)"
-swift build -c "$configuration" --product alertd
-swift build -c "$configuration" --product alertd-faults
-bin="$(swift build -c "$configuration" --show-bin-path)"
+flags=(-c "$configuration")
+[ "$configuration" != release ] || flags=("${release[@]}")
+if [ "$configuration" = release ]; then
+  build_release --product alertd
+else
+  swift build "${flags[@]}" --product alertd
+fi
+swift build "${flags[@]}" --product alertd-faults
+bin="$(swift build "${flags[@]}" --show-bin-path)"
 ALERTD_BINARY="$bin/alertd" exec "$bin/alertd-faults" "$@"

@@ -167,8 +167,8 @@ esac
 bash deploy/dev/install-deps.sh
 
 say "building alertd (release)"
-swift build -c release --product alertd
-alertd="$(swift build -c release --show-bin-path)/alertd"
+build_release --product alertd
+alertd="$(swift build "${release[@]}" --show-bin-path)/alertd"
 
 server_url="$(bash deploy/dev/pg.sh start)"
 database_url="${server_url%/postgres}/alertd_dev"
