@@ -4,6 +4,22 @@ import Foundation
 import Testing
 
 @Suite struct PostgresValueTests {
+    /// Ids written and read byte by byte, as Foundation writes and reads them.
+    @Test func uuidsRoundTripAsFoundationSpellsThem() throws {
+        for _ in 0..<1_000 {
+            let id = UUID()
+            #expect(id.postgresText == id.uuidString.lowercased())
+            #expect(try UUID(postgresText: id.postgresText) == id)
+            #expect(try UUID(postgresText: id.uuidString) == id)
+        }
+        #expect(try UUID(postgresText: "00000000-0000-0000-0000-000000000000") == UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)))
+        #expect(try UUID(postgresText: "FFFFFFFF-ffff-FFFF-ffff-FFFFFFFFFFFF").postgresText == "ffffffff-ffff-ffff-ffff-ffffffffffff")
+        for bad in ["", "0000000-0000-0000-0000-0000000000000", "00000000x0000-0000-0000-000000000000", "0000000g-0000-0000-0000-000000000000",
+                    "00000000-0000-0000-0000-00000000000", "00000000-0000-0000-0000-0000000000000", "00000000-0000-0000-0000-00000000000é"] {
+            #expect(throws: (any Error).self, "\(bad)") { try UUID(postgresText: bad) }
+        }
+    }
+
     @Test func readsArrays() throws {
         #expect(try [String](postgresText: "{}") == [])
         #expect(try [String](postgresText: "{a,b}") == ["a", "b"])

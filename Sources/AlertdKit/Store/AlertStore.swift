@@ -282,42 +282,55 @@ public struct AlertStore: Sendable {
 
     /// The incident of claimed alert `c`, as columns: `ClaimedAlert.Incident` reads them.
     static let incidentColumns = """
-        n.id AS incident_id, n.opened_at AS incident_opened_at, n.severity AS incident_severity,
-        n.resolved_at AS incident_resolved_at, n.reminders_sent AS incident_reminders_sent,
-        s.failed_runs AS incident_failed_runs, s.recent_runs AS incident_recent_runs,
-        lr.sync_started_at AS incident_last_failed_at, \(cut("lr.error_message", 2000)) AS incident_last_error,
-        coalesce(nj.row ->> 'kind', 'run') AS incident_kind, \(cut("n.endpoint_name", 500)) AS incident_endpoint,
-        (nj.row ->> 'expected_at')::timestamptz AS incident_expected_at,
-        na.metadata ->> 'frequency' AS watch_frequency, (na.metadata ->> 'grace_seconds')::integer AS watch_grace_seconds,
-        (na.metadata ->> 'stuck_after_seconds')::integer AS watch_stuck_after_seconds,
-        (na.metadata ->> 'typical_seconds')::integer AS watch_typical_seconds, na.metadata ->> 'typical_from' AS watch_typical_from
+        inc.incident_id, inc.incident_opened_at, inc.incident_severity, inc.incident_resolved_at,
+        inc.incident_reminders_sent, inc.incident_failed_runs, inc.incident_recent_runs, inc.incident_last_failed_at,
+        inc.incident_last_error, coalesce(inc.incident_kind, 'run') AS incident_kind, inc.incident_endpoint,
+        inc.incident_expected_at, inc.watch_frequency, inc.watch_grace_seconds, inc.watch_stuck_after_seconds,
+        inc.watch_typical_seconds, inc.watch_typical_from
         """
 
-    /// Joins `incidentColumns` reads: the incident, for a reminder or a recovery notice the runs
-    /// that failed while it was open (read through the integration's alerts, newest first), and
-    /// for an overdue endpoint or a stuck run what alertd expected (its news alert's metadata).
-    /// The columns of 20251129 are read through to_jsonb (once per incident), so that this
-    /// alertd claims on a database without them too.
+    /// The join `incidentColumns` reads (`inc`): the incident, for a reminder or a recovery
+    /// notice the runs that failed while it was open (read through the integration's alerts,
+    /// newest first), and for an overdue endpoint or a stuck run what alertd expected (its news
+    /// alert's metadata). The columns of 20251129 are read through to_jsonb, so that this alertd
+    /// claims on a database without them too.
+    ///
+    /// One subquery, planned on its own (OFFSET 0 keeps the planner from pulling its five
+    /// relations up into the claim's join search, which made planning the claim about three times
+    /// as costly as before incidents), and run only for an alert of an incident.
     static let incidentJoins = """
-        LEFT JOIN integration_alert_incidents n ON n.id = c.incident_id
         LEFT JOIN LATERAL (
-          SELECT count(*)::integer AS failed_runs,
-                 (array_agg(r.run ORDER BY r.at DESC))[1:20] AS recent_runs,
-                 (array_agg(r.run ORDER BY r.at DESC))[1] AS last_run
-            FROM (SELECT a.sync_history_id AS run, max(a.created_at) AS at
-                    FROM integration_alert_history a
-                   WHERE c.alert_type IN ('recovery', 'reminder')
-                     AND a.incident_id = c.incident_id
-                     AND a.alert_type IN ('failure', 'warning')
-                     AND a.sync_history_id IS NOT NULL
-                   GROUP BY a.sync_history_id) r
-           HAVING count(*) > 0
-        ) s ON true
-        LEFT JOIN integration_sync_history lr ON lr.id = s.last_run
-        LEFT JOIN LATERAL (SELECT to_jsonb(n) AS row) nj ON n.id IS NOT NULL
-        LEFT JOIN integration_alert_history na
-               ON nj.row ->> 'kind' IN ('overdue', 'stuck')
-              AND na.id = coalesce(n.news_webhook_alert_id, n.news_email_alert_id)
+          SELECT n.id AS incident_id, n.opened_at AS incident_opened_at, n.severity AS incident_severity,
+                 n.resolved_at AS incident_resolved_at, n.reminders_sent AS incident_reminders_sent,
+                 s.failed_runs AS incident_failed_runs, s.recent_runs AS incident_recent_runs,
+                 lr.sync_started_at AS incident_last_failed_at, \(cut("lr.error_message", 2000)) AS incident_last_error,
+                 nj.row ->> 'kind' AS incident_kind, \(cut("n.endpoint_name", 500)) AS incident_endpoint,
+                 (nj.row ->> 'expected_at')::timestamptz AS incident_expected_at,
+                 na.metadata ->> 'frequency' AS watch_frequency, (na.metadata ->> 'grace_seconds')::integer AS watch_grace_seconds,
+                 (na.metadata ->> 'stuck_after_seconds')::integer AS watch_stuck_after_seconds,
+                 (na.metadata ->> 'typical_seconds')::integer AS watch_typical_seconds, na.metadata ->> 'typical_from' AS watch_typical_from
+            FROM integration_alert_incidents n
+            LEFT JOIN LATERAL (
+              SELECT count(*)::integer AS failed_runs,
+                     (array_agg(r.run ORDER BY r.at DESC))[1:20] AS recent_runs,
+                     (array_agg(r.run ORDER BY r.at DESC))[1] AS last_run
+                FROM (SELECT a.sync_history_id AS run, max(a.created_at) AS at
+                        FROM integration_alert_history a
+                       WHERE c.alert_type IN ('recovery', 'reminder')
+                         AND a.incident_id = n.id
+                         AND a.alert_type IN ('failure', 'warning')
+                         AND a.sync_history_id IS NOT NULL
+                       GROUP BY a.sync_history_id) r
+               HAVING count(*) > 0
+            ) s ON true
+            LEFT JOIN integration_sync_history lr ON lr.id = s.last_run
+            CROSS JOIN LATERAL (SELECT to_jsonb(n) AS row) nj
+            LEFT JOIN integration_alert_history na
+                   ON nj.row ->> 'kind' IN ('overdue', 'stuck')
+                  AND na.id = coalesce(n.news_webhook_alert_id, n.news_email_alert_id)
+           WHERE c.incident_id IS NOT NULL AND n.id = c.incident_id
+          OFFSET 0
+        ) inc ON true
         """
 
     /// SQL that cuts a text column to `limit` characters, saying so.

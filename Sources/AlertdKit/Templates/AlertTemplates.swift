@@ -144,6 +144,8 @@ public struct AlertTemplates: Sendable {
     /// Folds line breaks and other control characters to spaces (a subject is one header line),
     /// squeezes runs of spaces, and cuts at `limit` characters.
     static func singleLine(_ text: String, limit: Int) -> String {
+        // Most subjects are one line already: printable ASCII, single spaces between words.
+        if isSingleLineASCII(text, limit: limit) { return text }
         var result = ""
         var lastWasSpace = false
         for character in text {
@@ -161,5 +163,19 @@ public struct AlertTemplates: Sendable {
         // cost a third as much as rendering the subject).
         if result.last == " " { result.removeLast() }
         return result.count > limit ? String(result.prefix(limit - 1)) + "…" : result
+    }
+
+    /// Whether `text` is what `singleLine` would make of it anyway: printable ASCII (one byte a
+    /// character), no space at either end or next to another, at most `limit` long. Checked on
+    /// the bytes, which costs a tenth of reading each character's Unicode properties.
+    static func isSingleLineASCII(_ text: String, limit: Int) -> Bool {
+        let bytes = text.utf8
+        guard !bytes.isEmpty, bytes.count <= limit else { return false }
+        var previous = UInt8(ascii: " ")
+        for byte in bytes {
+            guard byte >= 0x20 && byte < 0x7F, byte != UInt8(ascii: " ") || previous != UInt8(ascii: " ") else { return false }
+            previous = byte
+        }
+        return previous != UInt8(ascii: " ")
     }
 }

@@ -174,6 +174,29 @@ import Testing
         #expect(AlertTemplates.singleLine(String(repeating: "x", count: 251), limit: 250).hasSuffix("x…"))
     }
 
+    /// The byte check that lets a subject already on one line through untouched says yes only
+    /// where folding would change nothing, and no to everything folding would change.
+    @Test func theOneLineFastPathTakesOnlyWhatFoldingWouldLeaveAlone() {
+        for text in ["Sync failed: Paycom · employees", " lead", "trail ", "two  spaces", "tab\there", "bell\u{7}", "del\u{7F}", "", "e\u{301}"] {
+            #expect(!AlertTemplates.isSingleLineASCII(text, limit: 250), "\(text.debugDescription)")
+        }
+        for text in ["Paycom (production): sync of employees failed", "a", "x y z", String(repeating: "x", count: 250)] {
+            #expect(AlertTemplates.isSingleLineASCII(text, limit: 250), "\(text.debugDescription)")
+            #expect(AlertTemplates.singleLine(text, limit: 250) == text)
+        }
+        #expect(!AlertTemplates.isSingleLineASCII(String(repeating: "x", count: 251), limit: 250))
+        // Every printable ASCII string of up to three characters: the fast path agrees with folding.
+        let alphabet = [" ", "a", "~", "!"]
+        for a in alphabet { for b in alphabet { for c in alphabet {
+            let text = a + b + c
+            if AlertTemplates.isSingleLineASCII(text, limit: 250) {
+                #expect(!text.hasPrefix(" ") && !text.hasSuffix(" ") && !text.contains("  "), "\(text.debugDescription)")
+            } else {
+                #expect(text.hasPrefix(" ") || text.hasSuffix(" ") || text.contains("  "), "\(text.debugDescription)")
+            }
+        } } }
+    }
+
     @Test func longErrorsAreCutAndSaySo() async throws {
         let templates = try await AlertTemplates.load(from: Self.directory)
         let context = AlertContext(alert: Self.alert(error: String(repeating: "x", count: 1_000_000)), linkBase: nil)
