@@ -106,5 +106,8 @@ echo "check-docs: alertd bench --quick"
 build_release --product alertd
 (cd "$scratch" && "$(swift build --package-path "$root" "${release[@]}" --show-bin-path)/alertd" bench --quick --json bench.json)
 python3 deploy/dev/bench-plot.py "$scratch/bench.json" > "$scratch/bench.svg"
+# The same-run A/B of two commits builds each (minutes) and runs full benches (many minutes):
+# here only that it starts and says how it is used.
+bash deploy/dev/ab.sh --help | grep -q -- "--pairs N"
 grep -q "</svg>" "$scratch/bench.svg"
 echo "check-docs: all held"
