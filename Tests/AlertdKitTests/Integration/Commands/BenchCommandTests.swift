@@ -6,8 +6,14 @@ import Testing
 /// short run does every phase, counts right, and ends with every alert sent.
 @Suite struct BenchCommandTests {
     @Test func aQuickRunReportsEveryFigureAndEveryAlertSent() async throws {
-        let result = try await TestProcess.alertd(["bench", "--quick", "--json", "-"])
+        // A scratch directory of its own, to see that the bench leaves nothing in it: its
+        // cluster, and the logs of the alertd processes it stopped cleanly.
+        let scratch = FileManager.default.temporaryDirectory.appending(path: "alertd-bench-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let result = try await TestProcess.alertd(["bench", "--quick", "--json", "-"], environment: ["TMPDIR": scratch.path])
         #expect(result.status == 0, "\(result.allOutput.suffix(3_000))")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch.path) == [], "the bench left files behind")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any], "\(result.standardOutput)")
         for key in ["webhook_deliveries_per_s", "email_messages_per_s", "mix_deliveries_per_s", "trigger_writer_throughput_ratio", "trigger_writer_throughput_ratio_notifying", "trigger_writer_throughput_ratio_constant_insert", "rss_idle_mib", "rss_peak_mib", "backlog_drain_s", "cpu_s_per_1000_deliveries"] {
             let value = try #require(object[key] as? Double, "\(key) missing")
