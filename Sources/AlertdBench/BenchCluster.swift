@@ -80,7 +80,7 @@ struct BenchCluster: Sendable {
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         var total = 0.0
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let pid = Int32(entry), let fields = Self.statFields(pid) else { continue }
+            guard let pid = Int32(entry), let fields = ProcessStat.fields(pid) else { continue }
             // After the command: ppid is field 4, utime 14, stime 15, cutime 16, cstime 17.
             let parent = Int32(fields[1]) ?? 0
             func number(_ index: Int) -> Double { Double(fields[index]) ?? 0 }
@@ -91,14 +91,6 @@ struct BenchCluster: Sendable {
             }
         }
         return total / ticks
-    }
-
-    /// /proc/PID/stat's fields after the command's name (the state first), nil if gone.
-    private static func statFields(_ pid: Int32) -> [Substring]? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        return fields.count > 14 ? fields : nil
     }
 
     /// Runs one of PostgreSQL's programs, as the postgres user when alertd runs as root.
@@ -125,5 +117,16 @@ struct BenchCluster: Sendable {
         let socket = try ListeningSocket.open(host: "127.0.0.1", port: 0)
         close(socket.fd)
         return socket.port
+    }
+}
+
+/// /proc/PID/stat, read for CPU times.
+enum ProcessStat {
+    /// The fields after the command's name (the state first), nil if the process is gone.
+    static func fields(_ pid: Int32) -> [Substring]? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 14 ? fields : nil
     }
 }

@@ -222,10 +222,10 @@ public struct BenchResults: Sendable {
     ]
 
     /// An earlier run's results (`alertd bench --baseline FILE.json`), to compare with.
-    public struct Baseline: Sendable {
+    public struct Baseline {
         /// What the table calls it: the file's name.
         public let label: String
-        private let text: String
+        private let object: [String: Any]
 
         public init(file: String) throws {
             guard let data = FileManager.default.contents(atPath: file) else {
@@ -235,7 +235,7 @@ public struct BenchResults: Sendable {
                 throw BenchCluster.Failure(description: "\(file) is not the JSON of an alertd bench run (alertd bench --json FILE)")
             }
             label = URL(fileURLWithPath: file).lastPathComponent
-            text = String(decoding: data, as: UTF8.self)
+            self.object = object
         }
 
         /// The number at `path` ("a.b") in `object`; nil if absent, null or zero (not measured).
@@ -248,7 +248,6 @@ public struct BenchResults: Sendable {
 
         /// "was A / B (x1.05 / x0.98)": the baseline's figures at `keys` and this run's ratios.
         func compare(_ keys: [String], with current: [String: Any]) -> String {
-            guard let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else { return "" }
             let was = keys.map { Self.number($0, in: object) }
             guard was.contains(where: { $0 != nil }) else { return "not in the baseline" }
             let figures = was.map { $0.map { String(format: $0 < 10 ? "%.2f" : "%.0f", $0) } ?? "–" }.joined(separator: " / ")
@@ -292,7 +291,12 @@ public struct StatementCost: Sendable {
 
     /// Microseconds of the server's time per delivery, planning and execution.
     func microsecondsPerDelivery(_ deliveries: Int) -> Double {
-        deliveries > 0 ? (executionMilliseconds + planningMilliseconds) * 1_000 / Double(deliveries) : 0
+        Self.perDelivery(executionMilliseconds + planningMilliseconds, deliveries)
+    }
+
+    /// `milliseconds` in all as microseconds per delivery.
+    static func perDelivery(_ milliseconds: Double, _ deliveries: Int) -> Double {
+        deliveries > 0 ? milliseconds * 1_000 / Double(deliveries) : 0
     }
 
     func json(deliveries: Int) -> [String: Any] {
@@ -308,7 +312,7 @@ public struct StatementCost: Sendable {
         var lines = ["alertd's statements while the backlog drained (pg_stat_statements), costliest first:",
                      "µs/delivery  plan µs  calls    rows      statement"]
         for statement in statements {
-            let plan = deliveries > 0 ? statement.planningMilliseconds * 1_000 / Double(deliveries) : 0
+            let plan = perDelivery(statement.planningMilliseconds, deliveries)
             lines.append(String(format: "%11.1f  %7.1f  %-7d  %-8d  ", statement.microsecondsPerDelivery(deliveries), plan, statement.calls, statement.rows) + statement.query.prefix(110))
         }
         return lines.joined(separator: "\n")
